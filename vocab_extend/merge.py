@@ -1,0 +1,172 @@
+"""Merging a new-language SentencePiece model into a SentencePiece BPE base.
+
+The merge keeps the base model intact and appends only pieces that are safe and live:
+
+1. *Base ids kept.* Base pieces keep their ids, text, scores and types; new pieces get ids after them.
+2. *Base-language text unchanged.* A SentencePiece BPE encoder merges two adjacent symbols whenever their
+   concatenation is a piece, so an added piece can only change text that contains it. Every added piece
+   has at least one character of the new language's scripts, hence text without such characters is
+   segmented exactly as before.
+3. *Digits.* When the base splits digits, no added piece longer than one character contains a digit, so
+   ``2007年`` still costs the same four digit tokens plus ``年``.
+4. *No dead pieces.* A piece is producible iff encoding its own surface alone yields that piece (context
+   can only take characters away from it). Pieces that fail are dropped, repeatedly, until every added
+   piece is producible in the final vocabulary.
+5. *Scores.* New pieces keep the new model's order and are scored above every base piece, so in new-language
+   text the new model's merges fire first and reproduce its segmentation; scores are consecutive integers,
+   exact in float32 and far from the −1e9 of whitespace-run pieces.
+
+>>> from vocab_extend.scripts import JAPANESE
+>>> admissible("▁東京", JAPANESE, split_digits=True)
+True
+>>> admissible("2007年", JAPANESE, split_digits=True), admissible("——", JAPANESE, split_digits=True)
+(False, False)
+"""
+
+from __future__ import annotations
+
+import copy
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+
+from .errors import VocabExtendError
+from .scripts import ScriptSet
+
+NORMAL = sp_pb2.ModelProto.SentencePiece.NORMAL
+USER_DEFINED = sp_pb2.ModelProto.SentencePiece.USER_DEFINED
+_MERGEABLE_TYPES = (NORMAL, USER_DEFINED)
+WHITESPACE = "\u2581"
+
+
+@dataclass
+class MergeResult:
+    """The merged model and an account of every candidate piece."""
+
+    proto: sp_pb2.ModelProto
+    base_vocab_size: int
+    added: list[str]
+    # reason -> number of new-model pieces not added for that reason
+    skipped: Counter[str] = field(default_factory=Counter)
+    # reason -> a few examples, for the report
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.proto.pieces)
+
+
+def has_digit(piece: str) -> bool:
+    return any(unicodedata.category(ch) == "Nd" for ch in piece)
+
+
+def admissible(piece: str, scripts: ScriptSet, *, split_digits: bool) -> bool:
+    """Whether ``piece`` may be added without touching base-language text or digit splitting."""
+    if not scripts.contains(piece):
+        return False
+    if split_digits and has_digit(piece) and len(piece.replace(WHITESPACE, "")) > 1:
+        return False
+    if split_digits and has_digit(piece) and piece.startswith(WHITESPACE):
+        return False
+    return True
+
+
+def _new_model_order(new: sp_pb2.ModelProto) -> list[str]:
+    """Mergeable pieces of the new model, most important first (BPE: merge order; unigram: score)."""
+    pieces = [(i, p) for i, p in enumerate(new.pieces) if p.type in _MERGEABLE_TYPES]
+    if new.trainer_spec.model_type == sp_pb2.TrainerSpec.UNIGRAM:
+        pieces.sort(key=lambda item: (-item[1].score, item[0]))
+    return [p.piece for _, p in pieces]
+
+
+def _build(base: sp_pb2.ModelProto, added: list[str]) -> sp_pb2.ModelProto:
+    merged = sp_pb2.ModelProto()
+    merged.CopyFrom(base)
+    top = max((p.score for p in base.pieces if p.type == NORMAL), default=0.0)
+    top = float(int(top))  # integer scores stay exact in float32
+    for rank, piece in enumerate(added):
+        new_piece = merged.pieces.add()
+        new_piece.piece = piece
+        new_piece.score = top + len(added) - rank
+        new_piece.type = NORMAL
+    merged.trainer_spec.vocab_size = len(merged.pieces)
+    return merged
+
+
+def _surface_checker(proto: sp_pb2.ModelProto) -> spm.SentencePieceProcessor:
+    """A processor that segments a piece's own surface: no normalisation, no dummy prefix."""
+    check = copy.deepcopy(proto)
+    check.normalizer_spec.name = "identity"
+    check.normalizer_spec.precompiled_charsmap = b""
+    check.normalizer_spec.add_dummy_prefix = False
+    check.normalizer_spec.remove_extra_whitespaces = False
+    check.trainer_spec.byte_fallback = True
+    return spm.SentencePieceProcessor(model_proto=check.SerializeToString())
+
+
+def dead_pieces(proto: sp_pb2.ModelProto, first_id: int) -> list[str]:
+    """Pieces with id >= ``first_id`` that the BPE encoder can never produce."""
+    processor = _surface_checker(proto)
+    pieces = [p.piece for p in proto.pieces[first_id:]]
+    surfaces = [p.replace(WHITESPACE, " ") for p in pieces]
+    encoded = processor.encode(surfaces, num_threads=0)
+    return [piece for i, (piece, ids) in enumerate(zip(pieces, encoded)) if ids != [first_id + i]]
+
+
+def merge_sentencepiece(
+    base: sp_pb2.ModelProto, new: sp_pb2.ModelProto, scripts: ScriptSet, *, max_examples: int = 8
+) -> MergeResult:
+    """Append the safe, live pieces of ``new`` to ``base``; see the module docstring for the rules."""
+    if base.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
+        raise VocabExtendError(
+            "the base SentencePiece model is not BPE; vocab-extend merges into BPE bases (LLaMA, Mistral, "
+            "Gemma style)"
+        )
+    split_digits = base.trainer_spec.split_digits
+    in_base = {p.piece for p in base.pieces}
+    skipped: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
+
+    def skip(reason: str, piece: str) -> None:
+        skipped[reason] += 1
+        bucket = examples.setdefault(reason, [])
+        if len(bucket) < max_examples:
+            bucket.append(piece)
+
+    candidates: list[str] = []
+    for piece in _new_model_order(new):
+        if piece in in_base:
+            skip("already_in_base", piece)
+        elif not scripts.contains(piece):
+            skip("no_new_script_char", piece)
+        elif not admissible(piece, scripts, split_digits=split_digits):
+            skip("digits", piece)
+        else:
+            candidates.append(piece)
+    if not candidates:
+        raise VocabExtendError(
+            f"the new model has no pieces with {scripts.name} characters to add: check --lang and the corpus"
+        )
+
+    base_size = len(base.pieces)
+    added = candidates
+    while True:
+        merged = _build(base, added)
+        dead = set(dead_pieces(merged, base_size))
+        if not dead:
+            break
+        for piece in added:
+            if piece in dead:
+                skip("dead", piece)
+        added = [p for p in added if p not in dead]
+    return MergeResult(merged, base_size, added, skipped, examples)
+
+
+def pad_vocab_size(size: int, multiple: int | None) -> int:
+    """The embedding size after padding ``size`` up to a multiple (``None`` or 1: no padding)."""
+    if not multiple or multiple <= 1:
+        return size
+    return -(-size // multiple) * multiple

@@ -1,0 +1,133 @@
+"""Training the new-language SentencePiece model with the base model's own conventions.
+
+The trainer reads documents from an iterator (no temporary copy of the corpus); when the corpus is larger
+than ``input_sentence_size`` SentencePiece samples that many sentences, shuffled with a fixed seed, so the
+same inputs always give the same model.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+from tqdm.auto import tqdm
+
+from .errors import VocabExtendError
+
+# Options copied from the base model so the new pieces follow the same segmentation rules.
+_INHERITED_TRAINER_OPTIONS = (
+    "byte_fallback",
+    "split_digits",
+    "split_by_unicode_script",
+    "split_by_number",
+    "split_by_whitespace",
+    "treat_whitespace_as_suffix",
+    "allow_whitespace_only_pieces",
+    "max_sentencepiece_length",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the new-language SentencePiece model.
+
+    ``model_type`` is ``bpe`` (default, the base's algorithm) or ``unigram``; ``input_sentence_size`` caps the
+    sentences SentencePiece samples from a large corpus (0: use all).
+    """
+
+    vocab_size: int = 16_000
+    model_type: str = "bpe"
+    character_coverage: float = 0.9995
+    max_sentence_length: int = 16_384
+    input_sentence_size: int = 2_000_000
+    shuffle_input_sentence: bool = True
+    seed: int = 0
+    num_threads: int = 0  # 0: all cores
+
+
+def trainer_options(base: sp_pb2.ModelProto, config: TrainConfig) -> dict[str, object]:
+    """The keyword arguments passed to ``SentencePieceTrainer.train``."""
+    spec, norm = base.trainer_spec, base.normalizer_spec
+    options: dict[str, object] = {name: getattr(spec, name) for name in _INHERITED_TRAINER_OPTIONS}
+    options.update(
+        model_type=config.model_type,
+        vocab_size=config.vocab_size,
+        character_coverage=config.character_coverage,
+        max_sentence_length=config.max_sentence_length,
+        input_sentence_size=config.input_sentence_size,
+        shuffle_input_sentence=config.shuffle_input_sentence,
+        num_threads=config.num_threads or os.cpu_count() or 1,
+        normalization_rule_name=norm.name or "identity",
+        add_dummy_prefix=norm.add_dummy_prefix,
+        remove_extra_whitespaces=norm.remove_extra_whitespaces,
+        unk_id=spec.unk_id,
+        bos_id=spec.bos_id,
+        eos_id=spec.eos_id,
+        pad_id=spec.pad_id,
+        unk_piece=spec.unk_piece or "<unk>",
+        bos_piece=spec.bos_piece or "<s>",
+        eos_piece=spec.eos_piece or "</s>",
+        minloglevel=2,
+    )
+    if norm.name == "user_defined" or norm.precompiled_charsmap and norm.name not in ("nmt_nfkc", "nfkc"):
+        # A custom charsmap cannot be named; train without normalisation (the base normalises at encode time).
+        options["normalization_rule_name"] = "identity"
+    return options
+
+
+def _progress(texts: Iterable[str], max_sentence_length: int) -> Iterator[str]:
+    with tqdm(desc="reading corpus", unit=" docs", mininterval=1.0) as bar:
+        for text in texts:
+            bar.update(1)
+            # SentencePiece treats a newline as a sentence break; long documents are cut into lines the
+            # trainer accepts instead of being dropped whole.
+            for line in text.splitlines():
+                while len(line.encode("utf-8")) > max_sentence_length:
+                    cut = max_sentence_length // 4
+                    yield line[:cut]
+                    line = line[cut:]
+                if line.strip():
+                    yield line
+
+
+def train_sentencepiece(
+    texts: Iterable[str], base: sp_pb2.ModelProto, config: TrainConfig | None = None
+) -> sp_pb2.ModelProto:
+    """Train a SentencePiece model on ``texts`` following ``base``'s conventions; return its proto."""
+    config = config or TrainConfig()
+    if config.model_type not in ("bpe", "unigram"):
+        raise VocabExtendError(f"model type {config.model_type!r} is not supported: use bpe or unigram")
+    buffer = io.BytesIO()
+    options = trainer_options(base, config)
+    spm.set_random_generator_seed(config.seed)
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=_progress(texts, config.max_sentence_length), model_writer=buffer, **options
+        )
+    except RuntimeError as exc:
+        raise _explain_training_error(exc, config) from None
+    proto = sp_pb2.ModelProto()
+    proto.ParseFromString(buffer.getvalue())
+    return proto
+
+
+def _explain_training_error(exc: RuntimeError, config: TrainConfig) -> VocabExtendError:
+    message = str(exc)
+    found = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", message)
+    if found:
+        return VocabExtendError(
+            f"the corpus is too small for --vocab-size {config.vocab_size}: the largest that works is "
+            f"{found.group(2)}; lower --vocab-size or add text"
+        )
+    found = re.search(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)", message)
+    if found:
+        return VocabExtendError(
+            f"--vocab-size {config.vocab_size} is smaller than the {found.group(2)} characters the corpus needs "
+            "(plus byte and control pieces): raise --vocab-size"
+        )
+    return VocabExtendError(f"SentencePiece training failed: {message.strip().splitlines()[-1]}")
