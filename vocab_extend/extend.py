@@ -1,0 +1,363 @@
+"""The main job: train a new-language model, merge it into the base tokenizer, export, verify, report.
+
+``vocab-extend merge`` (or ``python scripts/merge_tokenizer.py``) with no arguments merges a Japanese model
+trained on the bundled sample corpus into the bundled Mistral-7B v0.1 tokenizer. Everything is built in a
+temporary folder beside the output and renamed into place only after every check passed, so a failure or
+Ctrl-C never leaves a half-written output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+
+from .base import DEFAULT_BASE, BaseTokenizer, load_sentencepiece_proto, resolve_base
+from .corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
+from .errors import VocabExtendError
+from .export import export_hf
+from .merge import MergeResult, merge_sentencepiece, pad_vocab_size
+from .metadata import MergeMetadata
+from .report import corpus_figures, pick_example, write_report
+from .scripts import ScriptSet, detect_language, get_language
+from .train import TrainConfig, train_sentencepiece
+from .verify import raise_on_failure, verify_sentencepiece
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CORPORA = PACKAGE_ROOT / "corpora"
+DEFAULT_VOCAB_SIZE = 16_000
+NEW_MODEL_FILE = "new_language.model"
+# A corpus "supports" a vocabulary when at least this share of the new model's pieces occur twice or more
+# in the model's own segmentation of it; below that, the extra pieces are memorised one-off strings.
+MIN_SUPPORTED_SHARE = 0.5
+# Corpora up to this many characters are kept in memory for the support check; larger ones always pass.
+SUPPORT_CHECK_CHARS = 50_000_000
+
+
+@dataclass
+class ExtendConfig:
+    """Everything ``vocab-extend merge`` takes; see ``--help`` for each option."""
+
+    base: str = DEFAULT_BASE
+    corpus: list[str] = field(default_factory=lambda: [str(SAMPLE_CORPORA / "ja")])
+    new_model: Path | None = None
+    lang: str = "auto"
+    eval: list[str] = field(default_factory=list)
+    output_dir: Path | None = None
+    overwrite: bool = False
+    pad_to_multiple_of: int | None = None
+    text_field: str = "text"
+    max_docs: int | None = None
+    vocab_size: int | None = None  # None: 16,000, lowered automatically for a small corpus
+    train: TrainConfig = field(default_factory=TrainConfig)
+    verify_sample: int = 2_000
+    seed: int = 0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class _Collector:
+    """Passes documents through while keeping a seeded sample and, for small corpora, all of them."""
+
+    def __init__(self, sample_size: int, seed: int) -> None:
+        self.sample: list[str] = []
+        self.everything: list[str] | None = []
+        self.sample_size = sample_size
+        self.seen = 0
+        self.chars = 0
+        self._rng = random.Random(seed)
+
+    def __call__(self, docs: Iterable[str]) -> Iterator[str]:
+        for doc in docs:
+            self.seen += 1
+            if len(self.sample) < self.sample_size:
+                self.sample.append(doc)
+            else:
+                j = self._rng.randrange(self.seen)
+                if j < self.sample_size:
+                    self.sample[j] = doc
+            if self.everything is not None:
+                self.chars += len(doc)
+                self.everything.append(doc)
+                if self.chars > SUPPORT_CHECK_CHARS:
+                    self.everything = None
+            yield doc
+
+
+def _training_documents(config: ExtendConfig, stats: CorpusStats) -> Iterator[str]:
+    for spec in config.corpus:
+        yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=stats)
+
+
+def supported_pieces(model: sp_pb2.ModelProto, docs: list[str]) -> int:
+    """How many of ``model``'s pieces occur at least twice when it segments ``docs``."""
+    processor = spm.SentencePieceProcessor(model_proto=model.SerializeToString())
+    counts = Counter(i for ids in processor.encode(docs, num_threads=0) for i in ids)
+    return sum(1 for n in counts.values() if n >= 2)
+
+
+def _train(config: ExtendConfig, base: sp_pb2.ModelProto, docs: Iterable[str],
+           collector: _Collector) -> sp_pb2.ModelProto:
+    vocab_size = config.vocab_size or DEFAULT_VOCAB_SIZE
+    train_config = TrainConfig(**{**config.train.__dict__, "vocab_size": vocab_size, "seed": config.seed})
+    model = train_sentencepiece(docs, base, train_config)
+    everything = collector.everything
+    if collector.seen == 0:
+        raise VocabExtendError(f"corpus {' '.join(config.corpus)} is empty: it has no non-blank text lines")
+    if everything is None or config.train.model_type != "bpe":
+        return model
+    while supported_pieces(model, everything) < MIN_SUPPORTED_SHARE * train_config.vocab_size:
+        smaller = train_config.vocab_size // 2
+        if smaller < 500:
+            raise VocabExtendError("the corpus is too small to train a new-language model: add text")
+        train_config.vocab_size = smaller
+        model = train_sentencepiece(everything, base, train_config)
+        if supported_pieces(model, everything) >= MIN_SUPPORTED_SHARE * smaller:
+            if config.vocab_size is not None:
+                raise VocabExtendError(
+                    f"the corpus is too small for --vocab-size {config.vocab_size}: the largest that works is "
+                    f"about {smaller} (fewer than half the pieces would occur twice); lower --vocab-size or add text"
+                )
+            log(f"note: the corpus supports about {smaller:,} new-model pieces, not {vocab_size:,}; using {smaller:,}")
+    return model
+
+
+def _load_new_model(path: Path) -> sp_pb2.ModelProto:
+    if not path.is_file():
+        raise VocabExtendError(f"--new-model {path} does not exist")
+    proto = sp_pb2.ModelProto()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except Exception:
+        raise VocabExtendError(f"--new-model {path} is not a SentencePiece model file") from None
+    if not proto.pieces:
+        raise VocabExtendError(f"--new-model {path} is not a SentencePiece model file (no pieces)")
+    return proto
+
+
+@contextmanager
+def staging_folder(target: Path, overwrite: bool) -> Iterator[Path]:
+    """A temporary folder beside ``target`` that replaces it only when the block ends without error."""
+    if target.exists() and not overwrite:
+        raise VocabExtendError(f"output folder {target} already exists: pass --overwrite or choose --output-dir")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str]) -> dict[str, list[str]]:
+    specs = [parse_named_spec(e) for e in config.eval]
+    corpora: dict[str, list[str]] = {}
+    if not specs:
+        corpora[f"{lang} (training sample)"] = train_sample
+        if (SAMPLE_CORPORA / "en").is_dir():
+            specs = [("en", str(SAMPLE_CORPORA / "en"))]
+    for name, spec in specs:
+        corpora[name] = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs)
+    return corpora
+
+
+def _measure(base: sp_pb2.ModelProto, merged: sp_pb2.ModelProto, corpora: dict[str, list[str]]) -> dict:
+    base_sp = spm.SentencePieceProcessor(model_proto=base.SerializeToString())
+    merged_sp = spm.SentencePieceProcessor(model_proto=merged.SerializeToString())
+    out = {}
+    for name, lines in corpora.items():
+        base_tokens = sum(map(len, base_sp.encode(lines, num_threads=0)))
+        ext_tokens = sum(map(len, merged_sp.encode(lines, num_threads=0)))
+        out[name] = corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
+                                   base_tokens, ext_tokens)
+    return out
+
+
+def default_output_dir(base: str, lang: str) -> Path:
+    path = Path(base)
+    name = path.parent.name if path.name == "tokenizer.model" else path.stem if path.is_file() else base
+    return Path("outputs") / f"{name.replace('/', '--')}-{lang}"
+
+
+def extend_tokenizer(config: ExtendConfig) -> Path:
+    """Run the whole job; return the output folder."""
+    base_tok = resolve_base(config.base)
+    if base_tok.kind == "bytelevel":
+        from .bytelevel_job import extend_bytelevel_job
+
+        return extend_bytelevel_job(config, base_tok)
+    return _extend_sentencepiece(config, base_tok)
+
+
+def _extend_sentencepiece(config: ExtendConfig, base_tok: BaseTokenizer) -> Path:
+    base = load_sentencepiece_proto(base_tok.path)
+    if config.lang != "auto":
+        get_language(config.lang)
+    if config.output_dir is not None and config.output_dir.exists() and not config.overwrite:
+        raise VocabExtendError(
+            f"output folder {config.output_dir} already exists: pass --overwrite or choose --output-dir"
+        )
+    stats = CorpusStats()
+    collector = _Collector(config.verify_sample, config.seed)
+    started = time.perf_counter()
+    if config.new_model is not None:
+        new = _load_new_model(Path(config.new_model))
+        for _ in collector(_training_documents(config, stats)) if config.corpus else ():
+            pass
+        log(f"loaded new-language model {config.new_model} ({len(new.pieces):,} pieces)")
+    else:
+        new = _train(config, base, collector(_training_documents(config, stats)), collector)
+        log(f"trained new-language model: {len(new.pieces):,} pieces in {time.perf_counter() - started:.1f}s")
+    if stats.skipped_non_utf8:
+        log(f"note: skipped {stats.skipped_non_utf8:,} corpus lines that are not valid UTF-8")
+    sample = collector.sample
+    scripts: ScriptSet = (
+        get_language(config.lang) if config.lang != "auto"
+        else detect_language(sample or [p.piece for p in new.pieces])
+    )
+    merge_started = time.perf_counter()
+    result: MergeResult = merge_sentencepiece(base, new, scripts)
+    target = config.output_dir or default_output_dir(base_tok.name, scripts.name)
+    with staging_folder(target, config.overwrite) as tmp:
+        export_hf(result.proto, tmp)
+        (tmp / NEW_MODEL_FILE).write_bytes(new.SerializeToString())
+        MergeMetadata(
+            base=base_tok.name,
+            base_kind="sentencepiece",
+            base_vocab_size=result.base_vocab_size,
+            vocab_size=result.vocab_size,
+            lang=scripts.name,
+            added_pieces=len(result.added),
+            pad_to_multiple_of=config.pad_to_multiple_of,
+            new_model=NEW_MODEL_FILE,
+        ).write(tmp)
+        corpora = _eval_corpora(config, scripts.name, sample)
+        verify_texts = dict(corpora)
+        verify_texts.setdefault("training sample", sample)
+        checks = verify_sentencepiece(tmp, base, result.proto, verify_texts, scripts)
+        raise_on_failure(checks)
+        report = {
+            "base": base_tok.name,
+            "lang": scripts.name,
+            "base_vocab_size": result.base_vocab_size,
+            "vocab_size": result.vocab_size,
+            "embedding_size": pad_vocab_size(result.vocab_size, config.pad_to_multiple_of),
+            "pad_to_multiple_of": config.pad_to_multiple_of,
+            "added_pieces": len(result.added),
+            "new_model_pieces": len(new.pieces),
+            "new_model_type": sp_pb2.TrainerSpec.ModelType.Name(new.trainer_spec.model_type).lower(),
+            "skipped": dict(sorted(result.skipped.items())),
+            "skipped_examples": {k: v for k, v in sorted(result.examples.items())},
+            "dead_pieces_dropped": result.skipped.get("dead", 0),
+            "checks": checks,
+            "corpora": _measure(base, result.proto, corpora),
+        }
+        example = _example(base, result.proto, sample, scripts)
+        write_report(tmp, report, example)
+        log(f"merged, exported and verified in {time.perf_counter() - merge_started:.1f}s")
+    _summary(target, report)
+    return target
+
+
+def _example(base: sp_pb2.ModelProto, merged: sp_pb2.ModelProto, lines: list[str],
+             scripts: ScriptSet) -> tuple[str, list[str], list[str]] | None:
+    text = pick_example(lines, scripts.contains)
+    if text is None:
+        return None
+    base_sp = spm.SentencePieceProcessor(model_proto=base.SerializeToString())
+    merged_sp = spm.SentencePieceProcessor(model_proto=merged.SerializeToString())
+    return text, base_sp.encode(text, out_type=str), merged_sp.encode(text, out_type=str)
+
+
+def _summary(target: Path, report: dict) -> None:
+    log(f"wrote {target}: {report['base_vocab_size']:,} + {report['added_pieces']:,} = "
+        f"{report['vocab_size']:,} pieces")
+    for name, c in report["corpora"].items():
+        log(f"  {name}: {c['chars_per_token_base']:.2f} -> {c['chars_per_token_extended']:.2f} chars/token "
+            f"({c['reduction']:.1%} fewer tokens)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", default=DEFAULT_BASE,
+                        help=f"SentencePiece .model, folder, tokenizer.json, GGUF, Hub id or alias (default {DEFAULT_BASE})")
+    parser.add_argument("--corpus", action="append", default=None, metavar="SPEC",
+                        help="training text: file, folder, glob, .jsonl/.json/.parquet(.gz) or hf:NAME[:CONFIG][:SPLIT] "
+                             "(repeat; default: the bundled corpora/ja sample)")
+    parser.add_argument("--new-model", type=Path, default=None,
+                        help="merge this SentencePiece model (BPE or unigram) instead of training one")
+    parser.add_argument("--vocab-size", type=int, default=None,
+                        help=f"pieces of the new-language model (default {DEFAULT_VOCAB_SIZE:,}, lowered for a small corpus)")
+    parser.add_argument("--model-type", choices=("bpe", "unigram"), default="bpe")
+    parser.add_argument("--lang", default="auto", help="new language: ja, zh, ko or auto (detected from the corpus)")
+    parser.add_argument("--eval", action="append", default=[], metavar="LANG=SPEC",
+                        help="corpus to measure and verify on (repeat; default: training sample + bundled English)")
+    parser.add_argument("--output-dir", type=Path, default=None, help="output folder (default outputs/<base>-<lang>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--pad-to-multiple-of", type=int, default=None,
+                        help="record an embedding size padded to this multiple (used by init-model)")
+    parser.add_argument("--text-field", default="text", help="field holding the text in json/parquet/hf corpora")
+    parser.add_argument("--max-docs", type=int, default=None, help="read at most this many documents per corpus")
+    parser.add_argument("--character-coverage", type=float, default=TrainConfig.character_coverage)
+    parser.add_argument("--max-sentence-length", type=int, default=TrainConfig.max_sentence_length,
+                        help="longest line (bytes) the trainer takes; longer documents are cut")
+    parser.add_argument("--input-sentence-size", type=int, default=TrainConfig.input_sentence_size,
+                        help="sentences sampled from a large corpus for training (0: all)")
+    parser.add_argument("--verify-sample", type=int, default=2_000,
+                        help="training-corpus lines sampled for the final verification")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def config_from_args(args: argparse.Namespace) -> ExtendConfig:
+    if args.vocab_size is not None and args.vocab_size < 100:
+        raise VocabExtendError(f"--vocab-size {args.vocab_size} is too small: use at least 100")
+    if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
+        raise VocabExtendError("--pad-to-multiple-of must be a positive integer")
+    corpus = args.corpus if args.corpus is not None else ExtendConfig().corpus
+    if args.corpus is None and not Path(corpus[0]).exists():
+        raise VocabExtendError("the bundled sample corpus is not installed here: pass --corpus")
+    return ExtendConfig(
+        base=args.base,
+        corpus=corpus,
+        new_model=args.new_model,
+        lang=args.lang,
+        eval=args.eval,
+        output_dir=args.output_dir,
+        overwrite=args.overwrite,
+        pad_to_multiple_of=args.pad_to_multiple_of,
+        text_field=args.text_field,
+        max_docs=args.max_docs,
+        vocab_size=args.vocab_size,
+        train=TrainConfig(
+            model_type=args.model_type,
+            character_coverage=args.character_coverage,
+            max_sentence_length=args.max_sentence_length,
+            input_sentence_size=args.input_sentence_size,
+        ),
+        verify_sample=args.verify_sample,
+        seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    extend_tokenizer(config_from_args(args))
+    return 0

@@ -1,0 +1,249 @@
+"""Measuring tokenization efficiency: tokens, characters and bytes per token, reduction, byte fallback.
+
+Any number of tokenizers (SentencePiece ``.model`` files, Hugging Face folders or ``tokenizer.json`` files, Hub
+ids, bundled aliases) on any corpora; the first tokenizer is the reference for ``reduction``
+(1 − tokens / reference tokens). Tokens are counted without BOS/EOS.
+
+``vocab-extend measure --tokenizer base=mistral-7b-v0.1 --tokenizer ext=outputs/x --corpus ja=corpora/ja``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from tqdm.auto import tqdm
+
+from .corpus import parse_named_spec, read_documents
+from .errors import VocabExtendError
+
+_BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+BATCH = 1024
+
+
+@dataclass
+class Encoder:
+    """A tokenizer reduced to what measuring needs."""
+
+    name: str
+    encode_batch: Callable[[list[str]], list[list[int]]]
+    fallback_ids: frozenset[int]  # ids that stand for a lone byte rather than text
+    vocab_size: int
+
+
+@dataclass
+class CorpusStats:
+    tokens: int
+    chars: int
+    bytes: int
+    chars_per_token: float
+    bytes_per_token: float
+    byte_fallback_share: float
+    reduction: float
+    tokens_per_second: float
+
+
+def _bytelevel_fallback_ids(vocab: Mapping[str, int]) -> frozenset[int]:
+    """Byte-level BPE tokens whose bytes are not whole UTF-8 characters (a split multi-byte character)."""
+    byte_of = _gpt2_char_to_byte()
+    ids = set()
+    for token, i in vocab.items():
+        try:
+            raw = bytes(byte_of[ch] for ch in token)
+        except KeyError:
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            ids.add(i)
+    return frozenset(ids)
+
+
+def _gpt2_char_to_byte() -> dict[str, int]:
+    """The inverse of GPT-2's bytes_to_unicode table used by ByteLevel tokenizers."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    chars, n = list(printable), 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def _from_sentencepiece(name: str, path: Path) -> Encoder:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    fallback = frozenset(i for i in range(sp.get_piece_size()) if sp.is_byte(i))
+    return Encoder(name, lambda texts: sp.encode(texts, num_threads=0), fallback, sp.get_piece_size())
+
+
+def _from_hf(name: str, source: str, gguf_file: str | None = None) -> Encoder:
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    try:
+        tok = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file) if gguf_file else \
+            AutoTokenizer.from_pretrained(source)
+    except Exception as exc:
+        raise VocabExtendError(f"could not load tokenizer {name}={source} ({type(exc).__name__}: {exc})") from exc
+    vocab = tok.get_vocab()
+    backend = getattr(tok, "backend_tokenizer", None)
+    is_bytelevel = backend is not None and "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder)
+    if is_bytelevel:
+        fallback = _bytelevel_fallback_ids(vocab)
+    else:
+        fallback = frozenset(i for t, i in vocab.items() if _BYTE_PIECE.match(t))
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return tok(texts, add_special_tokens=False)["input_ids"]
+
+    return Encoder(name, encode, fallback, len(vocab))
+
+
+def load_encoder(name: str, spec: str) -> Encoder:
+    """Load ``spec`` (file, folder, Hub id or bundled alias) as an :class:`Encoder`."""
+    from .base import ALIASES, resolve_base
+
+    path = Path(spec)
+    if spec in ALIASES:
+        base = resolve_base(spec)
+        if base.kind == "sentencepiece":
+            return _from_sentencepiece(name, base.path)
+        if base.path.suffix == ".gguf":
+            return _from_hf(name, str(base.path.parent), base.path.name)
+        return _from_hf(name, str(base.path.parent))
+    if path.is_file() and path.suffix == ".gguf":
+        return _from_hf(name, str(path.parent), path.name)
+    if path.is_file() and path.suffix == ".json":
+        return _from_hf(name, str(path.parent))
+    if path.is_file():
+        return _from_sentencepiece(name, path)
+    if path.is_dir() and not (path / "tokenizer.json").exists() and (path / "tokenizer.model").exists():
+        return _from_sentencepiece(name, path / "tokenizer.model")
+    if path.is_dir() or spec.count("/") == 1:
+        return _from_hf(name, spec)
+    raise VocabExtendError(f"tokenizer {spec!r} is not a file, folder, Hub id or bundled alias")
+
+
+def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int | None = None,
+                   progress: bool = True) -> CorpusStats:
+    """Encode ``texts`` in batches and count."""
+    tokens = fallback = 0
+    start = time.perf_counter()
+    with tqdm(total=len(texts), desc=f"encoding with {encoder.name}", unit=" docs", disable=not progress,
+              leave=False) as bar:
+        for i in range(0, len(texts), BATCH):
+            batch = list(texts[i : i + BATCH])
+            for ids in encoder.encode_batch(batch):
+                tokens += len(ids)
+                fallback += sum(1 for t in ids if t in encoder.fallback_ids)
+            bar.update(len(batch))
+    seconds = max(time.perf_counter() - start, 1e-9)
+    chars = sum(len(t) for t in texts)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    tokens_safe = max(tokens, 1)
+    return CorpusStats(
+        tokens=tokens,
+        chars=chars,
+        bytes=n_bytes,
+        chars_per_token=chars / tokens_safe,
+        bytes_per_token=n_bytes / tokens_safe,
+        byte_fallback_share=fallback / tokens_safe,
+        reduction=1 - tokens / reference_tokens if reference_tokens else 0.0,
+        tokens_per_second=tokens / seconds,
+    )
+
+
+def measure_tokenizers(
+    tokenizers: Mapping[str, str], corpora: Mapping[str, str], *, max_docs: int | None = None,
+    text_field: str = "text", progress: bool = True,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{corpus: {tokenizer: stats}}`` for every pair; reduction is relative to the first tokenizer."""
+    if not tokenizers:
+        raise VocabExtendError("give at least one --tokenizer NAME=PATH")
+    if not corpora:
+        raise VocabExtendError("give at least one --corpus LANG=SPEC")
+    encoders = [load_encoder(name, spec) for name, spec in tokenizers.items()]
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for corpus_name, spec in corpora.items():
+        texts = read_documents(spec, max_docs=max_docs, text_field=text_field)
+        reference: int | None = None
+        results[corpus_name] = {}
+        for encoder in encoders:
+            stats = measure_corpus(encoder, texts, reference, progress)
+            reference = reference if reference is not None else stats.tokens
+            results[corpus_name][encoder.name] = asdict(stats)
+    return results
+
+
+def format_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """A Markdown table of the results."""
+    lines = [
+        "| corpus | tokenizer | tokens | chars/token | bytes/token | reduction | byte fallback | tokens/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for corpus, by_tok in results.items():
+        for name, s in by_tok.items():
+            lines.append(
+                f"| {corpus} | {name} | {s['tokens']:,} | {s['chars_per_token']:.3f} | {s['bytes_per_token']:.3f} "
+                f"| {s['reduction']:.1%} | {s['byte_fallback_share']:.1%} | {s['tokens_per_second']:,.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot_chars_per_token(results: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path,
+                         title: str = "Characters per token (higher is better)") -> None:
+    """A grouped bar chart of characters per token, one group per corpus."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corpora = list(results)
+    names = list(next(iter(results.values())))
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(corpora) + 2), 3.6), dpi=100)
+    for k, name in enumerate(names):
+        values = [results[c][name]["chars_per_token"] for c in corpora]
+        bars = ax.bar([i + k * width for i in range(len(corpora))], values, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(corpora))], corpora)
+    ax.set_ylabel("characters per token")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokenizer", action="append", default=[], metavar="NAME=PATH",
+                        help="a tokenizer: .model file, HF folder, tokenizer.json, Hub id or alias (repeat)")
+    parser.add_argument("--corpus", action="append", default=[], metavar="LANG=SPEC",
+                        help="a corpus spec, as in `vocab-extend merge --corpus` (repeat)")
+    parser.add_argument("--max-docs", type=int, default=None, help="read at most this many documents per corpus")
+    parser.add_argument("--text-field", default="text", help="field holding the text in json/parquet/hf corpora")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
+    parser.add_argument("--plot", type=Path, default=None, help="write a chars/token bar chart to this PNG")
+
+
+def run(args: argparse.Namespace) -> int:
+    tokenizers = dict(parse_named_spec(t) for t in args.tokenizer)
+    corpora = dict(parse_named_spec(c) for c in args.corpus)
+    results = measure_tokenizers(tokenizers, corpora, max_docs=args.max_docs, text_field=args.text_field)
+    print(format_table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_chars_per_token(results, args.plot)
+    return 0
