@@ -1,0 +1,243 @@
+"""Bits per byte: a tokenizer-independent measure of how well a model predicts text.
+
+Token-level loss cannot compare a base model with its extended version: the extended tokenizer cuts the
+same text into fewer, larger tokens. Bits per byte divides the summed negative log-likelihood of all the
+tokens of a text by the UTF-8 bytes of that text, so both models are scored on the same denominator::
+
+    bpb = sum(token NLL in nats) / (ln 2 * UTF-8 bytes)
+
+:func:`bits_per_byte` is used both by ``vocab-extend evaluate-bpb`` and by the continued-pretraining loop's
+evaluation, so base and extended models are always compared with the same code.
+
+A worked example: a model that gives every byte-level token probability 1/256 costs 8 bits per byte.
+
+>>> import math
+>>> r = BpbResult.from_sums(nll_sum=3 * math.log(256), tokens=3, nbytes=3)
+>>> round(r.bpb, 6), round(r.loss, 4)
+(8.0, 5.5452)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import VocabExtendError
+
+DEFAULT_MAX_BLOCK = 1024
+
+
+@dataclass
+class BpbResult:
+    """Bits per byte of a model on a list of texts, with the sums it was computed from.
+
+    ``loss`` is the mean NLL per scored token in nats (what a training loop logs); ``bpb`` is the summed
+    NLL over ``ln 2 × bytes``; ``tokens`` counts scored tokens (BOS is context only and never scored).
+    """
+
+    bpb: float
+    nll_sum: float
+    tokens: int
+    bytes: int
+    loss: float
+
+    @classmethod
+    def from_sums(cls, *, nll_sum: float, tokens: int, nbytes: int) -> "BpbResult":
+        bpb = nll_sum / (math.log(2) * nbytes) if nbytes else float("nan")
+        loss = nll_sum / tokens if tokens else float("nan")
+        return cls(bpb=bpb, nll_sum=nll_sum, tokens=tokens, bytes=nbytes, loss=loss)
+
+
+def truncate_to_bytes(texts: Sequence[str], max_bytes: int | None) -> list[str]:
+    """The first ``max_bytes`` UTF-8 bytes of ``texts``, whole documents in order.
+
+    The document that crosses the limit is cut at the last whole character that fits (never mid-character);
+    empty documents are dropped.
+
+    >>> truncate_to_bytes(["abc", "日本語", "xyz"], 8)
+    ['abc', '日']
+    """
+    texts = [t for t in texts if t]
+    if max_bytes is None:
+        return texts
+    if max_bytes <= 0:
+        raise VocabExtendError(f"max_bytes must be positive, not {max_bytes}: give a byte budget such as 50000")
+    kept: list[str] = []
+    left = max_bytes
+    for text in texts:
+        data = text.encode("utf-8")
+        if len(data) <= left:
+            kept.append(text)
+            left -= len(data)
+            continue
+        cut = data[:left].decode("utf-8", errors="ignore")
+        if cut:
+            kept.append(cut)
+        break
+    return kept
+
+
+def context_token_id(tokenizer) -> int:
+    """The token put in front of every window as context: the tokenizer's BOS, else its EOS.
+
+    Models are pretrained on documents separated by one of these, so it is the natural "start of text"
+    context; it is never scored itself.
+    """
+    for name in ("bos_token_id", "eos_token_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, int):
+            return value
+    raise VocabExtendError(
+        "the tokenizer has neither a BOS nor an EOS token, so the first token of a text has no context: "
+        "set tokenizer.bos_token before evaluating"
+    )
+
+
+def _windows(ids: list[int], start: int, block_size: int) -> list[list[int]]:
+    """Non-overlapping chunks of ``block_size - 1`` tokens, each prefixed with the context token."""
+    step = block_size - 1
+    return [[start, *ids[i : i + step]] for i in range(0, len(ids), step)]
+
+
+def _default_block_size(model) -> int:
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return min(int(positions), DEFAULT_MAX_BLOCK) if positions else DEFAULT_MAX_BLOCK
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover - a model without parameters
+        return torch.device("cpu")
+
+
+def _batch_nll(model, batch: list[list[int]], device: torch.device) -> tuple[float, int]:
+    """Summed NLL (nats) of every token after the first in each window of ``batch``, and their count."""
+    length = max(len(w) for w in batch)
+    input_ids = torch.zeros((len(batch), length), dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for row, window in enumerate(batch):
+        input_ids[row, : len(window)] = torch.tensor(window, dtype=torch.long)
+        mask[row, : len(window)] = 1
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+    targets = input_ids[:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    scored = mask[:, 1:].bool()
+    return float(nll[scored].double().sum()), int(scored.sum())
+
+
+def bits_per_byte(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    max_bytes: int | None = None,
+    block_size: int | None = None,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> BpbResult:
+    """Bits per byte of ``model`` on ``texts``, each text scored as its own document.
+
+    Each text is encoded without special tokens and cut into non-overlapping windows of at most
+    ``block_size - 1`` tokens; every window starts with the tokenizer's BOS (else EOS) as context only, so
+    every token of the text is scored exactly once and a window never sees the previous window's tokens.
+    ``block_size`` defaults to the model's ``max_position_embeddings`` capped at 1024. ``max_bytes`` keeps the
+    first ``max_bytes`` UTF-8 bytes of the corpus (see :func:`truncate_to_bytes`); bytes are counted on the
+    texts actually scored. The model runs in eval mode under ``torch.no_grad`` on ``device`` (default: where
+    its parameters are) and gets its previous train/eval mode back; logits are upcast to float32.
+    """
+    texts = truncate_to_bytes(texts, max_bytes)
+    if not texts:
+        raise VocabExtendError("there is no text to evaluate: give a corpus with at least one non-empty line")
+    block_size = block_size or _default_block_size(model)
+    if block_size < 2:
+        raise VocabExtendError(f"block_size must be at least 2 (BOS plus one token), not {block_size}")
+    if batch_size < 1:
+        raise VocabExtendError(f"batch_size must be at least 1, not {batch_size}")
+    start = context_token_id(tokenizer)
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    windows = [w for ids in encoded for w in _windows(list(ids), start, block_size)]
+    # Similar lengths together waste less padding; the order is fixed, so results are reproducible.
+    windows.sort(key=len, reverse=True)
+    nbytes = sum(len(t.encode("utf-8")) for t in texts)
+
+    target = torch.device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    nll_sum, tokens = 0.0, 0
+    try:
+        with torch.no_grad(), tqdm(
+            total=sum(len(w) - 1 for w in windows), desc="bits per byte", unit=" tok",
+            disable=not progress, mininterval=1.0,
+        ) as bar:
+            for i in range(0, len(windows), batch_size):
+                batch_nll, batch_tokens = _batch_nll(model, windows[i : i + batch_size], target)
+                nll_sum += batch_nll
+                tokens += batch_tokens
+                bar.update(batch_tokens)
+    finally:
+        model.train(was_training)
+    return BpbResult.from_sums(nll_sum=nll_sum, tokens=tokens, nbytes=nbytes)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model: HF folder, Hub id, .gguf file or alias smollm2-135m")
+    parser.add_argument("--tokenizer", help="tokenizer folder (default: the model's own)")
+    parser.add_argument(
+        "--corpus", action="append", required=True, metavar="NAME=SPEC",
+        help="a corpus to score, e.g. ja=corpora/ja (repeatable; SPEC as in --corpus of merge)",
+    )
+    parser.add_argument("--max-bytes", type=int, default=None, help="score only the first N UTF-8 bytes of each corpus")
+    parser.add_argument("--max-docs", type=int, default=None, help="read at most N documents of each corpus")
+    parser.add_argument("--text-field", default="text", help="field holding the text in json/parquet/hf corpora")
+    parser.add_argument("--block-size", type=int, default=None, help="window length in tokens, BOS included")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="weights dtype (auto: float32 on CPU, the checkpoint's dtype on GPU)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .corpus import parse_named_spec, read_documents
+    from .models import load_model, load_tokenizer
+
+    corpora = [parse_named_spec(value) for value in args.corpus]
+    names = [name for name, _ in corpora]
+    if len(set(names)) != len(names):
+        raise VocabExtendError(f"corpus names repeat in {names}: give each --corpus a distinct NAME=")
+    documents = {name: read_documents(spec, text_field=args.text_field, max_docs=args.max_docs)
+                 for name, spec in corpora}
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = load_tokenizer(args.tokenizer or args.model)
+    model = load_model(args.model, device=device, dtype=args.dtype)
+    results: dict[str, dict[str, object]] = {}
+    for name, spec in corpora:
+        result = bits_per_byte(
+            model, tokenizer, documents[name], max_bytes=args.max_bytes, block_size=args.block_size,
+            batch_size=args.batch_size, device=device, progress=not args.no_progress,
+        )
+        results[name] = {"corpus": spec, **asdict(result)}
+        print(f"{name}: {result.bpb:.4f} bits/byte  ({result.tokens} tokens, {result.bytes} bytes, "
+              f"loss {result.loss:.4f}, {result.bytes / result.tokens:.2f} bytes/token)")
+    if args.json:
+        report = {"model": args.model, "tokenizer": args.tokenizer or args.model, "max_bytes": args.max_bytes,
+                  "results": results}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.flush()
+    return 0

