@@ -162,6 +162,11 @@ def merge_sentencepiece(
             if piece in dead:
                 skip("dead", piece)
         added = [p for p in added if p not in dead]
+    if not added:
+        raise VocabExtendError(
+            f"none of the new model's {len(candidates)} {scripts.name} pieces can be produced by the base's BPE "
+            "encoder (a unigram model's pieces need their halves in the vocabulary): train a BPE model instead"
+        )
     return MergeResult(merged, base_size, added, skipped, examples)
 
 

@@ -1,0 +1,86 @@
+"""Known answers for the merge rules: admissible pieces, dead pieces, scores, unigram new models."""
+
+from __future__ import annotations
+
+import pytest
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+
+from vocab_extend.base import load_sentencepiece_proto, resolve_base
+from vocab_extend.errors import VocabExtendError
+from vocab_extend.export import build_hf_tokenizer
+from vocab_extend.merge import admissible, merge_sentencepiece, pad_vocab_size
+from vocab_extend.scripts import CHINESE, JAPANESE, KOREAN, detect_language
+
+
+@pytest.fixture(scope="module")
+def base() -> sp_pb2.ModelProto:
+    return load_sentencepiece_proto(resolve_base("mistral-7b-v0.1").path)
+
+
+def new_model(pieces: list[str], model_type: int = sp_pb2.TrainerSpec.BPE) -> sp_pb2.ModelProto:
+    proto = sp_pb2.ModelProto()
+    proto.trainer_spec.model_type = model_type
+    for rank, piece in enumerate(pieces):
+        p = proto.pieces.add()
+        p.piece, p.score, p.type = piece, -float(rank), sp_pb2.ModelProto.SentencePiece.NORMAL
+    return proto
+
+
+@pytest.mark.parametrize("piece", ["2007", "▁3", "......", "——", "”;", "2007年", "▁1月", "km"])
+def test_pieces_chinese_llama_slips_in_are_refused(piece: str) -> None:
+    assert not admissible(piece, JAPANESE, split_digits=True)
+
+
+@pytest.mark.parametrize("piece", ["▁東京", "した", "。", "「", "ー", "１"])
+def test_japanese_pieces_are_admitted(piece: str) -> None:
+    assert admissible(piece, JAPANESE, split_digits=True)
+
+
+def test_digits_are_allowed_when_the_base_does_not_split_them() -> None:
+    assert admissible("2007年", JAPANESE, split_digits=False)
+
+
+def test_dead_piece_is_dropped(base) -> None:
+    # 京都 outranks 東京, so "東京都庁" segments as 東|京都|庁 and can never become one piece.
+    result = merge_sentencepiece(base, new_model(["京都", "東京", "東京都庁", "2007", "▁the"]), JAPANESE)
+    assert result.added == ["京都", "東京"]
+    assert result.skipped == {"dead": 1, "no_new_script_char": 1, "already_in_base": 1}
+    assert result.examples["dead"] == ["東京都庁"]
+
+
+def test_unigram_pieces_without_a_split_are_dropped(base) -> None:
+    unigram = new_model(["東京都庁", "東京", "都庁"], sp_pb2.TrainerSpec.UNIGRAM)
+    assert merge_sentencepiece(base, unigram, JAPANESE).added == ["東京都庁", "東京", "都庁"]
+    lonely = new_model(["東京都庁"], sp_pb2.TrainerSpec.UNIGRAM)
+    with pytest.raises(VocabExtendError, match="can be produced"):
+        merge_sentencepiece(base, lonely, JAPANESE)
+
+
+def test_new_scores_sit_above_the_base_and_follow_the_new_order(base) -> None:
+    result = merge_sentencepiece(base, new_model(["東京", "京都", "大阪"]), JAPANESE)
+    scores = [p.score for p in result.proto.pieces[len(base.pieces) :]]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 3
+    assert min(scores) > max(p.score for p in base.pieces if p.type == 1)
+    sp = spm.SentencePieceProcessor(model_proto=result.proto.SerializeToString())
+    assert sp.encode("京都と東京へ", out_type=str) == ["▁", "京都", "と", "東京", "へ"]
+
+
+def test_merge_list_reproduces_sentencepiece(base) -> None:
+    result = merge_sentencepiece(base, new_model(["東京", "京都", "東京都", "▁東京"]), JAPANESE)
+    sp = spm.SentencePieceProcessor(model_proto=result.proto.SerializeToString())
+    hf = build_hf_tokenizer(result.proto)
+    for text in ["東京都と京都", "京都東京", "the 東京都 tower", "  東京"]:
+        assert hf.encode(text).ids == [1] + sp.encode(text)
+
+
+def test_pad_vocab_size() -> None:
+    assert pad_vocab_size(34_729, 64) == 34_752
+    assert pad_vocab_size(34_752, 64) == 34_752
+    assert pad_vocab_size(34_729, None) == 34_729
+
+
+def test_language_detection() -> None:
+    assert detect_language(["これは日本語の文です。"]) is JAPANESE
+    assert detect_language(["这是一个中文句子。"]) is CHINESE
+    assert detect_language(["이것은 한국어 문장입니다."]) is KOREAN
