@@ -9,6 +9,7 @@ Ctrl-C never leaves a half-written output folder.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import shutil
 import sys
@@ -27,11 +28,11 @@ from .base import DEFAULT_BASE, BaseTokenizer, load_sentencepiece_proto, resolve
 from .corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
 from .errors import VocabExtendError
 from .export import export_hf
-from .merge import MergeResult, merge_sentencepiece, pad_vocab_size
+from .merge import NORMAL, MergeResult, merge_sentencepiece, pad_vocab_size
 from .metadata import MergeMetadata
 from .report import corpus_figures, pick_example, write_report
 from .scripts import ScriptSet, detect_language, get_language
-from .train import TrainConfig, train_sentencepiece
+from .train import TrainConfig, VocabSizeTooLarge, train_sentencepiece
 from .verify import raise_on_failure, verify_sentencepiece
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -102,37 +103,58 @@ def _training_documents(config: ExtendConfig, stats: CorpusStats) -> Iterator[st
         yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=stats)
 
 
-def supported_pieces(model: sp_pb2.ModelProto, docs: list[str]) -> int:
-    """How many of ``model``'s pieces occur at least twice when it segments ``docs``."""
+def corpus_supports(model: sp_pb2.ModelProto, docs: list[str]) -> bool:
+    """Whether at least half of ``model``'s learned (multi-character) pieces occur twice or more in ``docs``."""
     processor = spm.SentencePieceProcessor(model_proto=model.SerializeToString())
     counts = Counter(i for ids in processor.encode(docs, num_threads=0) for i in ids)
-    return sum(1 for n in counts.values() if n >= 2)
+    learned = [i for i, p in enumerate(model.pieces) if p.type == NORMAL and len(p.piece) > 1]
+    return sum(counts[i] >= 2 for i in learned) >= MIN_SUPPORTED_SHARE * len(learned)
 
 
-def _train(config: ExtendConfig, base: sp_pb2.ModelProto, docs: Iterable[str],
+def _train(config: ExtendConfig, base: sp_pb2.ModelProto, docs: Iterator[str],
            collector: _Collector) -> sp_pb2.ModelProto:
-    vocab_size = config.vocab_size or DEFAULT_VOCAB_SIZE
-    train_config = TrainConfig(**{**config.train.__dict__, "vocab_size": vocab_size, "seed": config.seed})
-    model = train_sentencepiece(docs, base, train_config)
-    everything = collector.everything
-    if collector.seen == 0:
+    """Train the new-language model; without an explicit --vocab-size, shrink it to what the corpus supports."""
+    first = next(docs, None)
+    if first is None:
         raise VocabExtendError(f"corpus {' '.join(config.corpus)} is empty: it has no non-blank text lines")
-    if everything is None or config.train.model_type != "bpe":
-        return model
-    while supported_pieces(model, everything) < MIN_SUPPORTED_SHARE * train_config.vocab_size:
-        smaller = train_config.vocab_size // 2
-        if smaller < 500:
-            raise VocabExtendError("the corpus is too small to train a new-language model: add text")
-        train_config.vocab_size = smaller
-        model = train_sentencepiece(everything, base, train_config)
-        if supported_pieces(model, everything) >= MIN_SUPPORTED_SHARE * smaller:
-            if config.vocab_size is not None:
-                raise VocabExtendError(
-                    f"the corpus is too small for --vocab-size {config.vocab_size}: the largest that works is "
-                    f"about {smaller} (fewer than half the pieces would occur twice); lower --vocab-size or add text"
-                )
-            log(f"note: the corpus supports about {smaller:,} new-model pieces, not {vocab_size:,}; using {smaller:,}")
+    requested = config.vocab_size or DEFAULT_VOCAB_SIZE
+    try:
+        model = train_sentencepiece(itertools.chain([first], docs), base, _train_config(config, requested))
+        everything = collector.everything
+        if everything is None or config.train.model_type != "bpe" or corpus_supports(model, everything):
+            return model
+        start = requested * 3 // 4
+    except VocabSizeTooLarge as exc:
+        if collector.everything is None:
+            raise
+        start = exc.largest
+    size, model = _largest_supported(config, base, collector.everything, start)
+    if config.vocab_size is not None:
+        raise VocabSizeTooLarge(config.vocab_size, size)
+    log(f"note: the corpus supports about {size:,} new-model pieces, not {requested:,}; using {size:,}")
     return model
+
+
+def _train_config(config: ExtendConfig, vocab_size: int) -> TrainConfig:
+    return TrainConfig(**{**config.train.__dict__, "vocab_size": vocab_size, "seed": config.seed})
+
+
+def _largest_supported(config: ExtendConfig, base: sp_pb2.ModelProto, docs: list[str],
+                       start: int) -> tuple[int, sp_pb2.ModelProto]:
+    """The largest vocabulary from ``start`` down (steps of 3/4) that the corpus supports, and its model."""
+    size = start
+    while size >= 100:
+        try:
+            model = train_sentencepiece(docs, base, _train_config(config, size))
+        except VocabSizeTooLarge as exc:
+            size = min(exc.largest, size * 3 // 4)
+            continue
+        except VocabExtendError:
+            break
+        if config.train.model_type != "bpe" or corpus_supports(model, docs):
+            return size, model
+        size = size * 3 // 4
+    raise VocabExtendError("the corpus is too small to train a new-language model: add text")
 
 
 def _load_new_model(path: Path) -> sp_pb2.ModelProto:

@@ -116,14 +116,24 @@ def train_sentencepiece(
     return proto
 
 
+class VocabSizeTooLarge(VocabExtendError):
+    """The corpus cannot fill the requested vocabulary; ``largest`` is the biggest size that works."""
+
+    def __init__(self, requested: int, largest: int) -> None:
+        super().__init__(
+            f"the corpus is too small for --vocab-size {requested}: the largest that works is {largest}; "
+            "lower --vocab-size or add text"
+        )
+        self.requested, self.largest = requested, largest
+
+
 def _explain_training_error(exc: RuntimeError, config: TrainConfig) -> VocabExtendError:
     message = str(exc)
     found = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", message)
     if found:
-        return VocabExtendError(
-            f"the corpus is too small for --vocab-size {config.vocab_size}: the largest that works is "
-            f"{found.group(2)}; lower --vocab-size or add text"
-        )
+        return VocabSizeTooLarge(config.vocab_size, int(found.group(2)))
+    if "sentences_.empty()" in message:
+        return VocabExtendError("the corpus is empty: it has no non-blank text lines")
     found = re.search(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)", message)
     if found:
         return VocabExtendError(

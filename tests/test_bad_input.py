@@ -1,0 +1,136 @@
+"""Bad input gets one clear sentence from the CLI (exit 2), never a traceback or a half-written folder."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE_JA
+from vocab_extend import extend
+from vocab_extend.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["merge", *args])
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if line.startswith(("error:", "interrupted:"))][-1]
+
+
+def test_missing_corpus(capsys, tmp_path: Path) -> None:
+    code, msg = run_cli(capsys, "--corpus", str(tmp_path / "nope.txt"), "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "does not exist" in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_empty_corpus(capsys, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    code, msg = run_cli(capsys, "--corpus", str(empty), "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "is empty" in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_utf8_lines_are_skipped_and_counted(capsys, tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.txt"
+    text = SAMPLE_JA.joinpath("conversation.txt").read_bytes()
+    mixed.write_bytes(text + b"\xff\xfe broken line\n" + "日本語の行です。\n".encode("shift_jis"))
+    code = main(["merge", "--corpus", str(mixed), "--output-dir", str(tmp_path / "o")])
+    assert code == 0
+    assert "skipped 2 corpus lines that are not valid UTF-8" in capsys.readouterr().err
+
+
+def test_vocab_size_the_corpus_cannot_support(capsys, tmp_path: Path) -> None:
+    code, msg = run_cli(capsys, "--corpus", str(SAMPLE_JA / "news.txt"), "--vocab-size", "16000",
+                        "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "too small for --vocab-size 16000" in msg and "largest that works is" in msg
+    largest = int(msg.split("works is ")[1].split(";")[0])
+    assert main(["merge", "--corpus", str(SAMPLE_JA / "news.txt"), "--vocab-size", str(largest),
+                 "--output-dir", str(tmp_path / "o")]) == 0
+
+
+def test_base_that_is_not_sentencepiece(capsys, tmp_path: Path) -> None:
+    bogus = tmp_path / "tokenizer.model"
+    bogus.write_text("this is not a model", encoding="utf-8")
+    code, msg = run_cli(capsys, "--base", str(bogus), "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "not a SentencePiece model" in msg and "byte-level" in msg
+
+
+def test_unknown_base(capsys, tmp_path: Path) -> None:
+    code, msg = run_cli(capsys, "--base", "no-such-alias", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "bundled alias" in msg
+
+
+def test_existing_output_needs_overwrite(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    code, msg = run_cli(capsys, "--corpus", str(SAMPLE_JA), "--output-dir", str(out))
+    assert code == 2 and "already exists" in msg and "--overwrite" in msg
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_new_model_that_is_not_sentencepiece(capsys, tmp_path: Path) -> None:
+    bogus = tmp_path / "chinese_sp.model"
+    bogus.write_bytes(b"\x00\x01garbage")
+    code, msg = run_cli(capsys, "--new-model", str(bogus), "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "not a SentencePiece model" in msg
+
+
+def test_unknown_language(capsys, tmp_path: Path) -> None:
+    code, msg = run_cli(capsys, "--lang", "xx", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "unknown language" in msg
+
+
+def test_ctrl_c_leaves_no_partial_output(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extend, "verify_sentencepiece", interrupted)
+    out = tmp_path / "o"
+    code, msg = run_cli(capsys, "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir", str(out))
+    assert code == 130 and "no output was written" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_atomically(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "stale.txt").write_text("old", encoding="utf-8")
+    assert main(["merge", "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir", str(out),
+                 "--overwrite"]) == 0
+    assert not (out / "stale.txt").exists() and (out / "tokenizer.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]
+
+
+def test_new_model_from_another_project_is_merged(tmp_path: Path) -> None:
+    """--new-model skips training; a unigram model (as Chinese-LLaMA published) is merged, dead pieces dropped."""
+    from vocab_extend.base import load_sentencepiece_proto, resolve_base
+    from vocab_extend.corpus import read_documents
+    from vocab_extend.train import TrainConfig, train_sentencepiece
+
+    base = load_sentencepiece_proto(resolve_base().path)
+    unigram = train_sentencepiece(read_documents(str(SAMPLE_JA)), base,
+                                  TrainConfig(vocab_size=2500, model_type="unigram"))
+    path = tmp_path / "unigram.model"
+    path.write_bytes(unigram.SerializeToString())
+    out = tmp_path / "o"
+    assert main(["merge", "--new-model", str(path), "--output-dir", str(out)]) == 0
+    import json
+
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["new_model_type"] == "unigram"
+    assert report["dead_pieces_dropped"] > 0 and report["checks"]["no_dead_pieces"]["passed"]
+
+
+def test_gzip_jsonl_corpus(tmp_path: Path) -> None:
+    import json
+
+    lines = SAMPLE_JA.joinpath("news.txt").read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "docs.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(json.dumps({"body": line}, ensure_ascii=False) + "\n")
+    out = tmp_path / "o"
+    assert main(["merge", "--corpus", str(path), "--text-field", "body", "--output-dir", str(out)]) == 0
