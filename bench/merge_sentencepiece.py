@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Benchmark of the SentencePiece path on the shared real corpora.
+
+Trains a 16,000-piece Japanese model on three of the shared Japanese files, merges it into the bundled
+Mistral-7B v0.1 tokenizer, and reports: held-out Japanese and English characters per token, SentencePiece
+training time, merge + export + full verification time, and Hugging Face tokenizer batch throughput against
+raw ``tokenizers`` on the same tokenizer.json (median of ``--runs``).
+
+    python bench/merge_sentencepiece.py --json bench/results/merge_sentencepiece.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ["ja/jaquad_train_wikipedia.txt", "ja/jglue_short_sentences.txt", "ja/tatoeba_sentences.txt"]
+HELD_OUT = "ja/jsquad_test_wikipedia.txt"
+ENGLISH = "en"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
+    parser.add_argument("--vocab-size", type=int, default=16_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    from vocab_extend.corpus import read_documents
+    from vocab_extend.extend import ExtendConfig, extend_tokenizer
+
+    corpora = args.corpora
+    train = [str(corpora / f) for f in TRAIN]
+    work = Path(tempfile.mkdtemp(prefix="bench-sp-"))
+    evals = [f"ja={corpora / HELD_OUT}", f"en={corpora / ENGLISH}"]
+
+    train_times, merge_times = [], []
+    for run in range(args.runs):
+        out = work / f"train{run}"
+        start = time.perf_counter()
+        extend_tokenizer(ExtendConfig(corpus=train, vocab_size=args.vocab_size, output_dir=out, eval=evals))
+        train_times.append(time.perf_counter() - start)
+    new_model = work / "train0" / "new_language.model"
+    for run in range(args.runs):
+        out = work / f"merge{run}"
+        start = time.perf_counter()
+        extend_tokenizer(ExtendConfig(corpus=[str(corpora / TRAIN[2])], new_model=new_model, output_dir=out,
+                                      eval=evals))
+        merge_times.append(time.perf_counter() - start)
+    report = json.loads((work / "train0" / "report.json").read_text(encoding="utf-8"))
+
+    ja_lines = read_documents(str(corpora / HELD_OUT)) + read_documents(str(corpora / TRAIN[2]))
+    hf = AutoTokenizer.from_pretrained(str(work / "train0"))
+    raw = Tokenizer.from_file(str(work / "train0" / "tokenizer.json"))
+    hf_times, raw_times = [], []
+    for _ in range(max(args.runs, 5)):
+        start = time.perf_counter()
+        hf(ja_lines)
+        hf_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        raw.encode_batch(ja_lines)
+        raw_times.append(time.perf_counter() - start)
+    chars = sum(map(len, ja_lines))
+    figures = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "runs": args.runs,
+        "vocab_size_new_model": args.vocab_size,
+        "added_pieces": report["added_pieces"],
+        "held_out_ja": report["corpora"]["ja"],
+        "en": report["corpora"]["en"],
+        "checks_passed": all(c["passed"] for c in report["checks"].values()),
+        "base_language_lines_checked": report["checks"]["base_language_unchanged"]["checked"],
+        "train_merge_export_verify_s_median": statistics.median(train_times),
+        "merge_export_verify_s_median": statistics.median(merge_times),
+        "sentencepiece_training_s_median": statistics.median(train_times) - statistics.median(merge_times),
+        "hf_chars_per_s_median": chars / statistics.median(hf_times),
+        "raw_tokenizers_chars_per_s_median": chars / statistics.median(raw_times),
+        "hf_over_raw_throughput": statistics.median(raw_times) / statistics.median(hf_times),
+    }
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
