@@ -1,0 +1,344 @@
+"""Resizing a model to an extended tokenizer and initialising the new embedding rows.
+
+After a merge the tokenizer has ids the model has never seen. ``vocab-extend init-model`` (or
+``python scripts/init_embeddings.py``) grows the input and output embeddings and fills the new rows:
+
+``mean`` (default)
+    Each new token's row is the mean of the rows of the base-tokenizer pieces of its own text, for the input
+    and for the output embeddings. The pieces come from running the base tokenizer's BPE model on the new
+    token's piece string (``▁東京``, or ``Ġ...`` for byte-level BPE), i.e. exactly how the base model saw that
+    text inside a word. Two cases are handled deliberately:
+
+    - a leading *bare* whitespace piece (``▁`` or ``Ġ``) is dropped when other pieces follow: it is the
+      generic "a word starts here" row, shared by every word of every language, and would pull all
+      word-initial tokens toward the same point; it is kept when it is the only piece;
+    - byte-fallback pieces (``<0xE6>``) and byte-level bytes are real rows the base model was trained on
+      (they are how it read the new script before), so they are kept like any other piece.
+
+``first``
+    Input rows as ``mean``; each output row is the output row of the first piece (after the rule above),
+    since the probability of the whole token is bounded by that of its first piece.
+``hewitt``
+    Every new row is drawn from N(mean of the base rows, 1e-9 × their covariance) — transformers'
+    ``resize_token_embeddings(mean_resizing=True)``, after Hewitt (2021). New tokens start as an average
+    token, so the model's distribution on base text barely moves.
+``random``
+    N(0, ``initializer_range``), as Chinese-LLaMA did.
+
+*Tied models* (``tie_word_embeddings``, e.g. SmolLM2) have one matrix serving as input and output
+embeddings; it is initialised with the input rule, so ``first`` equals ``mean`` there (the report says so).
+
+*Padding rows* (from ``--pad-to-multiple-of``) are never produced by the tokenizer; input and output rows
+are the mean of the base rows. For any hidden state the mean row's logit is the mean of the base logits, which
+by Jensen's inequality is at most ``logsumexp - ln V``: each padding row takes at most 1/V of the probability
+(V = base vocabulary), and in practice far less because real distributions are peaked.
+
+*Base rows* (ids below the base vocabulary size) are copied bit for bit; rows of a base model that were
+already padding beyond its tokenizer take the new ids and are re-initialised like any new row. All random
+draws use a seeded generator, so the same inputs give byte-identical outputs.
+
+A worked example of the ``mean`` rule for a merged Japanese piece, with Mistral's base pieces::
+
+    ます   -> base pieces ま, す               -> row = (E[ま] + E[す]) / 2
+    ▁東京  -> base pieces ▁, 東, 京 (▁ dropped) -> row = (E[東] + E[京]) / 2
+    顕     -> base pieces <0xE9>, <0xA1>, <0x95> -> row = mean of the three byte rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from itertools import accumulate
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .errors import VocabExtendError
+
+METHODS = ("mean", "first", "hewitt", "random")
+WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ
+HEWITT_EPSILON = 1e-9  # transformers' scale of the covariance in resize_token_embeddings(mean_resizing=True)
+REPORT_FILE = "init_embeddings.json"
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "vocab_extend.json",
+)
+
+
+@dataclass
+class InitConfig:
+    """How to grow and fill the embeddings.
+
+    ``pad_to_multiple_of``: embedding rows are padded up to a multiple of it (``None``: the merge metadata's
+    value, 0 or 1: no padding); ``seed`` drives ``hewitt`` and ``random``.
+    """
+
+    method: str = "mean"
+    pad_to_multiple_of: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise VocabExtendError(f"unknown --method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 0:
+            raise VocabExtendError("--pad-to-multiple-of must be a positive integer (or 0 for no padding)")
+
+
+@dataclass
+class InitReport:
+    """What :func:`init_embeddings` did, written as ``init_embeddings.json`` next to the model."""
+
+    method: str
+    tied: bool
+    base_vocab_size: int
+    tokenizer_size: int
+    embedding_size: int  # rows of both matrices = config.vocab_size
+    new_tokens: int
+    padding_rows: int
+    reused_base_padding_rows: int  # rows the base model had beyond its tokenizer, now new ids
+    mean_pieces_per_token: float = 0.0
+    tokens_with_byte_pieces: int = 0
+    bare_whitespace_dropped: int = 0
+    special_new_tokens: int = 0  # added special tokens: initialised with the mean of the base rows
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Decomposition:
+    """The base-tokenizer pieces of each new token (ids ``base_vocab_size ...``), after the ``▁`` rule."""
+
+    pieces: list[list[int]]
+    byte_tokens: int = 0
+    whitespace_dropped: int = 0
+    special: int = 0
+
+
+def _is_byte_piece(piece: str) -> bool:
+    return len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
+
+
+def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
+    """Base pieces of every token with an id from ``base_vocab_size`` to ``len(tokenizer) - 1``.
+
+    Model pieces are split by the base tokenizer's own BPE model (no normaliser, no special tokens); added
+    tokens holding raw text are encoded as text; special tokens get no pieces (their rows are the mean of
+    the base rows). A leading bare ``▁``/``Ġ`` piece is dropped when other pieces follow.
+    """
+    model = base_tokenizer.backend_tokenizer.model
+    new_ids = list(range(base_vocab_size, len(tokenizer)))
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    result = Decomposition(pieces=[])
+    for token_id, piece in zip(new_ids, tokenizer.convert_ids_to_tokens(new_ids) if new_ids else []):
+        if token_id in special_ids or piece is None:
+            result.special += 1
+            result.pieces.append([])
+            continue
+        if token_id in added:  # an added (non-model) token holds raw text: encode it like text
+            ids = base_tokenizer(added[token_id].content, add_special_tokens=False)["input_ids"]
+            strings = base_tokenizer.convert_ids_to_tokens(ids)
+        else:
+            found = model.tokenize(piece)
+            ids, strings = [t.id for t in found], [t.value for t in found]
+        if len(ids) > 1 and strings[0] in WHITESPACE_MARKERS:
+            ids, strings = ids[1:], strings[1:]
+            result.whitespace_dropped += 1
+        if any(_is_byte_piece(s) for s in strings):
+            result.byte_tokens += 1
+        bad = [i for i in ids if not 0 <= i < base_vocab_size]
+        if bad or not ids:
+            raise VocabExtendError(
+                f"new token {piece!r} (id {token_id}) does not split into base tokens: the tokenizer folder's "
+                "base does not match its vocab_extend.json; re-run `vocab-extend merge`"
+            )
+        result.pieces.append(ids)
+    return result
+
+
+def _mean_rows(weight: torch.Tensor, pieces: Sequence[Sequence[int]], fallback: torch.Tensor) -> torch.Tensor:
+    """Row i = mean of ``weight[pieces[i]]`` (float32); empty lists get ``fallback``."""
+    if not pieces:
+        return weight.new_zeros((0, weight.shape[1]), dtype=torch.float32)
+    flat = torch.tensor([i for p in pieces for i in p], dtype=torch.long, device=weight.device)
+    lengths = [len(p) for p in pieces]
+    offsets = torch.tensor([0, *accumulate(lengths)][:-1], dtype=torch.long, device=weight.device)
+    rows = torch.nn.functional.embedding_bag(flat, weight.float(), offsets, mode="mean")
+    empty = torch.tensor([n == 0 for n in lengths], device=weight.device)
+    rows[empty] = fallback
+    return rows
+
+
+def _first_rows(weight: torch.Tensor, pieces: Sequence[Sequence[int]], fallback: torch.Tensor) -> torch.Tensor:
+    return _mean_rows(weight, [p[:1] for p in pieces], fallback)
+
+
+def _hewitt_rows(base: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` draws from N(mean, 1e-9 × covariance) of ``base`` rows; the mean when not positive definite."""
+    base = base.double()
+    mean = base.mean(0)
+    centered = base - mean
+    covariance = centered.T @ centered / base.shape[0]
+    noise = torch.randn((count, base.shape[1]), generator=generator, dtype=torch.float64)
+    factor, info = torch.linalg.cholesky_ex(HEWITT_EPSILON * covariance)
+    if int(info) != 0:
+        return mean.expand(count, -1).float()
+    return (mean + noise @ factor.T).float()
+
+
+def _new_rows(method: str, weight: torch.Tensor, base_vocab_size: int, pieces: list[list[int]],
+              *, output: bool, std: float, generator: torch.Generator) -> torch.Tensor:
+    base = weight[:base_vocab_size]
+    fallback = base.float().mean(0)
+    count = len(pieces)
+    if method == "random":
+        return torch.randn((count, weight.shape[1]), generator=generator) * std
+    if method == "hewitt":
+        return _hewitt_rows(base, count, generator)
+    if method == "first" and output:
+        return _first_rows(weight, pieces, fallback)
+    return _mean_rows(weight, pieces, fallback)
+
+
+def _fill(weight: torch.Tensor, rows: torch.Tensor, start: int, pad_start: int, base_vocab_size: int) -> None:
+    with torch.no_grad():
+        weight[start:pad_start] = rows.to(weight.dtype)
+        weight[pad_start:] = weight[:base_vocab_size].float().mean(0).to(weight.dtype)
+
+
+def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
+                    config: InitConfig | None = None) -> InitReport:
+    """Resize ``model`` in place to ``tokenizer`` (padded) and initialise every row from ``base_vocab_size`` on.
+
+    ``tokenizer`` is the extended tokenizer, ``base_tokenizer`` the base one (same ids below
+    ``base_vocab_size``). Afterwards ``config.vocab_size`` equals the rows of both matrices, rows below
+    ``base_vocab_size`` are bit-identical to before, and rows ``len(tokenizer)`` onward are padding.
+    """
+    from .merge import pad_vocab_size
+
+    config = config or InitConfig()
+    input_embeddings = model.get_input_embeddings()
+    old_rows = input_embeddings.weight.shape[0]
+    if old_rows < base_vocab_size:
+        raise VocabExtendError(
+            f"the model has {old_rows} embedding rows but the tokenizer's base has {base_vocab_size} tokens: "
+            "give the model whose tokenizer the merge extended"
+        )
+    if len(tokenizer) < base_vocab_size:
+        raise VocabExtendError(
+            f"the tokenizer has {len(tokenizer)} tokens, fewer than its base's {base_vocab_size}: "
+            "give a folder written by `vocab-extend merge`"
+        )
+    size = max(pad_vocab_size(len(tokenizer), config.pad_to_multiple_of), old_rows)
+    decomposition = decompose(tokenizer, base_tokenizer, base_vocab_size)
+    output_embeddings = model.get_output_embeddings()
+    # mean_resizing=False: transformers copies the old rows and draws the new ones at random; we overwrite
+    # every new row below, so its (unseeded) draw never reaches the output.
+    model.resize_token_embeddings(size, mean_resizing=False)
+    input_weight = model.get_input_embeddings().weight
+    output_module = model.get_output_embeddings()
+    tied = output_module is None or output_module.weight is input_weight
+    if output_embeddings is not None and getattr(output_module, "bias", None) is not None:
+        raise VocabExtendError("output layers with a bias are not supported yet: please report this model")
+
+    generator = torch.Generator().manual_seed(config.seed)
+    std = float(getattr(model.config, "initializer_range", 0.02))
+    pad_start = len(tokenizer)
+    input_rows = _new_rows(config.method, input_weight, base_vocab_size, decomposition.pieces,
+                           output=False, std=std, generator=generator)
+    _fill(input_weight, input_rows, base_vocab_size, pad_start, base_vocab_size)
+    if not tied:
+        output_weight = output_module.weight
+        output_rows = _new_rows(config.method, output_weight, base_vocab_size, decomposition.pieces,
+                                output=True, std=std, generator=generator)
+        _fill(output_weight, output_rows, base_vocab_size, pad_start, base_vocab_size)
+
+    counts = [len(p) for p in decomposition.pieces if p]
+    notes = []
+    if tied and config.method == "first":
+        notes.append("the model ties input and output embeddings: 'first' was applied as 'mean'")
+    return InitReport(
+        method=config.method,
+        tied=tied,
+        base_vocab_size=base_vocab_size,
+        tokenizer_size=len(tokenizer),
+        embedding_size=size,
+        new_tokens=len(tokenizer) - base_vocab_size,
+        padding_rows=size - len(tokenizer),
+        reused_base_padding_rows=max(0, min(old_rows, len(tokenizer)) - base_vocab_size),
+        mean_pieces_per_token=round(sum(counts) / len(counts), 4) if counts else 0.0,
+        tokens_with_byte_pieces=decomposition.byte_tokens,
+        bare_whitespace_dropped=decomposition.whitespace_dropped,
+        special_new_tokens=decomposition.special,
+        notes=notes,
+    )
+
+
+def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: InitConfig | None = None, *,
+               overwrite: bool = False, dtype: str = "auto") -> InitReport:
+    """Load ``model_spec``, extend it to the tokenizer in ``tokenizer_dir`` and save model + tokenizer.
+
+    The folder is written with safetensors through ``save_pretrained`` into a temporary folder beside
+    ``output_dir`` and renamed into place at the end, so a failure leaves nothing half-written.
+    """
+    from transformers import AutoTokenizer
+
+    from .extend import staging_folder
+    from .metadata import load_base_tokenizer, read_metadata
+    from .models import load_model
+
+    config = config or InitConfig()
+    tokenizer_dir = Path(tokenizer_dir)
+    meta = read_metadata(tokenizer_dir)
+    if config.pad_to_multiple_of is None:
+        config.pad_to_multiple_of = meta.pad_to_multiple_of
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not overwrite:
+        raise VocabExtendError(f"output folder {output_dir} already exists: pass --overwrite or choose --output-dir")
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    base_tokenizer = load_base_tokenizer(tokenizer_dir)
+    model = load_model(model_spec, device="cpu", dtype=dtype)
+    report = init_embeddings(model, tokenizer, base_tokenizer, meta.base_vocab_size, config)
+    with staging_folder(output_dir, overwrite) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        for name in TOKENIZER_FILES:
+            if (tokenizer_dir / name).is_file():
+                shutil.copyfile(tokenizer_dir / name, tmp / name)
+        data = {"model": model_spec, "tokenizer": str(tokenizer_dir), **asdict(report)}
+        (tmp / REPORT_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="base model: HF folder, Hub id, .gguf file or alias smollm2-135m")
+    parser.add_argument("--tokenizer", required=True, type=Path,
+                        help="extended tokenizer folder written by `vocab-extend merge`")
+    parser.add_argument("--method", choices=METHODS, default="mean",
+                        help="new rows: mean of their base pieces' rows (default), first (output rows from the "
+                             "first piece), hewitt (mean of all rows + tiny noise), random (N(0, init range))")
+    parser.add_argument("--pad-to-multiple-of", type=int, default=None,
+                        help="pad the embedding rows to a multiple of this (default: the merge's setting)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="dtype of the saved weights (auto: float32)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="where to write the resized model")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed)
+    report = init_model(args.model, args.tokenizer, args.output_dir, config, overwrite=args.overwrite,
+                        dtype=args.dtype)
+    print(f"wrote {args.output_dir}: {report.base_vocab_size:,} + {report.new_tokens:,} new "
+          f"+ {report.padding_rows:,} padding = {report.embedding_size:,} rows "
+          f"({report.method}, {'tied' if report.tied else 'untied'} embeddings)", file=sys.stderr)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
