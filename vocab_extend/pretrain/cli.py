@@ -1,0 +1,36 @@
+"""``vocab-extend pretrain --config configs/NAME.yaml [--key value ...] [--resume]``.
+
+Every top-level config key is also an option (``--max-steps 20 --output-dir runs/x``); its value is parsed
+as YAML. The same command runs under ``torchrun --nproc_per_node N`` and ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from .config import PretrainConfig, load_config
+
+_PREFIX = "override_"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="a YAML config, e.g. configs/pico-smoke.yaml")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint in the output folder")
+    group = parser.add_argument_group("config keys (override the YAML file; values are YAML)")
+    for f in dataclasses.fields(PretrainConfig):
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=_PREFIX + f.name, default=argparse.SUPPRESS,
+                           metavar="VALUE")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, str]:
+    return {k[len(_PREFIX):]: v for k, v in vars(args).items() if k.startswith(_PREFIX)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from .loop import pretrain
+
+    config = load_config(args.config, overrides_from_args(args))
+    pretrain(config, resume=args.resume)
+    return 0

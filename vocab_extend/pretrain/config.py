@@ -1,0 +1,270 @@
+"""The continued-pretraining config: a YAML file, overridable key by key from the command line.
+
+Every top-level key of :class:`PretrainConfig` may appear in the YAML file and be overridden as
+``--key value`` (dashes or underscores); values are parsed as YAML, so ``--max-steps 20``,
+``--precision bf16``, ``--eval "{ja: corpora/ja}"`` and ``--stages "embeddings:100,lora:200"`` all work.
+Unknown keys are rejected with the closest known key.
+
+>>> cfg = config_from_dict({"model": "pico", "train": ["corpora/ja"], "stages": "new-rows:5,full:3"})
+>>> [(s.name, s.steps) for s in cfg.stages], cfg.total_steps
+([('new-rows', 5), ('full', 3)], 8)
+>>> apply_overrides(cfg, {"max_steps": "6"}).total_steps
+6
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..errors import VocabExtendError
+
+STAGES = ("new-rows", "embeddings", "lora", "full")
+PRECISIONS = ("auto", "fp32", "bf16")
+# LLaMA/Mistral/SmolLM2 names of the attention and MLP projections (LoRA targets).
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class StageConfig:
+    """One training stage; unset optimiser settings inherit the top-level ones.
+
+    ``new-rows``: only the rows of embeddings/lm_head added by the merge learn (a gradient mask keeps the
+    base rows bit-identical); ``embeddings``: embeddings + lm_head (Chinese-LLaMA stage 1); ``lora``: LoRA
+    on attention and MLP plus trainable embeddings/lm_head, merged into the model when the stage ends
+    (stage 2); ``full``: every parameter.
+    """
+
+    name: str
+    steps: int
+    lr: float | None = None
+    warmup_steps: int | None = None
+    min_lr_ratio: float | None = None
+    weight_decay: float | None = None
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+
+
+@dataclass
+class TokenizerMerge:
+    """Build the tokenizer on the fly with ``vocab-extend merge`` (cached): used by the pico smoke config."""
+
+    corpus: list[str]
+    base: str = "mistral-7b-v0.1"
+    vocab_size: int = 3000
+    lang: str = "auto"
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a continued-pretraining run takes. See ``configs/*.yaml`` for commented examples."""
+
+    # --- model and tokenizer
+    model: str = "pico"  # "pico" (a tiny LLaMA built in code), a model folder, a .gguf, alias or Hub id
+    tokenizer: str | None = None  # a tokenizer folder; default: the model's own
+    tokenizer_merge: TokenizerMerge | None = None  # build the tokenizer with `vocab-extend merge` instead
+    pico: dict[str, Any] = field(default_factory=dict)  # LlamaConfig settings of the pico model
+    base_vocab_size: int | None = None  # rows below this are the base's; default: the tokenizer's metadata
+    # --- data
+    train: list[str] = field(default_factory=list)  # corpus specs (NAME=SPEC or SPEC)
+    eval: dict[str, str] = field(default_factory=dict)  # name -> corpus spec
+    heldout_fraction: float = 0.0  # documents of the training corpora held out and evaluated
+    text_field: str = "text"
+    max_docs: int | None = None  # per corpus
+    block_size: int = 128
+    streaming: bool = False  # stream the training corpora (larger than memory); no on-disk cache
+    shuffle_buffer: int = 10_000  # streaming only
+    num_proc: int | None = None  # tokenization processes; default: up to 8, one per 2,000 documents
+    cache_dir: str | None = None  # packed-dataset cache; default: the datasets cache
+    # --- optimisation
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig("full", 100)])
+    max_steps: int | None = None  # stop after this many steps in total (stages cut short)
+    batch_size: int = 8  # global batch, in sequences of block_size tokens; shared by the ranks
+    micro_batch_size: int | None = None  # per rank per forward pass; default: the whole rank share
+    lr: float = 3e-4
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.0
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    adam_eps: float = 1e-8
+    max_grad_norm: float | None = 1.0
+    precision: str = "auto"  # auto: fp32 on CPU, bf16 autocast on GPU
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    device: str | None = None  # default: cuda when available
+    # --- evaluation, logging, checkpoints
+    eval_every: int = 50  # steps; 0: only at the end
+    eval_max_bytes: int | None = 200_000  # per eval corpus
+    eval_batch_size: int = 8
+    eval_at_start: bool = True
+    log_every: int = 1
+    save_every: int = 50  # steps; 0: only the final model
+    keep_checkpoints: int = 2
+    output_dir: str = "runs/pretrain"
+    overwrite: bool = False
+    progress: bool = True
+    tensorboard: bool = True
+
+    @property
+    def total_steps(self) -> int:
+        planned = sum(s.steps for s in self.stages)
+        return min(planned, self.max_steps) if self.max_steps is not None else planned
+
+    def stage_plan(self) -> list[tuple[StageConfig, int, int]]:
+        """``(stage, first_step, steps_run)`` for every stage that runs, after ``max_steps``."""
+        plan, start, left = [], 0, self.total_steps
+        for stage in self.stages:
+            run = min(stage.steps, left)
+            if run <= 0:
+                break
+            plan.append((stage, start, run))
+            start += run
+            left -= run
+        return plan
+
+    def stage_setting(self, stage: StageConfig, name: str) -> Any:
+        value = getattr(stage, name)
+        return getattr(self, name) if value is None else value
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _unknown_key(key: str, known: list[str], where: str) -> VocabExtendError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(known)}"
+    return VocabExtendError(f"unknown {where} key {key!r}{hint}")
+
+
+def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in known:
+            raise _unknown_key(str(key), known, where)
+
+
+def parse_stages(value: Any) -> list[StageConfig]:
+    """Stages from a list of mappings, or the shorthand ``"embeddings:100,lora:200"``."""
+    if isinstance(value, str):
+        value = [dict(zip(("name", "steps"), part.strip().split(":", 1))) for part in value.split(",")]
+    if not isinstance(value, list) or not value:
+        raise VocabExtendError("stages must be a non-empty list of {name, steps} or a string like 'embeddings:100'")
+    stages = []
+    for item in value:
+        if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
+            raise VocabExtendError(f"stage {item!r} needs a name and a number of steps, e.g. embeddings:100")
+        _check_keys(item, StageConfig, "stage")
+        stage = StageConfig(**dict(item))
+        if stage.name not in STAGES:
+            raise VocabExtendError(f"unknown stage {stage.name!r}: choose one of {', '.join(STAGES)}")
+        try:
+            stage.steps = int(stage.steps)
+        except (TypeError, ValueError):
+            raise VocabExtendError(f"stage {stage.name} has steps {stage.steps!r}: give a whole number") from None
+        if stage.steps < 0:
+            raise VocabExtendError(f"stage {stage.name} has {stage.steps} steps: give zero or more")
+        stages.append(stage)
+    return stages
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _as_eval(value: Any) -> dict[str, str]:
+    from ..corpus import parse_named_spec
+
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    return dict(parse_named_spec(v) for v in _as_list(value))
+
+
+def config_from_dict(data: Mapping[str, Any]) -> PretrainConfig:
+    """A validated :class:`PretrainConfig` from a mapping (a parsed YAML file)."""
+    data = {str(k).replace("-", "_"): v for k, v in dict(data or {}).items()}
+    _check_keys(data, PretrainConfig, "config")
+    if "stages" in data:
+        data["stages"] = parse_stages(data["stages"])
+    if "train" in data:
+        data["train"] = _as_list(data["train"])
+    if "eval" in data:
+        data["eval"] = _as_eval(data["eval"])
+    merge = data.get("tokenizer_merge")
+    if merge is not None:
+        if not isinstance(merge, Mapping) or "corpus" not in merge:
+            raise VocabExtendError("tokenizer_merge needs at least a corpus, e.g. {corpus: corpora/ja}")
+        _check_keys(merge, TokenizerMerge, "tokenizer_merge")
+        data["tokenizer_merge"] = TokenizerMerge(**{**merge, "corpus": _as_list(merge["corpus"])})
+    config = PretrainConfig(**data)
+    validate(config)
+    return config
+
+
+def validate(config: PretrainConfig) -> None:
+    """Checks that need no model or data; each failure is one sentence."""
+    if not config.train:
+        raise VocabExtendError("the config has no training corpus: set train to one or more corpus specs")
+    if config.precision not in PRECISIONS:
+        raise VocabExtendError(f"precision {config.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
+    positive = {"batch_size": config.batch_size, "block_size": config.block_size, "log_every": config.log_every}
+    for name, value in positive.items():
+        if not isinstance(value, int) or value < 1:
+            raise VocabExtendError(f"{name} must be a positive whole number, not {value!r}")
+    if config.block_size < 2:
+        raise VocabExtendError(f"block_size must be at least 2, not {config.block_size}")
+    if config.max_steps is not None and config.max_steps < 0:
+        raise VocabExtendError(f"max_steps must be zero or more, not {config.max_steps}")
+    if not 0.0 <= config.heldout_fraction < 1.0:
+        raise VocabExtendError(f"heldout_fraction must be in [0, 1), not {config.heldout_fraction}")
+    if config.total_steps == 0:
+        raise VocabExtendError("the stages add up to zero steps: give at least one stage with steps > 0")
+
+
+def load_config(path: str | Path | None, overrides: Mapping[str, str] | None = None) -> PretrainConfig:
+    """Read a YAML config and apply ``--key value`` overrides (values parsed as YAML)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise VocabExtendError(f"config file {path} does not exist: give --config configs/NAME.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise VocabExtendError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, Mapping):
+            raise VocabExtendError(f"config file {path} must be a mapping of keys to values")
+        data = dict(loaded or {})
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    data.update(_parse_overrides(overrides or {}))
+    return config_from_dict(data)
+
+
+def _parse_overrides(overrides: Mapping[str, str]) -> dict[str, Any]:
+    parsed = {}
+    for key, raw in overrides.items():
+        key = key.lstrip("-").replace("-", "_")
+        try:
+            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        except yaml.YAMLError:
+            value = raw
+        parsed[key] = value
+    return parsed
+
+
+def apply_overrides(config: PretrainConfig, overrides: Mapping[str, str]) -> PretrainConfig:
+    """A new config: ``config`` with ``--key value`` overrides applied and validated."""
+    data = config.to_dict()
+    data.update(_parse_overrides(overrides))
+    return config_from_dict(data)
+
+
+def override_keys() -> list[str]:
+    """The top-level keys, as command-line options (``--max-steps``)."""
+    return [f.name.replace("_", "-") for f in dataclasses.fields(PretrainConfig)]

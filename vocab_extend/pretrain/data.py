@@ -1,0 +1,263 @@
+"""Training data: documents → tokens (``datasets.map``, batched, multiprocess) → packed blocks, cached on disk.
+
+Each document is encoded without special tokens and followed by EOS; the token stream is cut into blocks of
+``block_size`` tokens (the tail of each batch of documents that does not fill a block is dropped). The
+packed dataset is saved under ``cache_dir/<key>``, where the key hashes the tokenizer, the corpus files
+(path, size, modification time), the exclusions and the block size, so a second run loads it instantly.
+
+Train and eval never overlap: every document of an eval corpus is removed from training (by content
+hash), and ``heldout_fraction`` moves a fixed, content-hashed share of the training documents to an eval
+corpus named after the training corpus.
+
+>>> heldout(doc_key("一行目"), 0.0), heldout(doc_key("一行目"), 0.999999)
+(False, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..corpus import iter_documents, parse_named_spec, read_documents, resolve_files
+from ..errors import VocabExtendError
+from .config import PretrainConfig
+
+CACHE_VERSION = "1"
+_PACK_DOCS = 10_000  # documents per packing batch
+
+
+def doc_key(text: str) -> int:
+    """A 64-bit content hash of a document."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def heldout(key: int, fraction: float) -> bool:
+    """Whether the document with hash ``key`` belongs to the held-out share ``fraction``."""
+    return key < fraction * 2**64
+
+
+def training_documents(
+    specs: tuple[str, ...] | list[str], *, exclude: frozenset[int], fraction: float, text_field: str, max_docs: int | None
+) -> Iterator[str]:
+    """The training documents: eval documents and the held-out share left out."""
+    for value in specs:
+        _, spec = parse_named_spec(value)
+        for text in iter_documents(spec, text_field=text_field, max_docs=max_docs):
+            key = doc_key(text)
+            if key not in exclude and not heldout(key, fraction):
+                yield text
+
+
+def eval_documents(config: PretrainConfig) -> dict[str, list[str]]:
+    """Each eval corpus's documents; held-out training documents under their training corpus's name."""
+    corpora: dict[str, list[str]] = {}
+    for name, spec in config.eval.items():
+        corpora[name] = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs)
+    if config.heldout_fraction > 0:
+        budget = config.eval_max_bytes
+        for value in config.train:
+            name, spec = parse_named_spec(value)
+            docs, size = [], 0
+            for text in iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs):
+                if heldout(doc_key(text), config.heldout_fraction):
+                    docs.append(text)
+                    size += len(text.encode("utf-8"))
+                    if budget is not None and size >= budget:
+                        break
+            if not docs:
+                raise VocabExtendError(
+                    f"heldout_fraction {config.heldout_fraction} leaves no document of {spec} for eval: "
+                    "raise it or give eval corpora"
+                )
+            corpora.setdefault(name, docs)
+    return corpora
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return hashlib.sha256(f"{text}|{tokenizer.eos_token_id}".encode("utf-8")).hexdigest()
+
+
+def _corpus_fingerprint(spec: str) -> list[Any]:
+    if spec.startswith("hf:"):
+        return [spec]
+    out: list[Any] = []
+    for path in resolve_files(spec):
+        stat = path.stat()
+        out.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    return out
+
+
+def cache_key(config: PretrainConfig, tokenizer, exclude: frozenset[int]) -> str:
+    """The on-disk cache key of the packed training set."""
+    parts = {
+        "version": CACHE_VERSION,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "corpora": [_corpus_fingerprint(parse_named_spec(v)[1]) for v in config.train],
+        "text_field": config.text_field,
+        "max_docs": config.max_docs,
+        "heldout_fraction": config.heldout_fraction,
+        "exclude": hashlib.sha256(np.array(sorted(exclude), dtype=np.uint64).tobytes()).hexdigest(),
+        "block_size": config.block_size,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:24]
+
+
+def _tokenize(batch: dict[str, list[str]], tokenizer, eos: int) -> dict[str, list[list[int]]]:
+    encoded = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+    return {"input_ids": [list(ids) + [eos] for ids in encoded]}
+
+
+def _pack(batch: dict[str, list[list[int]]], block_size: int) -> dict[str, list[np.ndarray]]:
+    flat = np.fromiter((t for ids in batch["input_ids"] for t in ids), dtype=np.int32)
+    usable = len(flat) // block_size * block_size
+    return {"input_ids": list(flat[:usable].reshape(-1, block_size))}
+
+
+def _default_num_proc(documents: int) -> int:
+    return max(1, min(8, os.cpu_count() or 1, documents // 2000))
+
+
+def default_cache_dir() -> Path:
+    import datasets
+
+    return Path(datasets.config.HF_DATASETS_CACHE) / "vocab_extend_packed"
+
+
+@dataclass
+class PackedBlocks:
+    """The packed training blocks, read in a fixed shuffled order: epoch ``e`` is a permutation seeded by
+    ``seed + e``, so position ``k`` of the run is always the same block (exact resume, any world size)."""
+
+    dataset: Any  # datasets.Dataset (numpy format) or datasets.IterableDataset when streaming
+    block_size: int
+    seed: int
+    num_blocks: int | None  # None when streaming
+    _perms: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _stream: Any = field(default=None, repr=False)
+    _cursor: int = field(default=0, repr=False)
+
+    def get(self, start: int, count: int) -> np.ndarray:
+        """Blocks ``start .. start + count - 1`` of the run's order, as an ``(count, block_size)`` array."""
+        if self.num_blocks is None:
+            return self._get_streaming(start, count)
+        rows = []
+        for k in range(start, start + count):
+            epoch, pos = divmod(k, self.num_blocks)
+            if epoch not in self._perms:
+                rng = np.random.default_rng(self.seed + epoch)
+                self._perms = {epoch: rng.permutation(self.num_blocks)}
+            rows.append(int(self._perms[epoch][pos]))
+        return np.asarray(self.dataset[rows]["input_ids"], dtype=np.int64).reshape(count, self.block_size)
+
+    def _get_streaming(self, start: int, count: int) -> np.ndarray:
+        if self._stream is None or start < self._cursor:
+            self._stream, self._cursor, self._epoch = None, 0, 0
+            self._stream = self._epoch_iter(0)
+        out = []
+        while len(out) < count:
+            try:
+                block = next(self._stream)
+            except StopIteration:
+                if self._cursor == 0:
+                    raise VocabExtendError("the streamed training corpus has less text than one block") from None
+                self._epoch += 1
+                self._stream = self._epoch_iter(self._epoch)
+                continue
+            if self._cursor >= start:
+                out.append(block)
+            self._cursor += 1
+        return np.asarray(out, dtype=np.int64).reshape(count, self.block_size)
+
+    def _epoch_iter(self, epoch: int) -> Iterator[np.ndarray]:
+        self.dataset.set_epoch(epoch)
+        for row in self.dataset:
+            yield row["input_ids"]
+
+    @property
+    def tokens(self) -> int | None:
+        return None if self.num_blocks is None else self.num_blocks * self.block_size
+
+
+def build_training_blocks(
+    config: PretrainConfig, tokenizer, exclude: frozenset[int], *, is_main: bool = True
+) -> PackedBlocks:
+    """Tokenize and pack the training corpora (or load them from the cache); see the module docstring.
+
+    In a multi-process run only the main process builds the cache (``is_main``); the others wait at a
+    barrier outside this function and then load it.
+    """
+    import datasets
+
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise VocabExtendError("the tokenizer has no EOS token to separate documents: set eos_token")
+    kwargs = dict(exclude=exclude, fraction=config.heldout_fraction, text_field=config.text_field,
+                  max_docs=config.max_docs)
+    features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
+    if config.streaming:
+        stream = datasets.IterableDataset.from_generator(
+            _doc_records, gen_kwargs={"specs": tuple(config.train), "kwargs": kwargs})
+        stream = stream.map(_tokenize, batched=True, remove_columns=["text"],
+                            fn_kwargs={"tokenizer": tokenizer, "eos": eos})
+        stream = stream.map(_pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": config.block_size})
+        stream = stream.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer)
+        return PackedBlocks(stream, config.block_size, config.seed, None)
+
+    key = cache_key(config, tokenizer, exclude)
+    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    target = root / key
+    if not target.is_dir() and is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        try:
+            docs = datasets.Dataset.from_generator(
+                _doc_records, gen_kwargs={"specs": tuple(config.train), "kwargs": kwargs},
+                cache_dir=str(tmp / "raw"), fingerprint=f"{key}-docs",
+            )
+            if len(docs) == 0:
+                raise VocabExtendError(
+                    f"the training corpora {', '.join(config.train)} have no documents left for training"
+                )
+            num_proc = config.num_proc or _default_num_proc(len(docs))
+            tokens = docs.map(
+                _tokenize, batched=True, remove_columns=["text"], num_proc=num_proc if num_proc > 1 else None,
+                fn_kwargs={"tokenizer": tokenizer, "eos": eos}, new_fingerprint=f"{key}-tok",
+                desc="tokenizing",
+            )
+            packed = tokens.map(
+                _pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": config.block_size},
+                features=features, new_fingerprint=f"{key}-pack", desc="packing",
+            )
+            if len(packed) == 0:
+                total = sum(len(ids) for ids in tokens["input_ids"])
+                raise VocabExtendError(
+                    f"the training corpora hold {total} tokens, less than one block of {config.block_size}: "
+                    "add text or lower block_size"
+                )
+            packed.save_to_disk(str(tmp / "packed"))
+            os.replace(tmp / "packed", target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not target.is_dir():
+        raise VocabExtendError(f"the packed training data {target} was not written: check the main process's error")
+    dataset = datasets.load_from_disk(str(target)).with_format("numpy")
+    return PackedBlocks(dataset, config.block_size, config.seed, len(dataset))
+
+
+def _doc_records(specs: tuple[str, ...], kwargs: dict[str, Any]) -> Iterator[dict[str, str]]:
+    for text in training_documents(specs, **kwargs):
+        yield {"text": text}
+
+
+def exclusion_set(eval_docs: dict[str, list[str]]) -> frozenset[int]:
+    return frozenset(doc_key(t) for docs in eval_docs.values() for t in docs)

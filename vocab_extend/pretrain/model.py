@@ -1,0 +1,120 @@
+"""The tokenizer and model a run starts from, and the checks that they fit together and the data.
+
+``model: pico`` builds a tiny LLaMA in code, sized to the tokenizer (settings under ``pico:``); any other
+value is loaded by :func:`vocab_extend.models.load_model` (a folder written by ``vocab-extend init-model``,
+a GGUF file, the alias ``smollm2-135m`` or a Hub id) in float32. ``tokenizer_merge:`` builds the tokenizer
+with ``vocab-extend merge`` into the cache (once per settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import VocabExtendError
+from .config import PretrainConfig
+from .data import _corpus_fingerprint, default_cache_dir
+
+PICO_DEFAULTS: dict[str, Any] = dict(
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    max_position_embeddings=512, tie_word_embeddings=False, rms_norm_eps=1e-5,
+)
+
+
+def merged_tokenizer_dir(config: PretrainConfig) -> Path:
+    """Where ``tokenizer_merge`` builds (or has built) its tokenizer."""
+    merge = config.tokenizer_merge
+    assert merge is not None
+    key = json.dumps({"merge": vars(merge), "corpora": [_corpus_fingerprint(c) for c in merge.corpus]},
+                     sort_keys=True)
+    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    return root / "tokenizers" / hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def build_merged_tokenizer(config: PretrainConfig) -> Path:
+    """Run ``vocab-extend merge`` for ``tokenizer_merge`` unless its cached output exists."""
+    from ..extend import ExtendConfig, extend_tokenizer
+
+    target = merged_tokenizer_dir(config)
+    if not (target / "tokenizer.json").is_file():
+        merge = config.tokenizer_merge
+        assert merge is not None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        extend_tokenizer(ExtendConfig(base=merge.base, corpus=list(merge.corpus), lang=merge.lang,
+                                      vocab_size=merge.vocab_size, output_dir=target, overwrite=True))
+    return target
+
+
+def tokenizer_source(config: PretrainConfig) -> str:
+    if config.tokenizer_merge is not None:
+        return str(merged_tokenizer_dir(config))
+    if config.tokenizer:
+        return config.tokenizer
+    if config.model == "pico":
+        raise VocabExtendError("model: pico needs a tokenizer: set tokenizer (a folder) or tokenizer_merge")
+    return config.model
+
+
+def base_vocab_size(config: PretrainConfig) -> int | None:
+    """Rows below this are the base model's: from the config, else the merge metadata of the tokenizer."""
+    if config.base_vocab_size is not None:
+        return config.base_vocab_size
+    from ..metadata import METADATA_FILE, read_metadata
+
+    folder = Path(tokenizer_source(config))
+    if (folder / METADATA_FILE).is_file():
+        return read_metadata(folder).base_vocab_size
+    return None
+
+
+def _embedding_rows(tokenizer, multiple: int | None) -> int:
+    from ..merge import pad_vocab_size
+
+    return pad_vocab_size(len(tokenizer), multiple)
+
+
+def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
+    """The starting model in float32 on CPU, in train mode; checked against tokenizer and block size."""
+    if config.model == "pico":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        settings = {**PICO_DEFAULTS, **config.pico}
+        settings.setdefault("vocab_size", _embedding_rows(tokenizer, settings.pop("pad_to_multiple_of", None)))
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            settings.setdefault(name, getattr(tokenizer, name, None))
+        try:
+            pico_config = LlamaConfig(**settings)
+        except (TypeError, ValueError) as exc:
+            raise VocabExtendError(f"the pico settings are not a valid LlamaConfig ({exc})") from None
+        torch.manual_seed(config.seed)
+        model = LlamaForCausalLM(pico_config)
+    else:
+        from ..models import load_model
+
+        model = load_model(config.model, device="cpu", dtype=torch.float32)
+    check_fit(model, tokenizer, config.block_size)
+    return model.train()
+
+
+def check_fit(model: torch.nn.Module, tokenizer, block_size: int) -> None:
+    """Tokenizer/model vocabulary and block size/context checks, one sentence each."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise VocabExtendError(
+            f"the tokenizer has {len(tokenizer):,} tokens but the model's embeddings have {rows:,} rows: "
+            "resize the model to the tokenizer with `vocab-extend init-model` first"
+        )
+    if rows - len(tokenizer) >= 1024:
+        raise VocabExtendError(
+            f"the model's embeddings have {rows:,} rows but the tokenizer only {len(tokenizer):,} tokens: "
+            "the tokenizer is not the one the model was resized for"
+        )
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context is not None and block_size > context:
+        raise VocabExtendError(
+            f"block_size {block_size} is beyond the model's context of {context} tokens: lower block_size"
+        )
