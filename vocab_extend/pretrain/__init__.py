@@ -1,8 +1,11 @@
 """Continued pretraining of an extended model: staged training, bits-per-byte eval, exact resume, DDP.
 
->>> from vocab_extend.pretrain import load_config, pretrain  # doctest: +SKIP
->>> pretrain(load_config("configs/pico-smoke.yaml", {"max_steps": "10"}))  # doctest: +SKIP
-PosixPath('runs/pico-smoke/model')
+From Python::
+
+    from vocab_extend.pretrain import load_config, pretrain
+    model_dir = pretrain(load_config("configs/pico-smoke.yaml", {"max_steps": "10"}))
+
+From the shell: ``vocab-extend pretrain --config configs/pico-smoke.yaml --max-steps 10``.
 """
 
 from .config import PretrainConfig, StageConfig, load_config

@@ -65,13 +65,16 @@ def eval_documents(config: PretrainConfig) -> dict[str, list[str]]:
         budget = config.eval_max_bytes
         for value in config.train:
             name, spec = parse_named_spec(value)
-            docs, size = [], 0
+            docs, size, seen = [], 0, 0
             for text in iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs):
+                seen += 1
                 if heldout(doc_key(text), config.heldout_fraction):
                     docs.append(text)
                     size += len(text.encode("utf-8"))
                     if budget is not None and size >= budget:
                         break
+            if not seen:
+                raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines")
             if not docs:
                 raise VocabExtendError(
                     f"heldout_fraction {config.heldout_fraction} leaves no document of {spec} for eval: "

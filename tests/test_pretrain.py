@@ -1,0 +1,310 @@
+"""Continued pretraining on a pico LLaMA with a real merged Japanese tokenizer and the sample corpora."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from conftest import ROOT, SAMPLE_EN, SAMPLE_JA
+from vocab_extend.cli import main as cli_main
+from vocab_extend.errors import VocabExtendError
+from vocab_extend.pretrain import load_config, pretrain
+from vocab_extend.pretrain import loop as loop_module
+from vocab_extend.pretrain.config import apply_overrides, config_from_dict
+from vocab_extend.pretrain.data import build_training_blocks, doc_key, eval_documents, exclusion_set
+from vocab_extend.pretrain.data import training_documents
+from vocab_extend.pretrain.model import build_merged_tokenizer, build_model
+from vocab_extend.pretrain.outputs import read_metrics
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pretrain-cache")
+
+
+def pico_config(cache_dir: Path, output_dir: Path, **overrides):
+    """A run small enough for a few seconds on 2 CPU cores; the tokenizer is merged once per module."""
+    data = dict(
+        model="pico",
+        pico={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 64},
+        tokenizer_merge={"corpus": [str(SAMPLE_JA)], "vocab_size": 3000, "lang": "ja"},
+        train=[f"ja={SAMPLE_JA}"], heldout_fraction=0.1, eval={"en": str(SAMPLE_EN)},
+        block_size=32, batch_size=4, stages=[{"name": "full", "steps": 3, "lr": 3e-3}], warmup_steps=1,
+        eval_every=0, eval_at_start=False, eval_max_bytes=1500, save_every=0, progress=False,
+        tensorboard=False, cache_dir=str(cache_dir), output_dir=str(output_dir),
+    )
+    data.update(overrides)
+    return config_from_dict(data)
+
+
+def losses(output_dir: Path) -> list[float]:
+    return [r["loss"] for r in read_metrics(output_dir) if r["kind"] == "train"]
+
+
+# ------------------------------------------------------------------------------------------- configs
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert config.train and config.stages and config.total_steps > 0
+    assert config.output_dir.startswith("runs/")
+
+
+def test_shipped_configs_cover_the_three_examples():
+    assert {p.stem for p in CONFIGS} >= {"pico-smoke", "smollm2-ja", "llama-7b-ja-gpu"}
+    assert load_config(ROOT / "configs" / "pico-smoke.yaml").model == "pico"
+
+
+def test_overrides_parse_as_yaml_and_cap_the_stages():
+    config = load_config(ROOT / "configs" / "pico-smoke.yaml",
+                         {"max-steps": "12", "output_dir": "runs/x", "precision": "fp32"})
+    assert config.max_steps == 12 and config.output_dir == "runs/x" and config.precision == "fp32"
+    assert [(s.name, first, n) for s, first, n in config.stage_plan()] == [("new-rows", 0, 10), ("full", 10, 2)]
+    changed = apply_overrides(config, {"stages": "embeddings:4,lora:2", "eval": "{ja: corpora/ja}"})
+    assert [(s.name, s.steps) for s in changed.stages] == [("embeddings", 4), ("lora", 2)]
+    assert changed.eval == {"ja": "corpora/ja"}
+
+
+def test_cli_options_reach_the_config(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(loop_module, "pretrain", lambda config, resume: seen.update(config=config, resume=resume))
+    code = cli_main(["pretrain", "--config", str(ROOT / "configs" / "pico-smoke.yaml"), "--max-steps", "20",
+                     "--output-dir", str(tmp_path / "x"), "--resume"])
+    assert code == 0 and seen["resume"] is True
+    assert seen["config"].max_steps == 20 and seen["config"].output_dir == str(tmp_path / "x")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"train": ["a"], "lerning_rate": 1}, "unknown config key 'lerning_rate'"),
+        ({"train": ["a"], "lr_warmup": 1}, "unknown config key"),
+        ({"train": ["a"], "stages": [{"name": "full", "steps": 2, "lr_min": 1}]}, "unknown stage key 'lr_min'"),
+        ({"train": ["a"], "stages": "frozen:3"}, "unknown stage 'frozen'"),
+        ({"train": ["a"], "precision": "fp8"}, "precision 'fp8' is unknown"),
+        ({}, "no training corpus"),
+    ],
+)
+def test_bad_config_values_are_one_sentence(data, message):
+    with pytest.raises(VocabExtendError, match=message) as info:
+        config_from_dict(data)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_option_and_missing_config_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [corpora/ja]\nbatch_sise: 4\n", encoding="utf-8")
+    assert cli_main(["pretrain", "--config", str(bad)]) == 2
+    assert "did you mean 'batch_size'" in capsys.readouterr().err
+    assert cli_main(["pretrain", "--config", str(tmp_path / "missing.yaml")]) == 2
+    with pytest.raises(SystemExit) as info:
+        cli_main(["pretrain", "--config", str(bad), "--learning-rate", "1"])
+    assert info.value.code == 2
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def test_train_and_eval_documents_never_overlap(tmp_path):
+    config = pico_config(tmp_path, tmp_path / "run", heldout_fraction=0.2, eval={"ja_news": str(SAMPLE_JA / "news.txt")})
+    evals = eval_documents(config)
+    exclude = exclusion_set(evals)
+    train = list(training_documents(config.train, exclude=exclude, fraction=0.2, text_field="text", max_docs=None))
+    assert set(evals) == {"ja", "ja_news"} and evals["ja"] and train
+    assert not {doc_key(t) for t in train} & exclude
+    news = set(evals["ja_news"])
+    assert not news & set(train)
+    # held-out documents come from the training corpus: together with train they cover it
+    assert len(train) + len(set(evals["ja"]) | news) >= 300
+
+
+def test_packing_puts_eos_between_documents_and_caches(cache_dir, tmp_path):
+    config = pico_config(cache_dir, tmp_path / "run")
+    tokenizer = build_tokenizer(config)
+    exclude = exclusion_set(eval_documents(config))
+    blocks = build_training_blocks(config, tokenizer, exclude)
+    first = blocks.get(0, 2)
+    assert first.shape == (2, 32)
+    flat = blocks.dataset[: blocks.num_blocks]["input_ids"].reshape(-1)
+    assert (flat == tokenizer.eos_token_id).sum() >= 200  # one EOS per document
+    cached = list(Path(cache_dir).iterdir())
+    again = build_training_blocks(config, tokenizer, exclude)
+    assert list(Path(cache_dir).iterdir()) == cached and again.num_blocks == blocks.num_blocks
+    assert (again.get(0, 2) == first).all()
+    # another block size is another cache entry
+    other = build_training_blocks(apply_overrides(config, {"block_size": "16"}), tokenizer, exclude)
+    assert other.num_blocks > blocks.num_blocks
+
+
+def build_tokenizer(config):
+    from vocab_extend.models import load_tokenizer
+
+    return load_tokenizer(str(build_merged_tokenizer(config)))
+
+
+def test_streaming_runs(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    pretrain(pico_config(cache_dir, out, streaming=True, shuffle_buffer=50, stages="full:2"))
+    assert len(losses(out)) == 2 and all(torch.isfinite(torch.tensor(losses(out))))
+
+
+# -------------------------------------------------------------------------------------------- stages
+
+
+def initial_and_final(cache_dir, out, stages):
+    config = pico_config(cache_dir, out, stages=stages)
+    pretrain(config)
+    initial = build_model(config, build_tokenizer(config)).state_dict()
+    final = load_file(str(out / "model" / "model.safetensors"))
+    return initial, final
+
+
+def test_new_rows_stage_keeps_base_rows_bit_identical(cache_dir, tmp_path):
+    initial, final = initial_and_final(cache_dir, tmp_path / "run", "new-rows:3")
+    base = json.loads((tmp_path / "run" / "model" / "vocab_extend.json").read_text())["base_vocab_size"]
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(final[name][:base], initial[name][:base])
+        assert not torch.equal(final[name][base:], initial[name][base:])
+    assert torch.equal(final["model.layers.0.self_attn.q_proj.weight"], initial["model.layers.0.self_attn.q_proj.weight"])
+
+
+def test_embeddings_stage_freezes_transformer_blocks(cache_dir, tmp_path):
+    initial, final = initial_and_final(cache_dir, tmp_path / "run", "embeddings:2")
+    changed = {k for k in initial if not torch.equal(initial[k], final[k])}
+    assert changed == {"model.embed_tokens.weight", "lm_head.weight"}
+
+
+def test_lora_stage_is_merged_into_the_saved_model(cache_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    initial, final = initial_and_final(cache_dir, tmp_path / "run", "lora:2")
+    assert set(final) == set(initial)  # a plain model: no adapter tensors left
+    changed = {k for k in initial if not torch.equal(initial[k], final[k])}
+    assert "model.layers.0.self_attn.q_proj.weight" in changed and "model.layers.1.mlp.down_proj.weight" in changed
+    assert "model.embed_tokens.weight" in changed and "model.norm.weight" not in changed
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model")
+    assert model.get_input_embeddings().weight.shape[0] == final["model.embed_tokens.weight"].shape[0]
+
+
+# ------------------------------------------------------------------------------- resume and outputs
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_gives_the_same_losses_as_an_uninterrupted_run(cache_dir, tmp_path, monkeypatch):
+    stages = "new-rows:3,lora:3"
+    full = tmp_path / "full"
+    pretrain(pico_config(cache_dir, full, stages=stages, save_every=2))
+    expected = losses(full)
+    assert len(expected) == 6
+
+    cut = tmp_path / "cut"
+    original = loop_module.Trainer._step
+
+    def crashing(self, model, prepared, optimizer, scheduler, step, *args):
+        if step == 4:  # after the checkpoint at step 4, in the middle of the lora stage
+            raise Crash
+        return original(self, model, prepared, optimizer, scheduler, step, *args)
+
+    monkeypatch.setattr(loop_module.Trainer, "_step", crashing)
+    with pytest.raises(Crash):
+        pretrain(pico_config(cache_dir, cut, stages=stages, save_every=2))
+    monkeypatch.setattr(loop_module.Trainer, "_step", original)
+    assert losses(cut) == expected[:4]
+    pretrain(pico_config(cache_dir, cut, stages=stages, save_every=2), resume=True)
+    assert losses(cut) == expected  # exactly, not approximately
+    a = load_file(str(full / "model" / "model.safetensors"))
+    b = load_file(str(cut / "model" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_outputs_metrics_report_and_model(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    pretrain(pico_config(cache_dir, out, stages="new-rows:2,full:2", eval_every=2, eval_at_start=True,
+                         save_every=2, keep_checkpoints=1, tensorboard=True))
+    records = read_metrics(out)
+    train = [r for r in records if r["kind"] == "train"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    for r in train:
+        assert isinstance(r["loss"], float) and r["lr"] > 0 and r["tokens_per_s"] > 0
+    assert [r["stage"] for r in train] == ["new-rows", "new-rows", "full", "full"]
+    assert [r["step"] for r in evals] == [0, 2, 4]
+    for r in evals:
+        assert set(r["bpb"]) == {"ja", "en"} and all(0 < v < 20 for v in r["bpb"].values())
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "Token reduction" in report and "| ja |" in report and "bpb.png" in report
+    assert (out / "bpb.png").stat().st_size > 0 and list((out / "tensorboard").iterdir())
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000002"]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    text = "東京は日本の首都です。"
+    assert tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True) == text
+    # an existing run is not overwritten without --resume or --overwrite
+    with pytest.raises(VocabExtendError, match="already holds a run"):
+        pretrain(pico_config(cache_dir, out))
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_inputs_are_one_sentence(cache_dir, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    cases = [
+        (dict(pico={"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32000}),
+         "the tokenizer has 33,802 tokens but the model's embeddings have 32,000 rows"),
+        (dict(train=[str(empty)]), "is empty"),
+        (dict(block_size=128), "block_size 128 is beyond the model's context of 64 tokens"),
+        (dict(stages="new-rows:2", base_vocab_size=40000), "leaves no new rows"),
+        (dict(batch_size=4, micro_batch_size=3), "micro_batch_size 3 does not divide"),
+    ]
+    for i, (overrides, message) in enumerate(cases):
+        with pytest.raises(VocabExtendError, match=message) as info:
+            pretrain(pico_config(cache_dir, tmp_path / f"run{i}", **overrides))
+        assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------- scale-out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(cache_dir, tmp_path):
+    """torchrun with 2 CPU processes and the same global batch follows the single-process losses."""
+    common = dict(stages="full:3", batch_size=4, micro_batch_size=1)
+    single = tmp_path / "single"
+    pretrain(pico_config(cache_dir, single, **common))
+    config = pico_config(cache_dir, tmp_path / "ddp", **common).to_dict()
+    config_file = tmp_path / "ddp.yaml"
+    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+               "--master_port", str(_free_port()), "-m", "vocab_extend.cli", "pretrain", "--config", str(config_file)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = losses(single), losses(tmp_path / "ddp")
+    assert len(one) == len(two) == 3
+    for a, b in zip(one, two):
+        assert abs(a - b) <= 0.02 * abs(a)
