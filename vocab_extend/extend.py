@@ -203,16 +203,11 @@ def _eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str]) -> d
     return corpora
 
 
-def _measure(base: sp_pb2.ModelProto, merged: sp_pb2.ModelProto, corpora: dict[str, list[str]]) -> dict:
-    base_sp = spm.SentencePieceProcessor(model_proto=base.SerializeToString())
-    merged_sp = spm.SentencePieceProcessor(model_proto=merged.SerializeToString())
-    out = {}
-    for name, lines in corpora.items():
-        base_tokens = sum(map(len, base_sp.encode(lines, num_threads=0)))
-        ext_tokens = sum(map(len, merged_sp.encode(lines, num_threads=0)))
-        out[name] = corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
-                                   base_tokens, ext_tokens)
-    return out
+def _figures(corpora: dict[str, list[str]], counts: dict[str, tuple[int, int]]) -> dict:
+    return {
+        name: corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines), *counts[name])
+        for name, lines in corpora.items()
+    }
 
 
 def default_output_dir(base: str, lang: str) -> Path:
@@ -276,7 +271,8 @@ def _extend_sentencepiece(config: ExtendConfig, base_tok: BaseTokenizer) -> Path
         corpora = _eval_corpora(config, scripts.name, sample)
         verify_texts = dict(corpora)
         verify_texts.setdefault("training sample", sample)
-        checks = verify_sentencepiece(tmp, base, result.proto, verify_texts, scripts)
+        counts: dict[str, tuple[int, int]] = {}
+        checks = verify_sentencepiece(tmp, base, result.proto, verify_texts, scripts, counts)
         raise_on_failure(checks)
         report = {
             "base": base_tok.name,
@@ -292,7 +288,7 @@ def _extend_sentencepiece(config: ExtendConfig, base_tok: BaseTokenizer) -> Path
             "skipped_examples": {k: v for k, v in sorted(result.examples.items())},
             "dead_pieces_dropped": result.skipped.get("dead", 0),
             "checks": checks,
-            "corpora": _measure(base, result.proto, corpora),
+            "corpora": _figures(corpora, counts),
         }
         example = _example(base, result.proto, sample, scripts)
         write_report(tmp, report, example)

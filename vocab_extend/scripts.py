@@ -14,7 +14,9 @@ False
 from __future__ import annotations
 
 from collections import Counter
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable
 
 # (first, last) code points, inclusive.
@@ -47,20 +49,23 @@ _HANGUL = [
 _BOPOMOFO = [(0x3100, 0x312F), (0x31A0, 0x31BF)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScriptSet:
     """A language and the code-point ranges of its scripts."""
 
     name: str
     ranges: tuple[tuple[int, int], ...]
 
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile("[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in self.ranges) + "]")
+
     def is_script_char(self, ch: str) -> bool:
-        cp = ord(ch)
-        return any(lo <= cp <= hi for lo, hi in self.ranges)
+        return self._pattern.fullmatch(ch) is not None
 
     def contains(self, text: str) -> bool:
         """True when ``text`` has at least one character of these scripts."""
-        return any(self.is_script_char(ch) for ch in text)
+        return self._pattern.search(text) is not None
 
 
 JAPANESE = ScriptSet("ja", tuple(_HAN + _KANA + _CJK_PUNCT))
