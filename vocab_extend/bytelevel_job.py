@@ -1,0 +1,114 @@
+"""The merge job for byte-level BPE bases (SmolLM2, Llama-3, Qwen): the same CLI, checks and report as the
+SentencePiece path, around :func:`vocab_extend.bytelevel.extend_bytelevel`."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tokenizers import Tokenizer
+
+from .base import BaseTokenizer
+from .bytelevel import ByteLevelConfig, MergeOutcome, bytelevel_checks, extend_bytelevel, load_bytelevel_base
+from .corpus import CorpusStats
+from .errors import VocabExtendError
+from .merge import pad_vocab_size
+from .metadata import MergeMetadata
+from .report import corpus_figures, pick_example, write_report
+from .scripts import detect_language, get_language
+from .verify import raise_on_failure
+
+if TYPE_CHECKING:
+    from .extend import ExtendConfig
+
+DETECT_DOCS = 2_000
+
+
+def extend_bytelevel_job(config: "ExtendConfig", base_tok: BaseTokenizer) -> Path:
+    """Train, merge, write, verify and report for a byte-level base; return the output folder."""
+    from .extend import DEFAULT_VOCAB_SIZE, _Collector, _eval_corpora, _summary, _training_documents, \
+        default_output_dir, log, staging_folder
+
+    if config.new_model is not None:
+        raise VocabExtendError(
+            "--new-model takes a SentencePiece model, which cannot be merged into a byte-level BPE base; "
+            "train the new-language model on --corpus instead"
+        )
+    if config.output_dir is not None and config.output_dir.exists() and not config.overwrite:
+        raise VocabExtendError(
+            f"output folder {config.output_dir} already exists: pass --overwrite or choose --output-dir"
+        )
+    base = load_bytelevel_base(base_tok)
+    stats = CorpusStats()
+    collector = _Collector(config.verify_sample, config.seed)
+    docs = collector(_training_documents(config, stats))
+    head = list(itertools.islice(docs, DETECT_DOCS))
+    if not head:
+        raise VocabExtendError(f"corpus {' '.join(config.corpus)} is empty: it has no non-blank text lines")
+    scripts = get_language(config.lang) if config.lang != "auto" else detect_language(head)
+    target = config.output_dir or default_output_dir(base_tok.name, scripts.name)
+    with staging_folder(target, config.overwrite) as tmp:
+        outcome: MergeOutcome = extend_bytelevel(
+            base_tok, itertools.chain(head, docs), scripts,
+            ByteLevelConfig(vocab_size=config.vocab_size or DEFAULT_VOCAB_SIZE, seed=config.seed), tmp,
+        )
+        if stats.skipped_non_utf8:
+            log(f"note: skipped {stats.skipped_non_utf8:,} corpus lines that are not valid UTF-8")
+        MergeMetadata(
+            base=base_tok.name,
+            base_kind="bytelevel",
+            base_vocab_size=outcome.base_vocab_size,
+            vocab_size=outcome.vocab_size,
+            lang=scripts.name,
+            added_pieces=len(outcome.added),
+            pad_to_multiple_of=config.pad_to_multiple_of,
+            new_model=outcome.new_model_file,
+            extra={"trainer": outcome.trainer, "intermediates": outcome.intermediates,
+                   "split_digits": outcome.split_digits},
+        ).write(tmp)
+        corpora = _eval_corpora(config, scripts.name, collector.sample)
+        verify_texts = dict(corpora)
+        verify_texts.setdefault("training sample", collector.sample)
+        checks = bytelevel_checks(tmp, base.tokenizer, verify_texts, scripts)
+        raise_on_failure(checks)
+        extended = Tokenizer.from_file(str(tmp / "tokenizer.json"))
+        report = {
+            "base": base_tok.name,
+            "lang": scripts.name,
+            "base_vocab_size": outcome.base_vocab_size,
+            "vocab_size": outcome.vocab_size,
+            "embedding_size": pad_vocab_size(outcome.vocab_size, config.pad_to_multiple_of),
+            "pad_to_multiple_of": config.pad_to_multiple_of,
+            "added_pieces": len(outcome.added),
+            "new_model_type": f"bpe ({outcome.trainer})",
+            "intermediate_tokens": outcome.intermediates,
+            "skipped": dict(sorted(outcome.skipped.items())),
+            "skipped_examples": {k: v for k, v in sorted(outcome.examples.items())},
+            "dead_pieces_dropped": outcome.skipped.get("dead", 0),
+            "checks": checks,
+            "corpora": {name: _figures(base.tokenizer, extended, lines) for name, lines in corpora.items()},
+        }
+        write_report(tmp, report, _example(base.tokenizer, extended, collector.sample, scripts))
+    _summary(target, report)
+    return target
+
+
+def _count(tokenizer: Tokenizer, lines: list[str]) -> int:
+    return sum(len(e.ids) for e in tokenizer.encode_batch(lines, add_special_tokens=False))
+
+
+def _figures(base: Tokenizer, extended: Tokenizer, lines: list[str]) -> dict:
+    return corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
+                          _count(base, lines), _count(extended, lines))
+
+
+def _readable(tokenizer: Tokenizer, text: str) -> list[str]:
+    from .bytelevel import token_text
+
+    return [token_text(t) for t in tokenizer.encode(text, add_special_tokens=False).tokens]
+
+
+def _example(base: Tokenizer, extended: Tokenizer, lines: list[str], scripts) -> tuple[str, list[str], list[str]] | None:
+    text = pick_example(lines, scripts.contains)
+    return None if text is None else (text, _readable(base, text), _readable(extended, text))
