@@ -206,6 +206,24 @@ class Crash(Exception):
     pass
 
 
+def crash_then_resume(config, crash_step: int, monkeypatch) -> list[float]:
+    """Run ``config``, crash before step ``crash_step`` (0-based), resume; return the losses logged before."""
+    original = loop_module.Trainer._step
+
+    def crashing(self, model, prepared, optimizer, scheduler, step, *args):
+        if step == crash_step:
+            raise Crash
+        return original(self, model, prepared, optimizer, scheduler, step, *args)
+
+    monkeypatch.setattr(loop_module.Trainer, "_step", crashing)
+    with pytest.raises(Crash):
+        pretrain(config)
+    monkeypatch.setattr(loop_module.Trainer, "_step", original)
+    before = losses(Path(config.output_dir))
+    pretrain(config, resume=True)
+    return before
+
+
 def test_resume_gives_the_same_losses_as_an_uninterrupted_run(cache_dir, tmp_path, monkeypatch):
     stages = "new-rows:3,lora:3"
     full = tmp_path / "full"
@@ -214,23 +232,31 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(cache_dir, tmp_pat
     assert len(expected) == 6
 
     cut = tmp_path / "cut"
-    original = loop_module.Trainer._step
-
-    def crashing(self, model, prepared, optimizer, scheduler, step, *args):
-        if step == 4:  # after the checkpoint at step 4, in the middle of the lora stage
-            raise Crash
-        return original(self, model, prepared, optimizer, scheduler, step, *args)
-
-    monkeypatch.setattr(loop_module.Trainer, "_step", crashing)
-    with pytest.raises(Crash):
-        pretrain(pico_config(cache_dir, cut, stages=stages, save_every=2))
-    monkeypatch.setattr(loop_module.Trainer, "_step", original)
-    assert losses(cut) == expected[:4]
-    pretrain(pico_config(cache_dir, cut, stages=stages, save_every=2), resume=True)
+    # crash after the checkpoint at step 4, in the middle of the lora stage
+    before = crash_then_resume(pico_config(cache_dir, cut, stages=stages, save_every=2), 4, monkeypatch)
+    assert before == expected[:4]
     assert losses(cut) == expected  # exactly, not approximately
     a = load_file(str(full / "model" / "model.safetensors"))
     b = load_file(str(cut / "model" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_tied_embeddings_and_resume_at_a_stage_boundary(cache_dir, tmp_path, monkeypatch):
+    """One matrix serves as embeddings and lm_head (as in SmolLM2): new-rows keeps its base rows; a resume
+    from the checkpoint that ends the new-rows stage starts the next stage exactly as an uninterrupted run."""
+    pico = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "max_position_embeddings": 64, "tie_word_embeddings": True}
+    settings = dict(pico=pico, stages="new-rows:2,full:1", save_every=2)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    pretrain(pico_config(cache_dir, full, **settings))
+    crash_then_resume(pico_config(cache_dir, cut, **settings), 2, monkeypatch)
+    assert losses(cut) == losses(full) and len(losses(full)) == 3
+    config = pico_config(cache_dir, tmp_path / "x", pico=pico)
+    initial = build_model(config, build_tokenizer(config)).model.embed_tokens.weight
+    saved = load_file(str(cut / "checkpoints" / "step-00000002" / "model.safetensors"))
+    (after_new_rows,) = [t for k, t in saved.items() if k in ("model.embed_tokens.weight", "lm_head.weight")]
+    assert torch.equal(after_new_rows[:32000], initial[:32000])
+    assert not torch.equal(after_new_rows[32000:], initial[32000:])
 
 
 def test_outputs_metrics_report_and_model(cache_dir, tmp_path):
