@@ -185,6 +185,23 @@ def test_init_model_writes_a_loadable_folder_that_generates(tmp_path, extended_d
     assert saved["method"] == "mean" and saved["new_tokens"] == len(tokenizer) - base_size
 
 
+def test_checkpoint_dtype_is_kept_and_base_rows_stay_bit_identical(tmp_path, extended_dir, tokenizers):
+    from safetensors.torch import load_file
+
+    base_size = tokenizers[2]
+    model = _pico(base_size).to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "bf16")
+    before = load_file(str(tmp_path / "bf16" / "model.safetensors"))
+    rng = torch.get_rng_state()
+    init_model(str(tmp_path / "bf16"), extended_dir, tmp_path / "out", InitConfig(method="random"))
+    assert torch.equal(torch.get_rng_state(), rng)  # the caller's random state is left alone
+    after = load_file(str(tmp_path / "out" / "model.safetensors"))
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert after[name].dtype == torch.bfloat16
+        assert torch.equal(after[name][:base_size], before[name])
+    assert all(torch.equal(after[k], v) for k, v in before.items() if "embed" not in k and "lm_head" not in k)
+
+
 def test_same_inputs_give_byte_identical_outputs(tmp_path, extended_dir, tokenizers):
     _pico(tokenizers[2], tied=True).save_pretrained(tmp_path / "base-model")
     outs = []

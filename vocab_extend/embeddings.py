@@ -58,6 +58,7 @@ from typing import Sequence
 import torch
 
 from .errors import VocabExtendError
+from .models import DTYPE_CHOICES
 
 METHODS = ("mean", "first", "hewitt", "random")
 WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ
@@ -237,7 +238,8 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
     output_embeddings = model.get_output_embeddings()
     # mean_resizing=False: transformers copies the old rows and draws the new ones at random; we overwrite
     # every new row below, so its (unseeded) draw never reaches the output.
-    model.resize_token_embeddings(size, mean_resizing=False)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random state as it was
+        model.resize_token_embeddings(size, mean_resizing=False)
     input_weight = model.get_input_embeddings().weight
     output_module = model.get_output_embeddings()
     tied = output_module is None or output_module.weight is input_weight
@@ -278,7 +280,7 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
 
 
 def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: InitConfig | None = None, *,
-               overwrite: bool = False, dtype: str = "auto") -> InitReport:
+               overwrite: bool = False, dtype: str = "checkpoint") -> InitReport:
     """Load ``model_spec``, extend it to the tokenizer in ``tokenizer_dir`` and save model + tokenizer.
 
     The folder is written with safetensors through ``save_pretrained`` into a temporary folder beside
@@ -326,8 +328,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pad-to-multiple-of", type=int, default=None,
                         help="pad the embedding rows to a multiple of this (default: the merge's setting)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="dtype of the saved weights (auto: float32)")
+    parser.add_argument("--dtype", default="checkpoint", choices=DTYPE_CHOICES,
+                        help="dtype of the saved weights (default: the checkpoint's; GGUF models give float32)")
     parser.add_argument("--output-dir", required=True, type=Path, help="where to write the resized model")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import VocabExtendError
+from .models import DTYPE_CHOICES
 
 DEFAULT_MAX_BLOCK = 1024
 
@@ -206,7 +207,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=None, help="window length in tokens, BOS included")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                         help="weights dtype (auto: float32 on CPU, the checkpoint's dtype on GPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

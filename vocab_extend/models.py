@@ -22,6 +22,7 @@ from .errors import VocabExtendError
 
 MODEL_ALIASES = ("smollm2-135m",)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = ("auto", "checkpoint", *_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,19 @@ def _quiet_transformers() -> None:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype | None:
-    """``auto`` means float32 on CPU (bf16 matmuls are far slower there) and the checkpoint's dtype elsewhere."""
+    """``auto``: float32 on CPU (bf16 matmuls are far slower there), the checkpoint's dtype elsewhere;
+    ``checkpoint`` (returned as ``None``): always the checkpoint's dtype (GGUF models de-quantize to float32).
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
+    if dtype == "checkpoint":
+        return None
     if dtype in (None, "auto"):
         return torch.float32 if torch.device(device).type == "cpu" else None
     try:
         return _DTYPES[dtype]
     except KeyError:
-        raise VocabExtendError(f"unknown dtype {dtype!r}: choose auto, {', '.join(_DTYPES)}") from None
+        raise VocabExtendError(f"unknown dtype {dtype!r}: choose {', '.join(DTYPE_CHOICES)}") from None
 
 
 def rebuild_plain(model):
