@@ -247,18 +247,21 @@ class Trainer:
             if first + steps <= start_step:
                 continue
             resuming_here = state is not None and first <= start_step
+            mid_stage = resuming_here and start_step > first
             if resuming_here and not state["lora"]:
                 ckpt.load_model_weights(self.resume_from, model)
+            if not mid_stage:  # the same LoRA initialisation on every rank, resumed or not
+                torch.manual_seed(config.seed + 1000 * index)
             prepared = prepare_stage(model, stage, self.base_rows)
             model = prepared.model.to(dist.device)
             if resuming_here and state["lora"]:
                 ckpt.load_model_weights(self.resume_from, model)
             optimizer, scheduler = make_optimizer(config, stage, prepared, steps)
-            if resuming_here and start_step > first:  # mid-stage: continue this stage's optimiser and RNG
+            if mid_stage:  # continue this stage's optimiser and every rank's RNG
                 ckpt.load_trainer_state(self.resume_from, optimizer, scheduler)
                 ckpt.load_rng_state(self.resume_from, dist.rank)
-            else:  # a stage starts: fresh optimiser, seeded RNG, as in an uninterrupted run
-                torch.manual_seed(config.seed + dist.rank + 1000 * index)
+            else:  # a stage starts: fresh optimiser, per-rank seeded RNG (dropout), as in an uninterrupted run
+                torch.manual_seed(config.seed + 1000 * index + 1 + dist.rank)
             trained = model
             if dist.world > 1:
                 trained = torch.nn.parallel.DistributedDataParallel(
