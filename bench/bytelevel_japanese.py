@@ -41,7 +41,7 @@ def _clock(action: Callable[[], object]) -> tuple[float, float]:
 
 
 def _encode_timings(tokenizers: dict[str, object], lines: list[str], runs: int) -> dict[str, dict[str, float]]:
-    """Median seconds of encoding ``lines``, batched (all cores) and one line at a time.
+    """Median seconds of ``encode_batch(lines)`` on all cores and on one thread.
 
     Runs interleave the tokenizers, so load from other processes hits them alike; the BPE word cache is
     cleared before every run. CPU seconds are the steadier figure on a shared machine.
@@ -49,12 +49,10 @@ def _encode_timings(tokenizers: dict[str, object], lines: list[str], runs: int) 
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in tokenizers}
     for _ in range(runs):
         for name, tok in tokenizers.items():
-            for kind, action in (
-                ("batch", lambda: tok.encode_batch(lines)),
-                ("sequential", lambda: [tok.encode(line) for line in lines]),
-            ):
+            for kind, parallel in (("batch", "true"), ("one_thread", "false")):
+                os.environ["TOKENIZERS_PARALLELISM"] = parallel
                 tok.model._clear_cache()
-                wall, cpu = _clock(action)
+                wall, cpu = _clock(lambda: tok.encode_batch(lines))
                 samples[name].setdefault(f"{kind}_wall_s", []).append(wall)
                 samples[name].setdefault(f"{kind}_cpu_s", []).append(cpu)
     return {name: {k: statistics.median(v) for k, v in kinds.items()} for name, kinds in samples.items()}

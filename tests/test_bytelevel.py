@@ -242,6 +242,8 @@ def test_unreadable_gguf_is_one_sentence(tmp_path: Path) -> None:
     path.write_bytes(b"not a gguf file")
     with pytest.raises(VocabExtendError, match="could not read the tokenizer"):
         load_bytelevel_base(BaseTokenizer("broken.gguf", "bytelevel", path))
+    with pytest.raises(VocabExtendError, match="does not exist"):
+        load_bytelevel_base(BaseTokenizer("gone.gguf", "bytelevel", tmp_path / "gone.gguf"))
 
 
 # ------------------------------------------------------------------------------- the shared corpora (optional)
