@@ -109,3 +109,10 @@ def test_real_smollm2_keeps_english_and_old_rows(tmp_path, smollm2_ja, tokenizer
     # New rows only add competitors in the softmax: English can only get (slightly) worse, by < 1%.
     assert before.bpb <= after.bpb < before.bpb * 1.01
     assert math.isfinite(after.bpb)
+    # Padding rows (from the merge's --pad-to-multiple-of) sit at the mean row: at most 1/V each (Jensen).
+    padding = extended.config.vocab_size - len(tokenizer)
+    assert padding > 0
+    with torch.no_grad():
+        for text in (english[0], _ja_line()):
+            probs = extended(input_ids=torch.tensor([tokenizer(text)["input_ids"]])).logits.softmax(-1)
+            assert (probs[..., len(tokenizer):].sum(-1) <= padding / base_size).all()
