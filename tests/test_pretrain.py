@@ -286,9 +286,13 @@ def test_outputs_metrics_report_and_model(cache_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(out / "model")
     text = "東京は日本の首都です。"
     assert tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True) == text
-    # an existing run is not overwritten without --resume or --overwrite
+    # an existing run is not overwritten without --resume or --overwrite; other folders never are
     with pytest.raises(VocabExtendError, match="already holds a run"):
         pretrain(pico_config(cache_dir, out))
+    (tmp_path / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(VocabExtendError, match="not a pretraining run"):
+        pretrain(pico_config(cache_dir, tmp_path, overwrite=True))
+    assert (tmp_path / "notes.txt").is_file()
 
 
 # ------------------------------------------------------------------------------------------ bad input

@@ -38,6 +38,7 @@ from .outputs import MetricsLog, token_reduction_rows, write_report
 from .stages import finish_stage, is_lora, prepare_stage
 
 MODEL_DIR = "model"
+RUN_MARKERS = ("metrics.jsonl", ckpt.CHECKPOINTS, MODEL_DIR)  # what makes a folder a run --overwrite may delete
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab_extend.json")
 
@@ -138,10 +139,16 @@ def _autocast(config: PretrainConfig, device: torch.device):
 def _prepare_output(config: PretrainConfig, resume: bool) -> tuple[Path, Path | None]:
     out = Path(config.output_dir)
     latest = ckpt.latest_checkpoint(out) if resume else None
-    if out.exists() and any(out.iterdir()) and not resume and not config.overwrite:
-        raise VocabExtendError(
-            f"output folder {out} already holds a run: pass --resume to continue it, --overwrite true to start "
-            "over, or another --output-dir")
+    if out.exists() and not out.is_dir():
+        raise VocabExtendError(f"output folder {out} is a file: choose another --output-dir")
+    if out.exists() and any(out.iterdir()) and not resume:
+        if not any((out / name).exists() for name in RUN_MARKERS):
+            raise VocabExtendError(
+                f"output folder {out} holds files that are not a pretraining run: choose another --output-dir")
+        if not config.overwrite:
+            raise VocabExtendError(
+                f"output folder {out} already holds a run: pass --resume to continue it, --overwrite true to "
+                "start over, or another --output-dir")
     return out, latest
 
 
