@@ -1,0 +1,55 @@
+"""Resolving --base: aliases, files, folders and Hub ids (the Hub is faked: no machine here reaches it)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vocab_extend.base import resolve_base
+from vocab_extend.errors import VocabExtendError
+
+
+def test_alias_file_and_folder(tmp_path: Path) -> None:
+    alias = resolve_base("mistral-7b-v0.1")
+    assert alias.kind == "sentencepiece" and alias.path.name == "tokenizer.model.v1"
+    shutil.copy(alias.path, tmp_path / "tokenizer.model")
+    assert resolve_base(str(tmp_path)).path == tmp_path / "tokenizer.model"
+    assert resolve_base(str(tmp_path / "tokenizer.model")).kind == "sentencepiece"
+
+
+def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    shutil.copy(resolve_base().path, snapshot / "tokenizer.model")
+    asked: list[tuple[str, str]] = []
+
+    def fake_download(repo_id: str, filename: str, **kwargs: object) -> str:
+        asked.append((repo_id, filename))
+        if not (snapshot / filename).exists():
+            raise FileNotFoundError(filename)
+        return str(snapshot / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    base = resolve_base("mistralai/Mistral-7B-v0.1")
+    assert (base.name, base.kind) == ("mistralai/Mistral-7B-v0.1", "sentencepiece")
+    assert asked == [("mistralai/Mistral-7B-v0.1", "tokenizer.model")]
+
+
+def test_unreachable_hub_id_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    def offline(repo_id: str, filename: str, **kwargs: object) -> str:
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(VocabExtendError, match="the Hub did not give its tokenizer"):
+        resolve_base("someone/some-model")
+
+
+def test_folder_without_a_tokenizer(tmp_path: Path) -> None:
+    with pytest.raises(VocabExtendError, match="holds no tokenizer.model"):
+        resolve_base(str(tmp_path))
