@@ -125,9 +125,9 @@ def mfu(tokens_per_s: float, params: int, config, peak_tflops: float | None, dev
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(SETUPS), choices=list(SETUPS))
-    parser.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: pico 12, smollm2 4)")
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: pico 12, smollm2 6)")
     parser.add_argument("--skip", type=int, default=1, help="warm-up steps left out of the figures")
-    parser.add_argument("--runs", type=int, default=3, help="alternating runs of each loop (pico; smollm2 runs 1)")
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs of each loop")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the accelerator's peak, for MFU")
     parser.add_argument("--json", type=Path, default=None)
@@ -139,8 +139,8 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as cache:
         for name in args.models:
-            steps = args.steps or (12 if name == "pico" else 4)
-            runs = args.runs if name == "pico" else 1
+            steps = args.steps or (12 if name == "pico" else 6)
+            runs = args.runs
             ours, theirs, params = [], [], 0
             for i in range(runs):
                 with tempfile.TemporaryDirectory() as out:
