@@ -134,3 +134,37 @@ def test_gzip_jsonl_corpus(tmp_path: Path) -> None:
             fh.write(json.dumps({"body": line}, ensure_ascii=False) + "\n")
     out = tmp_path / "o"
     assert main(["merge", "--corpus", str(path), "--text-field", "body", "--output-dir", str(out)]) == 0
+
+
+def test_malformed_jsonl_names_the_line(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "docs.jsonl"
+    bad.write_text('{"text": "良い行"}\n{"text": broken\n', encoding="utf-8")
+    code, msg = run_cli(capsys, "--corpus", str(bad), "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "line 2 is not valid JSON" in msg
+
+
+def test_max_docs_applies_to_each_corpus(tmp_path: Path) -> None:
+    from vocab_extend.corpus import CorpusStats
+    from vocab_extend.extend import ExtendConfig, _training_documents
+
+    config = ExtendConfig(corpus=[str(SAMPLE_JA / "news.txt"), str(SAMPLE_JA / "narrative.txt")], max_docs=5)
+    stats = CorpusStats()
+    docs = list(_training_documents(config, stats))
+    assert len(docs) == 10 and stats.documents == 10
+    assert docs[5] == SAMPLE_JA.joinpath("narrative.txt").read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_special_token_text_is_verified_as_text(tmp_path: Path) -> None:
+    corpus = tmp_path / "ja.txt"
+    lines = SAMPLE_JA.joinpath("news.txt").read_text(encoding="utf-8").splitlines()
+    corpus.write_text("\n".join(lines + ["HTMLの<s>タグと</s>と<unk>の話"]) + "\n", encoding="utf-8")
+    assert main(["merge", "--corpus", str(corpus), "--output-dir", str(tmp_path / "o"),
+                 "--eval", f"ja={corpus}"]) == 0
+
+
+def test_default_output_folder_names() -> None:
+    from vocab_extend.extend import default_output_dir
+
+    assert default_output_dir("mistral-7b-v0.1", "ja") == Path("outputs/mistral-7b-v0.1-ja")
+    assert default_output_dir("mistralai/Mistral-7B-v0.1", "ja") == Path("outputs/mistralai--Mistral-7B-v0.1-ja")
+    assert default_output_dir(str(SAMPLE_JA.parent), "zh") == Path("outputs/corpora-zh")

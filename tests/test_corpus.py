@@ -62,7 +62,25 @@ def test_named_specs() -> None:
 
 
 def test_unreachable_hub_dataset_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(VocabExtendError, match="could not stream hf:no-such/dataset"):
         read_documents("hf:no-such/dataset")
+
+
+def test_hub_dataset_is_streamed_with_its_config_and_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    asked = {}
+
+    def fake(name: str, config: str | None, split: str, streaming: bool) -> list[dict[str, str]]:
+        asked.update(name=name, config=config, split=split, streaming=streaming)
+        return [{"text": d} for d in DOCS]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    assert read_documents("hf:wikimedia/wikipedia:20231101.ja:train", max_docs=2) == DOCS[:2]
+    assert asked == {"name": "wikimedia/wikipedia", "config": "20231101.ja", "split": "train", "streaming": True}

@@ -155,3 +155,8 @@ def test_cli_bad_model_and_corpus_exit_2(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
     assert main(["evaluate-bpb", "--model", str(tmp_path), "--corpus", f"ja={tmp_path / 'missing.txt'}"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_tokenizer_larger_than_the_model_is_one_sentence(base_tokenizer, en_texts):
+    with pytest.raises(VocabExtendError, match="init-model"):
+        bits_per_byte(_pico(1000), base_tokenizer, en_texts[:2], progress=False)

@@ -56,3 +56,22 @@ def test_cli_writes_json_and_plot(extended: Path, tmp_path: Path, capsys: pytest
 def test_unknown_tokenizer_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["measure", "--tokenizer", f"x={tmp_path / 'missing'}", "--corpus", f"ja={SAMPLE_JA}"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_repeated_names_and_plain_json_files(extended: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["measure", "--tokenizer", str(extended / "tokenizer.json"), "--tokenizer",
+                 str(extended / "tokenizer.json"), "--corpus", f"ja={SAMPLE_JA}"]) == 2
+    assert "given twice" in capsys.readouterr().err
+    from tokenizers import Tokenizer
+
+    small = Tokenizer.from_file(str(extended / "tokenizer.json"))
+    small.add_tokens(["今日は晴れ"])
+    small.save(str(tmp_path / "other.json"))
+    results = measure_tokenizers({"file": str(tmp_path / "other.json"), "folder": str(extended)},
+                                 {"ja": str(SAMPLE_JA)}, progress=False)
+    assert results["ja"]["file"]["tokens"] <= results["ja"]["folder"]["tokens"]
+    from vocab_extend.measure import load_encoder
+
+    assert load_encoder("f", str(tmp_path / "other.json")).vocab_size == \
+        load_encoder("d", str(extended)).vocab_size + 1

@@ -342,3 +342,24 @@ def test_two_gloo_processes_match_one_process(cache_dir, tmp_path):
     assert len(one) == len(two) == 3
     for a, b in zip(one, two):
         assert abs(a - b) <= 0.02 * abs(a)
+
+
+def test_yaml_numbers_written_as_text_are_read_as_numbers(tmp_path):
+    from vocab_extend.pretrain.config import load_config
+
+    config = load_config(ROOT / "configs" / "pico-smoke.yaml",
+                         {"lr": "3e-4", "stages": "[{name: full, steps: 2, lr: 1e-4}]", "overwrite": "true"})
+    assert config.lr == pytest.approx(3e-4) and config.stages[0].lr == pytest.approx(1e-4)
+    assert config.overwrite is True
+    with pytest.raises(VocabExtendError, match="lr must be a number"):
+        load_config(ROOT / "configs" / "pico-smoke.yaml", {"lr": "fast"})
+
+
+def test_bare_overwrite_flag_and_resume_without_checkpoint(tmp_path, capsys):
+    from vocab_extend.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    code = main(["pretrain", "--config", str(ROOT / "configs" / "pico-smoke.yaml"), "--output-dir", str(out),
+                 "--resume", "--overwrite"])
+    assert code == 2 and "holds no checkpoint" in capsys.readouterr().err

@@ -93,13 +93,24 @@ def _iter_lines(path: Path, stats: CorpusStats) -> Iterator[str]:
                 yield line
 
 
+def _iter_jsonl(path: Path, stats: CorpusStats) -> Iterator[object]:
+    for number, line in enumerate(_iter_lines(path, stats), 1):
+        try:
+            yield json.loads(line)
+        except ValueError:
+            raise VocabExtendError(f"{path} line {number} is not valid JSON: fix or remove that line") from None
+
+
 def _iter_json(path: Path, text_field: str, stats: CorpusStats) -> Iterator[str]:
     name = _strip_gz(path.name)
     if name.endswith(".jsonl"):
-        records: Iterator[object] = (json.loads(line) for line in _iter_lines(path, stats))
+        records: Iterator[object] = _iter_jsonl(path, stats)
     else:
         with _open_binary(path) as fh:
-            data = json.load(io.TextIOWrapper(fh, encoding="utf-8", errors="replace"))
+            try:
+                data = json.loads(fh.read().decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise VocabExtendError(f"{path} is not valid UTF-8 JSON ({exc}): fix it or pass it as .jsonl") from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         records = iter(data if isinstance(data, list) else [data])
@@ -112,9 +123,14 @@ def _iter_json(path: Path, text_field: str, stats: CorpusStats) -> Iterator[str]
 
 
 def _iter_parquet(path: Path, text_field: str) -> Iterator[str]:
-    import pyarrow.parquet as pq
-
-    table = pq.ParquetFile(path)
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise VocabExtendError("reading .parquet needs pyarrow: pip install pyarrow") from None
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid and OSError subclasses
+        raise VocabExtendError(f"{path} is not a readable parquet file ({exc})") from None
     if text_field not in table.schema_arrow.names:
         raise VocabExtendError(f"{path} has no column {text_field!r}: pass --text-field")
     for batch in table.iter_batches(columns=[text_field]):

@@ -165,6 +165,12 @@ def bits_per_byte(
         raise VocabExtendError(f"block_size must be at least 2 (BOS plus one token), not {block_size}")
     if batch_size < 1:
         raise VocabExtendError(f"batch_size must be at least 1, not {batch_size}")
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise VocabExtendError(
+            f"the tokenizer has {len(tokenizer):,} tokens but the model only {rows:,} embedding rows: resize the "
+            "model to the extended tokenizer first with `vocab-extend init-model`"
+        )
     start = context_token_id(tokenizer)
     encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     windows = [w for ids in encoded for w in _windows(list(ids), start, block_size)]

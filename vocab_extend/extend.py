@@ -99,8 +99,15 @@ class _Collector:
 
 
 def _training_documents(config: ExtendConfig, stats: CorpusStats) -> Iterator[str]:
+    """The documents of every --corpus in turn; --max-docs applies to each corpus."""
     for spec in config.corpus:
-        yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=stats)
+        own = CorpusStats()
+        try:
+            yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=own)
+        finally:
+            stats.documents += own.documents
+            stats.skipped_non_utf8 += own.skipped_non_utf8
+            stats.files.extend(own.files)
 
 
 def corpus_supports(model: sp_pb2.ModelProto, docs: list[str]) -> bool:
@@ -212,8 +219,13 @@ def _figures(corpora: dict[str, list[str]], counts: dict[str, tuple[int, int]]) 
 
 def default_output_dir(base: str, lang: str) -> Path:
     path = Path(base)
-    name = path.parent.name if path.name == "tokenizer.model" else path.stem if path.is_file() else base
-    return Path("outputs") / f"{name.replace('/', '--')}-{lang}"
+    if path.exists():  # a local file or folder: name it after the file or folder, not the whole path
+        path = path.resolve()
+        name = path.parent.name if path.is_file() and path.stem == "tokenizer" else path.stem if path.is_file() \
+            else path.name
+    else:  # an alias or a Hub id (owner/name)
+        name = base.replace("/", "--")
+    return Path("outputs") / f"{name}-{lang}"
 
 
 def extend_tokenizer(config: ExtendConfig) -> Path:
@@ -348,6 +360,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> ExtendConfig:
     if args.vocab_size is not None and args.vocab_size < 100:
         raise VocabExtendError(f"--vocab-size {args.vocab_size} is too small: use at least 100")
+    if args.max_sentence_length < 64:
+        raise VocabExtendError(f"--max-sentence-length {args.max_sentence_length} is too small: use at least 64 bytes")
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
         raise VocabExtendError("--pad-to-multiple-of must be a positive integer")
     corpus = args.corpus if args.corpus is not None else ExtendConfig().corpus

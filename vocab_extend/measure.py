@@ -108,6 +108,34 @@ def _from_hf(name: str, source: str, gguf_file: str | None = None) -> Encoder:
     return Encoder(name, encode, fallback, len(vocab))
 
 
+def _from_tokenizer_file(name: str, path: Path) -> Encoder:
+    """A bare tokenizer.json-format file under another name (e.g. a new-language model)."""
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as exc:
+        raise VocabExtendError(f"{path} is not a tokenizers JSON file ({exc})") from None
+    vocab = tok.get_vocab(with_added_tokens=True)
+    is_bytelevel = "ByteLevel" in str(tok.pre_tokenizer) + str(tok.decoder)
+    fallback = _bytelevel_fallback_ids(vocab) if is_bytelevel else \
+        frozenset(i for t, i in vocab.items() if _BYTE_PIECE.match(t))
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+
+    return Encoder(name, encode, fallback, len(vocab))
+
+
+def _named(values: list[str], what: str) -> dict[str, str]:
+    pairs = [parse_named_spec(v) for v in values]
+    names = [name for name, _ in pairs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise VocabExtendError(f"{what} name {repeated[0]!r} is given twice: name each one, e.g. NAME=PATH")
+    return dict(pairs)
+
+
 def load_encoder(name: str, spec: str) -> Encoder:
     """Load ``spec`` (file, folder, Hub id or bundled alias) as an :class:`Encoder`."""
     from .base import ALIASES, resolve_base
@@ -123,7 +151,9 @@ def load_encoder(name: str, spec: str) -> Encoder:
     if path.is_file() and path.suffix == ".gguf":
         return _from_hf(name, str(path.parent), path.name)
     if path.is_file() and path.suffix == ".json":
-        return _from_hf(name, str(path.parent))
+        if path.name == "tokenizer.json":
+            return _from_hf(name, str(path.parent))
+        return _from_tokenizer_file(name, path)
     if path.is_file():
         return _from_sentencepiece(name, path)
     if path.is_dir() and not (path / "tokenizer.json").exists() and (path / "tokenizer.model").exists():
@@ -236,8 +266,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    tokenizers = dict(parse_named_spec(t) for t in args.tokenizer)
-    corpora = dict(parse_named_spec(c) for c in args.corpus)
+    tokenizers = _named(args.tokenizer, "--tokenizer")
+    corpora = _named(args.corpus, "--corpus")
     results = measure_tokenizers(tokenizers, corpora, max_docs=args.max_docs, text_field=args.text_field)
     print(format_table(results))
     if args.json:

@@ -39,8 +39,10 @@ def read_metadata(folder: str | Path) -> MergeMetadata:
         raise VocabExtendError(
             f"{folder} has no {METADATA_FILE}: give a folder written by `vocab-extend merge`"
         )
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return MergeMetadata(**data)
+    try:
+        return MergeMetadata(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as exc:
+        raise VocabExtendError(f"{path} is damaged ({exc}): write the folder again with `vocab-extend merge`") from None
 
 
 def load_base_tokenizer(folder: str | Path):  # -> transformers.PreTrainedTokenizerBase

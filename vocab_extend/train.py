@@ -106,11 +106,21 @@ def train_sentencepiece(
     buffer = io.BytesIO()
     options = trainer_options(base, config)
     spm.set_random_generator_seed(config.seed)
+    reading_error: list[BaseException] = []
+
+    def sentences() -> Iterator[str]:
+        # SentencePiece turns an exception inside the iterator into a RuntimeError; keep the original.
+        try:
+            yield from _progress(texts, config.max_sentence_length)
+        except (VocabExtendError, KeyboardInterrupt) as exc:
+            reading_error.append(exc)
+            raise
+
     try:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=_progress(texts, config.max_sentence_length), model_writer=buffer, **options
-        )
+        spm.SentencePieceTrainer.train(sentence_iterator=sentences(), model_writer=buffer, **options)
     except RuntimeError as exc:
+        if reading_error:
+            raise reading_error[0] from None
         raise _explain_training_error(exc, config) from None
     proto = sp_pb2.ModelProto()
     proto.ParseFromString(buffer.getvalue())

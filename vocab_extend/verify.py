@@ -93,7 +93,9 @@ def verify_sentencepiece(
         lines = list(lines)
         ours = merged_sp.encode(lines, num_threads=0)
         theirs = base_sp.encode(lines, num_threads=0)
-        hf_ids = hf(lines, add_special_tokens=True, return_attention_mask=False)["input_ids"]
+        # SentencePiece reads "<s>" in text as characters; the HF tokenizer does too with split_special_tokens.
+        hf_ids = hf(lines, add_special_tokens=True, return_attention_mask=False,
+                    split_special_tokens=True)["input_ids"]
         sp_text = merged_sp.decode(ours, num_threads=0)
         hf_text = hf.batch_decode(hf_ids, skip_special_tokens=True)
         if token_counts is not None:

@@ -20,8 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from the latest checkpoint in the output folder")
     group = parser.add_argument_group("config keys (override the YAML file; values are YAML)")
     for f in dataclasses.fields(PretrainConfig):
+        # a boolean key given bare (--overwrite) means true, as in the other subcommands
+        flag = {"nargs": "?", "const": "true"} if f.type in (bool, "bool") else {}
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=_PREFIX + f.name, default=argparse.SUPPRESS,
-                           metavar="VALUE")
+                           metavar="VALUE", **flag)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, str]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -161,7 +163,7 @@ def parse_stages(value: Any) -> list[StageConfig]:
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
             raise VocabExtendError(f"stage {item!r} needs a name and a number of steps, e.g. embeddings:100")
         _check_keys(item, StageConfig, "stage")
-        stage = StageConfig(**dict(item))
+        stage = StageConfig(**_coerce_numbers(dict(item), StageConfig, f"stage {item.get('name')}"))
         if stage.name not in STAGES:
             raise VocabExtendError(f"unknown stage {stage.name!r}: choose one of {', '.join(STAGES)}")
         try:
@@ -202,9 +204,41 @@ def config_from_dict(data: Mapping[str, Any]) -> PretrainConfig:
             raise VocabExtendError("tokenizer_merge needs at least a corpus, e.g. {corpus: corpora/ja}")
         _check_keys(merge, TokenizerMerge, "tokenizer_merge")
         data["tokenizer_merge"] = TokenizerMerge(**{**merge, "corpus": _as_list(merge["corpus"])})
-    config = PretrainConfig(**data)
+    config = PretrainConfig(**_coerce_numbers(data, PretrainConfig, "config"))
     validate(config)
     return config
+
+
+def _coerce_numbers(data: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
+    """Turn YAML strings such as ``3e-4`` (YAML 1.1 reads it as text) into the field's int/float/bool."""
+    hints = typing.get_type_hints(cls)
+    for key, value in list(data.items()):
+        hint = hints.get(key)
+        # scalars and Optional scalars only (not tuples or lists of numbers)
+        allowed = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
+            else {hint}
+        if value is None or not allowed & {int, float, bool}:
+            continue
+        target = bool if bool in allowed else float if float in allowed else int
+        if isinstance(value, target) and not (target is not bool and isinstance(value, bool)):
+            continue
+        try:
+            if target is bool:
+                text = str(value).strip().lower()
+                if text not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(text)
+                data[key] = text in ("true", "yes", "1")
+            elif target is int:
+                number = float(value)
+                if not number.is_integer():
+                    raise ValueError(value)
+                data[key] = int(number)
+            else:
+                data[key] = float(value)
+        except (TypeError, ValueError):
+            kind = {bool: "true or false", int: "a whole number", float: "a number"}[target]
+            raise VocabExtendError(f"{where}: {key} must be {kind}, not {value!r}") from None
+    return data
 
 
 def validate(config: PretrainConfig) -> None:

@@ -139,6 +139,8 @@ def _autocast(config: PretrainConfig, device: torch.device):
 def _prepare_output(config: PretrainConfig, resume: bool) -> tuple[Path, Path | None]:
     out = Path(config.output_dir)
     latest = ckpt.latest_checkpoint(out) if resume else None
+    if resume and latest is None:
+        raise VocabExtendError(f"--resume: {out} holds no checkpoint to resume from; drop --resume to start a run")
     if out.exists() and not out.is_dir():
         raise VocabExtendError(f"output folder {out} is a file: choose another --output-dir")
     if out.exists() and any(out.iterdir()) and not resume:
@@ -147,7 +149,7 @@ def _prepare_output(config: PretrainConfig, resume: bool) -> tuple[Path, Path | 
                 f"output folder {out} holds files that are not a pretraining run: choose another --output-dir")
         if not config.overwrite:
             raise VocabExtendError(
-                f"output folder {out} already holds a run: pass --resume to continue it, --overwrite true to "
+                f"output folder {out} already holds a run: pass --resume to continue it, --overwrite to "
                 "start over, or another --output-dir")
     return out, latest
 
