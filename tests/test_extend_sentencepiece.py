@@ -114,6 +114,7 @@ def test_japanese_needs_far_fewer_tokens(extended: Path) -> None:
 @pytest.mark.parametrize("text", [
     "東京都の人口は約1400万人です。", " 先頭に空白", "  二つの空白  と末尾 ", "English then 日本語 mixed 123",
     "改行\nを含む\t行", "", "🎉絵文字と𠮷野家", "ｶﾀｶﾅ半角とＡＢＣ全角",
+    "x" + " " * 17 + "y", "東京" + " " * 20 + "大阪", "    def f():\n        return 1",
 ])
 def test_hf_tokenizer_matches_sentencepiece(hf_tokenizer, merged, text: str) -> None:
     sp = spm.SentencePieceProcessor(model_proto=merged.SerializeToString())
