@@ -50,30 +50,17 @@ class CorpusStats:
 
 def _bytelevel_fallback_ids(vocab: Mapping[str, int]) -> frozenset[int]:
     """Byte-level BPE tokens whose bytes are not whole UTF-8 characters (a split multi-byte character)."""
-    byte_of = _gpt2_char_to_byte()
+    from .bytelevel import token_bytes
+
     ids = set()
     for token, i in vocab.items():
         try:
-            raw = bytes(byte_of[ch] for ch in token)
-        except KeyError:
+            token_bytes(token).decode("utf-8")
+        except KeyError:  # an added token outside the byte alphabet: plain text
             continue
-        try:
-            raw.decode("utf-8")
         except UnicodeDecodeError:
             ids.add(i)
     return frozenset(ids)
-
-
-def _gpt2_char_to_byte() -> dict[str, int]:
-    """The inverse of GPT-2's bytes_to_unicode table used by ByteLevel tokenizers."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    chars, n = list(printable), 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(printable, chars)}
 
 
 def _from_sentencepiece(name: str, path: Path) -> Encoder:
