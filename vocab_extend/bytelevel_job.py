@@ -13,11 +13,9 @@ from .base import BaseTokenizer
 from .bytelevel import ByteLevelConfig, MergeOutcome, bytelevel_checks, extend_bytelevel, load_bytelevel_base
 from .corpus import CorpusStats
 from .errors import VocabExtendError
-from .merge import pad_vocab_size
-from .metadata import MergeMetadata
-from .report import corpus_figures, pick_example, write_report
+from .report import pick_example
 from .scripts import detect_language, get_language
-from .verify import raise_on_failure
+from .staging import check_output_dir, staging_folder
 
 if TYPE_CHECKING:
     from .extend import ExtendConfig
@@ -27,18 +25,15 @@ DETECT_DOCS = 2_000
 
 def extend_bytelevel_job(config: "ExtendConfig", base_tok: BaseTokenizer) -> Path:
     """Train, merge, write, verify and report for a byte-level base; return the output folder."""
-    from .extend import DEFAULT_VOCAB_SIZE, _Collector, _eval_corpora, _summary, _training_documents, \
-        default_output_dir, log, staging_folder
+    from .extend import DEFAULT_VOCAB_SIZE, MergedTokenizer, _Collector, _summary, _training_documents, \
+        default_output_dir, finish_merge, log
 
     if config.new_model is not None:
         raise VocabExtendError(
             "--new-model takes a SentencePiece model, which cannot be merged into a byte-level BPE base; "
             "train the new-language model on --corpus instead"
         )
-    if config.output_dir is not None and config.output_dir.exists() and not config.overwrite:
-        raise VocabExtendError(
-            f"output folder {config.output_dir} already exists: pass --overwrite or choose --output-dir"
-        )
+    check_output_dir(config.output_dir, config.overwrite)
     base = load_bytelevel_base(base_tok)
     stats = CorpusStats()
     collector = _Collector(config.verify_sample, config.seed)
@@ -55,52 +50,33 @@ def extend_bytelevel_job(config: "ExtendConfig", base_tok: BaseTokenizer) -> Pat
         )
         if stats.skipped_non_utf8:
             log(f"note: skipped {stats.skipped_non_utf8:,} corpus lines that are not valid UTF-8")
-        MergeMetadata(
-            base=base_tok.name,
-            base_kind="bytelevel",
+        extended = Tokenizer.from_file(str(tmp / "tokenizer.json"))
+        merged = MergedTokenizer(
+            kind="bytelevel",
             base_vocab_size=outcome.base_vocab_size,
             vocab_size=outcome.vocab_size,
-            lang=scripts.name,
             added_pieces=len(outcome.added),
-            pad_to_multiple_of=config.pad_to_multiple_of,
-            new_model=outcome.new_model_file,
-            extra={"trainer": outcome.trainer, "intermediates": outcome.intermediates,
-                   "split_digits": outcome.split_digits},
-        ).write(tmp)
-        corpora = _eval_corpora(config, scripts.name, collector.sample)
-        verify_texts = dict(corpora)
-        verify_texts.setdefault("training sample", collector.sample)
-        checks = bytelevel_checks(tmp, base.tokenizer, verify_texts, scripts)
-        raise_on_failure(checks)
-        extended = Tokenizer.from_file(str(tmp / "tokenizer.json"))
-        report = {
-            "base": base_tok.name,
-            "lang": scripts.name,
-            "base_vocab_size": outcome.base_vocab_size,
-            "vocab_size": outcome.vocab_size,
-            "embedding_size": pad_vocab_size(outcome.vocab_size, config.pad_to_multiple_of),
-            "pad_to_multiple_of": config.pad_to_multiple_of,
-            "added_pieces": len(outcome.added),
-            "new_model_type": f"bpe ({outcome.trainer})",
-            "intermediate_tokens": outcome.intermediates,
-            "skipped": dict(sorted(outcome.skipped.items())),
-            "skipped_examples": {k: v for k, v in sorted(outcome.examples.items())},
-            "dead_pieces_dropped": outcome.skipped.get("dead", 0),
-            "checks": checks,
-            "corpora": {name: _figures(base.tokenizer, extended, lines) for name, lines in corpora.items()},
-        }
-        write_report(tmp, report, _example(base.tokenizer, extended, collector.sample, scripts))
+            skipped=outcome.skipped,
+            examples=outcome.examples,
+            new_model_file=outcome.new_model_file,
+            report_extra={"new_model_type": f"bpe ({outcome.trainer})", "intermediate_tokens": outcome.intermediates},
+            metadata_extra={"trainer": outcome.trainer, "intermediates": outcome.intermediates,
+                            "split_digits": outcome.split_digits},
+        )
+
+        def verify(texts: dict[str, list[str]]) -> tuple[dict, dict[str, tuple[int, int]]]:
+            checks = bytelevel_checks(tmp, base.tokenizer, texts, scripts)
+            counts = {name: (_count(base.tokenizer, lines), _count(extended, lines)) for name, lines in texts.items()}
+            return checks, counts
+
+        report = finish_merge(tmp, config, base_tok.name, scripts, merged, collector.sample, verify,
+                              _example(base.tokenizer, extended, collector.sample, scripts))
     _summary(target, report)
     return target
 
 
 def _count(tokenizer: Tokenizer, lines: list[str]) -> int:
     return sum(len(e.ids) for e in tokenizer.encode_batch(lines, add_special_tokens=False))
-
-
-def _figures(base: Tokenizer, extended: Tokenizer, lines: list[str]) -> dict:
-    return corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
-                          _count(base, lines), _count(extended, lines))
 
 
 def _readable(tokenizer: Tokenizer, text: str) -> list[str]:

@@ -59,6 +59,7 @@ import torch
 
 from .errors import VocabExtendError
 from .models import DTYPE_CHOICES
+from .staging import check_output_dir, staging_folder
 
 METHODS = ("mean", "first", "hewitt", "random")
 WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ
@@ -288,7 +289,6 @@ def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: I
     """
     from transformers import AutoTokenizer
 
-    from .extend import staging_folder
     from .metadata import load_base_tokenizer, read_metadata
     from .models import load_model
 
@@ -298,8 +298,7 @@ def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: I
     if config.pad_to_multiple_of is None:
         config.pad_to_multiple_of = meta.pad_to_multiple_of
     output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise VocabExtendError(f"output folder {output_dir} already exists: pass --overwrite or choose --output-dir")
+    check_output_dir(output_dir, overwrite)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     base_tokenizer = load_base_tokenizer(tokenizer_dir)
     model = load_model(model_spec, device="cpu", dtype=dtype)

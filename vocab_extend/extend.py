@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Callable
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,6 +29,7 @@ from .export import export_hf
 from .merge import NORMAL, MergeResult, merge_sentencepiece, pad_vocab_size
 from .metadata import MergeMetadata
 from .report import corpus_figures, pick_example, write_report
+from .staging import check_output_dir, staging_folder
 from .scripts import ScriptSet, detect_language, get_language
 from .train import TrainConfig, VocabSizeTooLarge, train_sentencepiece
 from .verify import raise_on_failure, verify_sentencepiece
@@ -177,27 +176,6 @@ def _load_new_model(path: Path) -> sp_pb2.ModelProto:
     return proto
 
 
-@contextmanager
-def staging_folder(target: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary folder beside ``target`` that replaces it only when the block ends without error."""
-    if target.exists() and not overwrite:
-        raise VocabExtendError(f"output folder {target} already exists: pass --overwrite or choose --output-dir")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str]) -> dict[str, list[str]]:
     specs = [parse_named_spec(e) for e in config.eval]
     corpora: dict[str, list[str]] = {}
@@ -242,10 +220,7 @@ def _extend_sentencepiece(config: ExtendConfig, base_tok: BaseTokenizer) -> Path
     base = load_sentencepiece_proto(base_tok.path)
     if config.lang != "auto":
         get_language(config.lang)
-    if config.output_dir is not None and config.output_dir.exists() and not config.overwrite:
-        raise VocabExtendError(
-            f"output folder {config.output_dir} already exists: pass --overwrite or choose --output-dir"
-        )
+    check_output_dir(config.output_dir, config.overwrite)
     stats = CorpusStats()
     collector = _Collector(config.verify_sample, config.seed)
     started = time.perf_counter()
@@ -270,43 +245,90 @@ def _extend_sentencepiece(config: ExtendConfig, base_tok: BaseTokenizer) -> Path
     with staging_folder(target, config.overwrite) as tmp:
         export_hf(result.proto, tmp)
         (tmp / NEW_MODEL_FILE).write_bytes(new.SerializeToString())
-        MergeMetadata(
-            base=base_tok.name,
-            base_kind="sentencepiece",
+        merged = MergedTokenizer(
+            kind="sentencepiece",
             base_vocab_size=result.base_vocab_size,
             vocab_size=result.vocab_size,
-            lang=scripts.name,
             added_pieces=len(result.added),
-            pad_to_multiple_of=config.pad_to_multiple_of,
-            new_model=NEW_MODEL_FILE,
-        ).write(tmp)
-        corpora = _eval_corpora(config, scripts.name, sample)
-        verify_texts = dict(corpora)
-        verify_texts.setdefault("training sample", sample)
-        counts: dict[str, tuple[int, int]] = {}
-        checks = verify_sentencepiece(tmp, base, result.proto, verify_texts, scripts, counts)
-        raise_on_failure(checks)
-        report = {
-            "base": base_tok.name,
-            "lang": scripts.name,
-            "base_vocab_size": result.base_vocab_size,
-            "vocab_size": result.vocab_size,
-            "embedding_size": pad_vocab_size(result.vocab_size, config.pad_to_multiple_of),
-            "pad_to_multiple_of": config.pad_to_multiple_of,
-            "added_pieces": len(result.added),
-            "new_model_pieces": len(new.pieces),
-            "new_model_type": sp_pb2.TrainerSpec.ModelType.Name(new.trainer_spec.model_type).lower(),
-            "skipped": dict(sorted(result.skipped.items())),
-            "skipped_examples": {k: v for k, v in sorted(result.examples.items())},
-            "dead_pieces_dropped": result.skipped.get("dead", 0),
-            "checks": checks,
-            "corpora": _figures(corpora, counts),
-        }
-        example = _example(base, result.proto, sample, scripts)
-        write_report(tmp, report, example)
+            skipped=result.skipped,
+            examples=result.examples,
+            new_model_file=NEW_MODEL_FILE,
+            report_extra={
+                "new_model_pieces": len(new.pieces),
+                "new_model_type": sp_pb2.TrainerSpec.ModelType.Name(new.trainer_spec.model_type).lower(),
+            },
+        )
+
+        def verify(texts: dict[str, list[str]]) -> tuple[dict, dict[str, tuple[int, int]]]:
+            counts: dict[str, tuple[int, int]] = {}
+            return verify_sentencepiece(tmp, base, result.proto, texts, scripts, counts), counts
+
+        report = finish_merge(tmp, config, base_tok.name, scripts, merged, sample, verify,
+                              _example(base, result.proto, sample, scripts))
         log(f"merged, exported and verified in {time.perf_counter() - merge_started:.1f}s")
     _summary(target, report)
     return target
+
+
+@dataclass
+class MergedTokenizer:
+    """What a merge wrote, whichever path (SentencePiece or byte-level) made it."""
+
+    kind: str  # "sentencepiece" or "bytelevel"
+    base_vocab_size: int
+    vocab_size: int
+    added_pieces: int
+    skipped: Counter[str]
+    examples: dict[str, list[str]]
+    new_model_file: str
+    report_extra: dict[str, Any] = field(default_factory=dict)
+    metadata_extra: dict[str, Any] = field(default_factory=dict)
+
+
+Verifier = Callable[[dict[str, list[str]]], tuple[dict, dict[str, tuple[int, int]]]]
+
+
+def finish_merge(tmp: Path, config: ExtendConfig, base_name: str, scripts: ScriptSet, merged: MergedTokenizer,
+                 sample: list[str], verify: Verifier,
+                 example: tuple[str, list[str], list[str]] | None) -> dict[str, Any]:
+    """Write the metadata, verify on the eval corpora and the training sample, write the report.
+
+    ``verify`` returns the checks and ``{corpus: (base tokens, extended tokens)}``; a failed check raises.
+    """
+    MergeMetadata(
+        base=base_name,
+        base_kind=merged.kind,
+        base_vocab_size=merged.base_vocab_size,
+        vocab_size=merged.vocab_size,
+        lang=scripts.name,
+        added_pieces=merged.added_pieces,
+        pad_to_multiple_of=config.pad_to_multiple_of,
+        new_model=merged.new_model_file,
+        extra=merged.metadata_extra,
+    ).write(tmp)
+    corpora = _eval_corpora(config, scripts.name, sample)
+    texts = dict(corpora)
+    if not any(lines is sample for lines in corpora.values()):  # the default eval already is the sample
+        texts.setdefault("training sample", sample)
+    checks, counts = verify(texts)
+    raise_on_failure(checks)
+    report = {
+        "base": base_name,
+        "lang": scripts.name,
+        "base_vocab_size": merged.base_vocab_size,
+        "vocab_size": merged.vocab_size,
+        "embedding_size": pad_vocab_size(merged.vocab_size, config.pad_to_multiple_of),
+        "pad_to_multiple_of": config.pad_to_multiple_of,
+        "added_pieces": merged.added_pieces,
+        **merged.report_extra,
+        "skipped": dict(sorted(merged.skipped.items())),
+        "skipped_examples": dict(sorted(merged.examples.items())),
+        "dead_pieces_dropped": merged.skipped.get("dead", 0),
+        "checks": checks,
+        "corpora": _figures(corpora, counts),
+    }
+    write_report(tmp, report, example)
+    return report
 
 
 def _example(base: sp_pb2.ModelProto, merged: sp_pb2.ModelProto, lines: list[str],

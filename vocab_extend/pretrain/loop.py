@@ -20,7 +20,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import VocabExtendError
+from ..staging import staging_folder
 from . import checkpoint as ckpt
 from .config import PretrainConfig, StageConfig
 from .data import PackedBlocks, build_training_blocks, eval_documents, exclusion_set
@@ -338,19 +338,13 @@ class Trainer:
         config = self.config
         target = self.out / MODEL_DIR
         if self.dist.main:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}-", dir=self.out))
-            try:
+            with staging_folder(target, overwrite=True) as tmp:
                 model.save_pretrained(tmp, safe_serialization=True)
                 self.tokenizer.save_pretrained(tmp)
                 source = Path(self.tokenizer_dir)
                 for name in TOKENIZER_FILES:  # the merge's own files, byte for byte, where there are any
                     if source.is_dir() and (source / name).is_file():
                         shutil.copy2(source / name, tmp / name)
-                if target.exists():
-                    shutil.rmtree(target)
-                tmp.rename(target)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
             reduction = None
             if (Path(self.tokenizer_dir) / METADATA_FILE).is_file() and self.eval_docs:
                 try:
