@@ -9,6 +9,7 @@ Ctrl-C never leaves a half-written output folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import random
 import sys
@@ -142,7 +143,7 @@ def _train(config: ExtendConfig, base: sp_pb2.ModelProto, docs: Iterator[str],
 
 
 def _train_config(config: ExtendConfig, vocab_size: int) -> TrainConfig:
-    return TrainConfig(**{**config.train.__dict__, "vocab_size": vocab_size, "seed": config.seed})
+    return dataclasses.replace(config.train, vocab_size=vocab_size, seed=config.seed)
 
 
 def _largest_supported(config: ExtendConfig, base: sp_pb2.ModelProto, docs: list[str],
