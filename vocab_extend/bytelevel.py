@@ -640,7 +640,8 @@ def bytelevel_checks(
     bytes, or its text when it is whole characters, gives that token), ``hf_matches_reference``
     (``AutoTokenizer`` ids equal ``tokenizers`` ids, special tokens included) and ``roundtrip``.
     """
-    from .verify import Check, _load_hf
+    from .models import load_tokenizer
+    from .verify import Check
 
     ext_dir = Path(ext_dir)
     if scripts is None:
@@ -675,7 +676,7 @@ def bytelevel_checks(
             alive = ext.encode(surface, add_special_tokens=False).ids == [ext_vocab[token]]
         checks["no_dead_pieces"].record(alive, token_text(token))
 
-    hf = _load_hf(ext_dir)
+    hf = load_tokenizer(str(ext_dir))
     for lines in texts_by_corpus.values():
         lines = list(lines)
         ours = ext.encode_batch(lines)

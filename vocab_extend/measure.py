@@ -71,28 +71,23 @@ def _from_sentencepiece(name: str, path: Path) -> Encoder:
     return Encoder(name, lambda texts: sp.encode(texts, num_threads=0), fallback, sp.get_piece_size())
 
 
-def _from_hf(name: str, source: str, gguf_file: str | None = None) -> Encoder:
-    from transformers import AutoTokenizer
-    from transformers.utils import logging
+def _fallback_ids(vocab: Mapping[str, int], backend) -> frozenset[int]:
+    """Byte-fallback ids: ``<0xNN>`` pieces, or partial characters in a byte-level BPE."""
+    if "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder):
+        return _bytelevel_fallback_ids(vocab)
+    return frozenset(i for t, i in vocab.items() if _BYTE_PIECE.match(t))
 
-    logging.set_verbosity_error()
-    try:
-        tok = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file) if gguf_file else \
-            AutoTokenizer.from_pretrained(source)
-    except Exception as exc:
-        raise VocabExtendError(f"could not load tokenizer {name}={source} ({type(exc).__name__}: {exc})") from exc
+
+def _from_hf(name: str, spec: str) -> Encoder:
+    from .models import load_tokenizer
+
+    tok = load_tokenizer(spec)
     vocab = tok.get_vocab()
-    backend = getattr(tok, "backend_tokenizer", None)
-    is_bytelevel = backend is not None and "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder)
-    if is_bytelevel:
-        fallback = _bytelevel_fallback_ids(vocab)
-    else:
-        fallback = frozenset(i for t, i in vocab.items() if _BYTE_PIECE.match(t))
 
     def encode(texts: list[str]) -> list[list[int]]:
         return tok(texts, add_special_tokens=False)["input_ids"]
 
-    return Encoder(name, encode, fallback, len(vocab))
+    return Encoder(name, encode, _fallback_ids(vocab, tok.backend_tokenizer), len(vocab))
 
 
 def _from_tokenizer_file(name: str, path: Path) -> Encoder:
@@ -104,14 +99,11 @@ def _from_tokenizer_file(name: str, path: Path) -> Encoder:
     except Exception as exc:
         raise VocabExtendError(f"{path} is not a tokenizers JSON file ({exc})") from None
     vocab = tok.get_vocab(with_added_tokens=True)
-    is_bytelevel = "ByteLevel" in str(tok.pre_tokenizer) + str(tok.decoder)
-    fallback = _bytelevel_fallback_ids(vocab) if is_bytelevel else \
-        frozenset(i for t, i in vocab.items() if _BYTE_PIECE.match(t))
 
     def encode(texts: list[str]) -> list[list[int]]:
         return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
 
-    return Encoder(name, encode, fallback, len(vocab))
+    return Encoder(name, encode, _fallback_ids(vocab, tok), len(vocab))
 
 
 def _named(values: list[str], what: str) -> dict[str, str]:
@@ -132,11 +124,9 @@ def load_encoder(name: str, spec: str) -> Encoder:
         base = resolve_base(spec)
         if base.kind == "sentencepiece":
             return _from_sentencepiece(name, base.path)
-        if base.path.suffix == ".gguf":
-            return _from_hf(name, str(base.path.parent), base.path.name)
-        return _from_hf(name, str(base.path.parent))
+        return _from_hf(name, spec)
     if path.is_file() and path.suffix == ".gguf":
-        return _from_hf(name, str(path.parent), path.name)
+        return _from_hf(name, spec)
     if path.is_file() and path.suffix == ".json":
         if path.name == "tokenizer.json":
             return _from_hf(name, str(path.parent))

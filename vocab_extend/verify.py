@@ -45,14 +45,6 @@ class Check:
         return {"passed": self.failed == 0, **asdict(self)}
 
 
-def _load_hf(folder: Path):
-    from transformers import AutoTokenizer
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    return AutoTokenizer.from_pretrained(str(folder))
-
-
 def verify_sentencepiece(
     folder: Path,
     base: sp_pb2.ModelProto,
@@ -87,7 +79,9 @@ def verify_sentencepiece(
 
     base_sp = spm.SentencePieceProcessor(model_proto=base.SerializeToString())
     merged_sp = spm.SentencePieceProcessor(model_proto=merged.SerializeToString())
-    hf = _load_hf(folder)
+    from .models import load_tokenizer  # imports torch: only when verifying
+
+    hf = load_tokenizer(str(folder))
     bos = [merged_sp.bos_id()] if merged_sp.bos_id() >= 0 else []
     for name, lines in texts.items():
         lines = list(lines)
