@@ -67,7 +67,7 @@ def main() -> None:
         + read_documents(str(corpora / TRAIN[0]), max_docs=5_000),
         "short sentences (5,000 tatoeba)": read_documents(str(corpora / TRAIN[2]), max_docs=5_000),
     }
-    throughput_figures = {name: _throughput(hf, raw, lines, max(args.runs, 7)) for name, lines in throughput.items()}
+    throughput_figures = {name: _throughput(hf, raw, lines, max(args.runs, 15)) for name, lines in throughput.items()}
     figures = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "runs": args.runs,
