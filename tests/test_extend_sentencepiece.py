@@ -162,3 +162,21 @@ def test_shared_corpora_keep_every_guarantee(tmp_path: Path) -> None:
     assert report["checks"]["base_language_unchanged"]["checked"] > 30_000
     assert report["corpora"]["en"]["reduction"] == 0
     assert report["corpora"]["ja"]["reduction"] > 0.2
+
+
+@pytest.mark.parametrize("lang, train, held_out, vocab_size", [
+    # Lu Xun's essays end lines in a private-use character that SentencePiece would merge with 。
+    ("zh", "zh/luxun_essays_memoirs.txt", "zh/tatoeba_sentences.txt", 8000),
+    ("ko", "ko/ud_kaist_sentences.txt", "ko/tatoeba_sentences.txt", 4000),
+])
+def test_chinese_and_korean_keep_every_guarantee(tmp_path: Path, lang: str, train: str, held_out: str,
+                                                 vocab_size: int) -> None:
+    out = tmp_path / lang
+    extend_tokenizer(ExtendConfig(
+        corpus=[str(shared_corpus(train))], vocab_size=vocab_size, output_dir=out, lang=lang,
+        eval=[f"{lang}={shared_corpus(held_out)}", f"en={shared_corpus('en/ud_ewt_train_web.txt')}"],
+    ))
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert all(c["passed"] for c in report["checks"].values())
+    assert report["corpora"]["en"]["reduction"] == 0
+    assert report["corpora"][lang]["reduction"] > 0.2

@@ -50,17 +50,17 @@ def test_dead_piece_is_dropped(base) -> None:
 
 
 def test_unigram_pieces_without_a_split_are_dropped(base) -> None:
-    unigram = new_model(["東京都庁", "東京", "都庁"], sp_pb2.TrainerSpec.UNIGRAM)
-    assert merge_sentencepiece(base, unigram, JAPANESE).added == ["東京都庁", "東京", "都庁"]
+    unigram = new_model(["東京都庁", "東京", "都庁", "庁"], sp_pb2.TrainerSpec.UNIGRAM)
+    assert merge_sentencepiece(base, unigram, JAPANESE).added == ["東京都庁", "東京", "都庁", "庁"]
     lonely = new_model(["東京都庁"], sp_pb2.TrainerSpec.UNIGRAM)
     with pytest.raises(VocabExtendError, match="can be produced"):
         merge_sentencepiece(base, lonely, JAPANESE)
 
 
 def test_new_scores_sit_above_the_base_and_follow_the_new_order(base) -> None:
-    result = merge_sentencepiece(base, new_model(["東京", "京都", "大阪"]), JAPANESE)
+    result = merge_sentencepiece(base, new_model(["東京", "京都", "大阪", "阪"]), JAPANESE)
     scores = [p.score for p in result.proto.pieces[len(base.pieces) :]]
-    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 3
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 4
     assert min(scores) > max(p.score for p in base.pieces if p.type == 1)
     sp = spm.SentencePieceProcessor(model_proto=result.proto.SerializeToString())
     assert sp.encode("京都と東京へ", out_type=str) == ["▁", "京都", "と", "東京", "へ"]
@@ -84,3 +84,15 @@ def test_language_detection() -> None:
     assert detect_language(["これは日本語の文です。"]) is JAPANESE
     assert detect_language(["这是一个中文句子。"]) is CHINESE
     assert detect_language(["이것은 한국어 문장입니다."]) is KOREAN
+
+
+def test_piece_with_a_character_outside_the_vocabulary_is_dead(base) -> None:
+    # A Chinese corpus that ends lines in a private-use character teaches "。\ue4c2"; SentencePiece can merge
+    # 。 with the unknown character, a Hugging Face BPE byte-falls it back first: the piece must not be added.
+    result = merge_sentencepiece(base, new_model(["发电", "。\ue4c2", "电。"]), CHINESE)
+    assert result.added == ["发电", "电。"]
+    assert result.examples["dead"] == ["。\ue4c2"]
+    sp = spm.SentencePieceProcessor(model_proto=result.proto.SerializeToString())
+    hf = build_hf_tokenizer(result.proto)
+    for text in ["发电。\ue4c2", "。\ue4c2", "\ue4c2。发电"]:
+        assert hf.encode(text).ids == [1] + sp.encode(text)

@@ -10,8 +10,9 @@ The merge keeps the base model intact and appends only pieces that are safe and 
 3. *Digits.* When the base splits digits, no added piece longer than one character contains a digit, so
    ``2007年`` still costs the same four digit tokens plus ``年``.
 4. *No dead pieces.* A piece is producible iff encoding its own surface alone yields that piece (context
-   can only take characters away from it). Pieces that fail are dropped, repeatedly, until every added
-   piece is producible in the final vocabulary.
+   can only take characters away from it) and each of its characters is a piece (otherwise only
+   SentencePiece, not a Hugging Face BPE, can merge it). Pieces that fail are dropped, repeatedly, until
+   every added piece is producible in the final vocabulary.
 5. *Scores.* New pieces keep the new model's order and are scored above every base piece, so in new-language
    text the new model's merges fire first and reproduce its segmentation; scores are consecutive integers,
    exact in float32 and far from the −1e9 of whitespace-run pieces.
@@ -108,12 +109,21 @@ def _surface_checker(proto: sp_pb2.ModelProto) -> spm.SentencePieceProcessor:
 
 
 def dead_pieces(proto: sp_pb2.ModelProto, first_id: int) -> list[str]:
-    """Pieces with id >= ``first_id`` that the BPE encoder can never produce."""
+    """Pieces with id >= ``first_id`` that the BPE encoder can never produce.
+
+    A piece with a character that is not itself a piece is dead too: SentencePiece merges such a character
+    with its neighbour (``。`` + an unknown private-use character), but a Hugging Face BPE turns it into
+    byte-fallback tokens before any merge, so the two tokenizers would disagree on it.
+    """
     processor = _surface_checker(proto)
     pieces = [p.piece for p in proto.pieces[first_id:]]
+    chars = {p.piece for p in proto.pieces if len(p.piece) == 1 and p.type == NORMAL}
     surfaces = [p.replace(WHITESPACE, " ") for p in pieces]
     encoded = processor.encode(surfaces, num_threads=0)
-    return [piece for i, (piece, ids) in enumerate(zip(pieces, encoded)) if ids != [first_id + i]]
+    return [
+        piece for i, (piece, ids) in enumerate(zip(pieces, encoded))
+        if ids != [first_id + i] or not chars.issuperset(piece)
+    ]
 
 
 def merge_sentencepiece(
