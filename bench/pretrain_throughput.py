@@ -106,6 +106,7 @@ def run_trainer(config, skip: int) -> list[float]:
             lr_scheduler_type="cosine", warmup_steps=config.warmup_steps, logging_steps=1, save_strategy="no",
             report_to=[], use_cpu=config.device == "cpu", seed=config.seed, dataloader_num_workers=0,
             disable_tqdm=True, optim="adamw_torch",
+            bf16=str(config.device).startswith("cuda"),  # the same precision as our loop's "auto"
         )
         Trainer(model=model, args=args, train_dataset=dataset, callbacks=[Timer()]).train()
     tokens = config.batch_size * config.block_size

@@ -308,11 +308,51 @@ def test_bad_inputs_are_one_sentence(cache_dir, tmp_path):
         (dict(block_size=128), "block_size 128 is beyond the model's context of 64 tokens"),
         (dict(stages="new-rows:2", base_vocab_size=40000), "leaves no new rows"),
         (dict(batch_size=4, micro_batch_size=3), "micro_batch_size 3 does not divide"),
+        (dict(stages=[{"name": "full", "steps": 1}, {"name": "lora", "steps": 1, "lora_targets": ["foo"]}]),
+         "none of the LoRA targets"),
+        (dict(pico={"hidden_size": 30, "num_attention_heads": 4}), "not a valid LlamaConfig"),
     ]
     for i, (overrides, message) in enumerate(cases):
         with pytest.raises(VocabExtendError, match=message) as info:
             pretrain(pico_config(cache_dir, tmp_path / f"run{i}", **overrides))
         assert "\n" not in str(info.value)
+        assert not (tmp_path / f"run{i}").exists(), "a rejected run left an output folder"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(adam_betas=[2, 3]), "adam_betas must be two numbers"),
+    (dict(micro_batch_size=-1), "micro_batch_size must be positive"),
+    (dict(eval_batch_size=0), "eval_batch_size must be positive"),
+    (dict(save_every=-5), "save_every must be zero or more"),
+    (dict(stages="full:2", lr=0), "lr must be positive"),
+    (dict(device="gpu:zero"), "is not a torch device"),
+])
+def test_bad_settings_are_one_sentence(cache_dir, tmp_path, overrides, message):
+    with pytest.raises(VocabExtendError, match=message):
+        pretrain(pico_config(cache_dir, tmp_path / "run", **overrides))
+    assert not (tmp_path / "run").exists()
+
+
+def test_rejected_overwrite_keeps_the_old_run(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    pretrain(pico_config(cache_dir, out, stages="full:1"))
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(VocabExtendError, match="beyond the model's context"):
+        pretrain(pico_config(cache_dir, out, overwrite=True, block_size=128))
+    assert sorted(p.name for p in out.iterdir()) == before and (out / "model" / "model.safetensors").is_file()
+
+
+def test_resume_refuses_settings_that_change_the_losses(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2))
+    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["batch_size"] == 4
+    with pytest.raises(VocabExtendError, match="started with batch_size 4, not 8"):
+        pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, batch_size=8), resume=True)
+    with pytest.raises(VocabExtendError, match="started with max_steps None, not 2"):
+        pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, max_steps=2), resume=True)
+    (out / "config.yaml").unlink()  # a run without its config: the step count still guards the resume
+    with pytest.raises(VocabExtendError, match="at step 2, but this run has only 2 steps"):
+        pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, max_steps=2), resume=True)
 
 
 # ----------------------------------------------------------------------------------------- scale-out
@@ -330,7 +370,8 @@ def test_two_gloo_processes_match_one_process(cache_dir, tmp_path):
     common = dict(stages="full:3", batch_size=4, micro_batch_size=1)
     single = tmp_path / "single"
     pretrain(pico_config(cache_dir, single, **common))
-    config = pico_config(cache_dir, tmp_path / "ddp", **common).to_dict()
+    # a cache of its own: the first process builds the packed data while the second waits for it
+    config = pico_config(tmp_path / "ddp-cache", tmp_path / "ddp", **common).to_dict()
     config_file = tmp_path / "ddp.yaml"
     config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

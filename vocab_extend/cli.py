@@ -31,7 +31,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=help_text)
             continue
         module = importlib.import_module(module_name)
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # no abbreviated options: a typo such as --warmup must not silently set --warmup-steps
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         module.add_arguments(sub_parser)
         sub_parser.set_defaults(_run=module.run)
     return parser

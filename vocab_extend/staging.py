@@ -5,6 +5,7 @@ A failure or Ctrl-C inside :func:`staging_folder` leaves the target as it was an
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ def staging_folder(target: Path, overwrite: bool) -> Iterator[Path]:
     check_output_dir(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the output gets the usual folder mode
     try:
         yield tmp
         if target.exists():
@@ -39,3 +41,9 @@ def staging_folder(target: Path, overwrite: bool) -> Iterator[Path]:
             tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -253,6 +253,31 @@ def validate(config: PretrainConfig) -> None:
             raise VocabExtendError(f"{name} must be a positive whole number, not {value!r}")
     if config.block_size < 2:
         raise VocabExtendError(f"block_size must be at least 2, not {config.block_size}")
+    at_least = {"eval_batch_size": (config.eval_batch_size, 1), "keep_checkpoints": (config.keep_checkpoints, 1),
+                "micro_batch_size": (config.micro_batch_size, 1), "eval_every": (config.eval_every, 0),
+                "save_every": (config.save_every, 0), "warmup_steps": (config.warmup_steps, 0),
+                "eval_max_bytes": (config.eval_max_bytes, 1)}
+    for name, (value, low) in at_least.items():
+        if value is not None and value < low:
+            raise VocabExtendError(f"{name} must be {'positive' if low else 'zero or more'}, not {value!r}")
+    for where, stage in [("config", None), *((f"stage {s.name}", s) for s in config.stages)]:
+        source = stage or config
+        if source.lr is not None and source.lr <= 0:
+            raise VocabExtendError(f"{where}: lr must be positive, not {source.lr!r}")
+        if source.warmup_steps is not None and source.warmup_steps < 0:
+            raise VocabExtendError(f"{where}: warmup_steps must be zero or more, not {source.warmup_steps!r}")
+        if source.min_lr_ratio is not None and not 0 <= source.min_lr_ratio <= 1:
+            raise VocabExtendError(f"{where}: min_lr_ratio must be between 0 and 1, not {source.min_lr_ratio!r}")
+        if source.weight_decay is not None and source.weight_decay < 0:
+            raise VocabExtendError(f"{where}: weight_decay must be zero or more, not {source.weight_decay!r}")
+    betas = config.adam_betas
+    if (not isinstance(betas, (list, tuple)) or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        raise VocabExtendError(f"adam_betas must be two numbers in [0, 1), such as [0.9, 0.95], not {betas!r}")
+    if config.adam_eps <= 0:
+        raise VocabExtendError(f"adam_eps must be positive, not {config.adam_eps!r}")
+    if config.max_grad_norm is not None and config.max_grad_norm <= 0:
+        raise VocabExtendError(f"max_grad_norm must be positive (or null for no clipping), not {config.max_grad_norm!r}")
     if config.max_steps is not None and config.max_steps < 0:
         raise VocabExtendError(f"max_steps must be zero or more, not {config.max_steps}")
     if not 0.0 <= config.heldout_fraction < 1.0:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from tqdm.auto import tqdm
 
 from ..errors import VocabExtendError
@@ -35,10 +36,17 @@ from .config import PretrainConfig, StageConfig
 from .data import PackedBlocks, build_training_blocks, eval_documents, exclusion_set
 from .model import base_vocab_size, build_merged_tokenizer, build_model, tokenizer_source
 from .outputs import MetricsLog, token_reduction_rows, write_report
-from .stages import finish_stage, is_lora, prepare_stage
+from .stages import check_stage, finish_stage, is_lora, prepare_stage
 
 MODEL_DIR = "model"
-RUN_MARKERS = ("metrics.jsonl", ckpt.CHECKPOINTS, MODEL_DIR)  # what makes a folder a run --overwrite may delete
+RUN_CONFIG = "config.yaml"  # the run's resolved config; --resume checks it against the new one
+RUN_MARKERS = ("metrics.jsonl", ckpt.CHECKPOINTS, MODEL_DIR, RUN_CONFIG)  # a folder --overwrite may delete
+# Settings that decide the losses: a resumed run must keep them (evaluation, logging and checkpointing may
+# change, and so may the number of processes and the micro-batch size).
+TRAJECTORY_KEYS = ("model", "tokenizer", "tokenizer_merge", "pico", "base_vocab_size", "train", "eval",
+                   "heldout_fraction", "text_field", "max_docs", "block_size", "streaming", "shuffle_buffer",
+                   "stages", "max_steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
+                   "adam_betas", "adam_eps", "max_grad_norm", "precision", "seed")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab_extend.json")
 
@@ -73,9 +81,16 @@ def setup_dist(device: str | None) -> Dist:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise VocabExtendError(f"device {device!r} is not a torch device: use cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VocabExtendError(f"device {device!r} asks for a GPU but torch sees none: use --device cpu")
+        if dev.index is None:  # each process of a torchrun/accelerate launch takes its own GPU
+            dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
@@ -154,6 +169,28 @@ def _prepare_output(config: PretrainConfig, resume: bool) -> tuple[Path, Path | 
     return out, latest
 
 
+def check_resume(config: PretrainConfig, out: Path, checkpoint: Path, step: int) -> None:
+    """Refuse to resume with settings that change the run's losses, or from past the run's last step."""
+    saved_file = out / RUN_CONFIG
+    if saved_file.is_file():
+        saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
+        now = _plain(config.to_dict())
+        for key in TRAJECTORY_KEYS:
+            if key in saved and _plain(saved[key]) != now[key]:
+                raise VocabExtendError(
+                    f"--resume: the run in {out} was started with {key} {saved[key]!r}, not {now[key]!r}; "
+                    "resume with the same settings, or start a new run with --overwrite")
+    if step >= config.total_steps:
+        raise VocabExtendError(
+            f"--resume: {checkpoint} is at step {step}, but this run has only {config.total_steps} steps: "
+            "resume with the max_steps the run was started with")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML would give it back (tuples as lists, dataclasses as mappings)."""
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
 class Trainer:
     """One run; :func:`pretrain` is the public entry point."""
 
@@ -161,10 +198,16 @@ class Trainer:
         self.config = config
         self.dist = setup_dist(config.device)
         self.out, self.resume_from = _prepare_output(config, resume)
+
+    def _claim_output(self) -> None:
+        """Start the run's folder once every check has passed (replacing an old run under --overwrite)."""
         if self.dist.main:
-            if config.overwrite and not resume and self.out.exists():
+            if self.config.overwrite and self.resume_from is None and self.out.exists():
                 shutil.rmtree(self.out)
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.resume_from is None:
+                text = yaml.safe_dump(_plain(self.config.to_dict()), sort_keys=False, allow_unicode=True)
+                (self.out / RUN_CONFIG).write_text(text, encoding="utf-8")
         self.dist.barrier()
 
     def log(self, message: str) -> None:
@@ -183,13 +226,14 @@ class Trainer:
         self.tokenizer_dir = tokenizer_source(config)
         self.tokenizer = load_tokenizer(self.tokenizer_dir)
         self.eval_docs = eval_documents(config)
-        self.blocks: PackedBlocks = build_training_blocks(
-            config, self.tokenizer, exclusion_set(self.eval_docs), is_main=dist.main)
+        exclude = exclusion_set(self.eval_docs)
+        # The main process builds the on-disk cache; the others load it once it is there.
+        if config.streaming or dist.main:
+            self.blocks: PackedBlocks = build_training_blocks(config, self.tokenizer, exclude, is_main=True)
         if not config.streaming and dist.world > 1:
             dist.barrier()
             if not dist.main:
-                self.blocks = build_training_blocks(
-                    config, self.tokenizer, exclusion_set(self.eval_docs), is_main=False)
+                self.blocks = build_training_blocks(config, self.tokenizer, exclude, is_main=False)
         self.base_rows = base_vocab_size(config)
         self.model = build_model(config, self.tokenizer)
         if config.gradient_checkpointing:
@@ -237,15 +281,19 @@ class Trainer:
         config, dist = self.config, self.dist
         self._setup()
         per_rank, micro = _micro_batches(config, dist)
+        plan = config.stage_plan()
+        for stage, _, _ in plan:
+            check_stage(self.model, stage, self.base_rows)
         start_step, state = 0, None
         if self.resume_from is not None:
             state = ckpt.read_state(self.resume_from)
             start_step = state["step"]
+            check_resume(config, self.out, self.resume_from, start_step)
             self.log(f"resuming from {self.resume_from} (step {start_step})")
+        self._claim_output()
         self.metrics = MetricsLog(self.out, resume_step=start_step if state else None,
                                   tensorboard=config.tensorboard) if dist.main else None
         model = self.model.to(dist.device)
-        plan = config.stage_plan()
         total = config.total_steps
         if state is None and config.eval_at_start:
             self.evaluate(model, 0)

@@ -88,8 +88,9 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
             settings.setdefault(name, getattr(tokenizer, name, None))
         try:
             pico_config = LlamaConfig(**settings)
-        except (TypeError, ValueError) as exc:
-            raise VocabExtendError(f"the pico settings are not a valid LlamaConfig ({exc})") from None
+        except Exception as exc:  # transformers raises its own validation errors, not only ValueError
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise VocabExtendError(f"the pico settings are not a valid LlamaConfig ({reason})") from None
         torch.manual_seed(config.seed)
         model = LlamaForCausalLM(pico_config)
     else:

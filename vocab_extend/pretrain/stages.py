@@ -49,8 +49,32 @@ def _lora_targets(model: torch.nn.Module, wanted: list[str]) -> list[str]:
     return targets
 
 
+def check_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: int | None) -> None:
+    """Raise the error :func:`prepare_stage` would raise for ``stage``, without touching ``model``.
+
+    The run checks every stage before it writes anything, so a bad stage never leaves a half-started run.
+    """
+    if stage.name == "lora":
+        _lora_targets(model, stage.lora_targets)
+    elif stage.name == "new-rows":
+        rows = embedding_matrices(model)[0].shape[0]
+        if base_vocab_size is None:
+            raise VocabExtendError(
+                "the new-rows stage needs the base vocabulary size: use a tokenizer folder written by "
+                "`vocab-extend merge` or set base_vocab_size"
+            )
+        if not 0 < base_vocab_size < rows:
+            raise VocabExtendError(
+                f"base_vocab_size {base_vocab_size} leaves no new rows in embeddings of {rows} rows: "
+                "the new-rows stage needs an extended model"
+            )
+    elif stage.name not in ("full", "embeddings"):  # config validation makes this unreachable
+        raise VocabExtendError(f"unknown stage {stage.name!r}")
+
+
 def prepare_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: int | None) -> PreparedStage:
     """Set up ``model`` for ``stage``; see the module docstring."""
+    check_stage(model, stage, base_vocab_size)
     for p in model.parameters():
         p.requires_grad_(False)
     matrices = embedding_matrices(model)
@@ -63,17 +87,7 @@ def prepare_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: i
         for p in matrices:
             p.requires_grad_(True)
         if stage.name == "new-rows":
-            rows = matrices[0].shape[0]
-            if base_vocab_size is None:
-                raise VocabExtendError(
-                    "the new-rows stage needs the base vocabulary size: use a tokenizer folder written by "
-                    "`vocab-extend merge` or set base_vocab_size"
-                )
-            if not 0 < base_vocab_size < rows:
-                raise VocabExtendError(
-                    f"base_vocab_size {base_vocab_size} leaves no new rows in embeddings of {rows} rows: "
-                    "the new-rows stage needs an extended model"
-                )
+            assert base_vocab_size is not None  # check_stage
             no_decay = {id(p) for p in matrices}
 
             def mask() -> None:
@@ -91,8 +105,6 @@ def prepare_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: i
         model = get_peft_model(model, lora)
         for p in matrices:  # trainable embeddings/lm_head in place, as Chinese-LLaMA stage 2
             p.requires_grad_(True)
-    else:  # config validation makes this unreachable
-        raise VocabExtendError(f"unknown stage {stage.name!r}")
     params = [p for p in _unique(model.parameters()) if p.requires_grad]
     return PreparedStage(model, params, no_decay, mask)
 
