@@ -217,11 +217,15 @@ def test_bad_inputs(tmp_path, extended_dir, tokenizers, capsys):
     tokenizer, base, base_size = tokenizers
     with pytest.raises(VocabExtendError, match="embedding rows"):
         init_embeddings(_pico(1000), tokenizer, base, base_size)
+    with pytest.raises(VocabExtendError, match="not the model whose tokenizer the merge extended"):
+        init_embeddings(_pico(49152), tokenizer, base, base_size)  # a model of another vocabulary
     with pytest.raises(VocabExtendError, match="method"):
         InitConfig(method="zeros")
     _pico(base_size).save_pretrained(tmp_path / "m")
     (tmp_path / "exists").mkdir()
+    (tmp_path / "file").write_text("x", encoding="utf-8")
     for argv in (
+        ["--model", str(tmp_path / "m"), "--tokenizer", str(extended_dir), "--output-dir", str(tmp_path / "file" / "o")],
         ["--model", str(tmp_path / "m"), "--tokenizer", str(tmp_path / "m"), "--output-dir", str(tmp_path / "o")],
         ["--model", str(tmp_path / "m"), "--tokenizer", str(extended_dir), "--output-dir", str(tmp_path / "exists")],
         ["--model", str(tmp_path / "missing"), "--tokenizer", str(extended_dir), "--output-dir", str(tmp_path / "o")],

@@ -11,7 +11,7 @@ import torch
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
 from vocab_extend.errors import VocabExtendError
-from vocab_extend.evaluate import bits_per_byte, truncate_to_bytes
+from vocab_extend.evaluate import bits_per_byte, truncate_to_bytes, windows
 
 
 @pytest.fixture(scope="session")
@@ -87,8 +87,20 @@ def test_batching_and_padding_do_not_change_the_result(base_tokenizer, en_texts,
     assert many.nll_sum == pytest.approx(one.nll_sum, rel=1e-5)
 
 
+def test_sliding_windows_score_each_token_once_with_context():
+    """Past the first window every scored token has at least block_size - stride tokens before it."""
+    ids = list(range(100, 123))
+    chunks = windows(ids, 1, block_size=8, stride=3)
+    assert chunks[0] == ([1, *ids[:7]], 7)
+    scored = [t for window, count in chunks for t in window[len(window) - count:]]
+    assert scored == ids  # every token once, in order
+    for window, count in chunks[1:]:
+        assert len(window) == 8 and window == ids[ids.index(window[0]) : ids.index(window[0]) + 8]
+        assert len(window) - count >= 8 - 3
+
+
 def test_windows_score_every_token_once(base_tokenizer, ja_texts):
-    """Short windows restart from BOS: same token count as one long window, different context."""
+    """Short windows score the same tokens as one long window, with less context."""
     model = _pico(len(base_tokenizer), seed=3)
     long = bits_per_byte(model, base_tokenizer, ja_texts, block_size=256, progress=False)
     short = bits_per_byte(model, base_tokenizer, ja_texts, block_size=5, progress=False)
@@ -123,7 +135,8 @@ def test_max_bytes_truncates_deterministically(base_tokenizer, ja_texts):
 
 @pytest.mark.parametrize(
     "kwargs, texts",
-    [({}, []), ({}, ["", ""]), ({"block_size": 1}, ["abc"]), ({"max_bytes": 0}, ["abc"]), ({"batch_size": 0}, ["a"])],
+    [({}, []), ({}, ["", ""]), ({"block_size": 1}, ["abc"]), ({"max_bytes": 0}, ["abc"]), ({"batch_size": 0}, ["a"]),
+     ({"block_size": 512}, ["abc"]), ({"block_size": 8, "stride": 8}, ["abc"])],
 )
 def test_bad_inputs_raise_one_sentence(base_tokenizer, kwargs, texts):
     model = _pico(len(base_tokenizer))
@@ -160,3 +173,23 @@ def test_cli_bad_model_and_corpus_exit_2(tmp_path, capsys):
 def test_tokenizer_larger_than_the_model_is_one_sentence(base_tokenizer, en_texts):
     with pytest.raises(VocabExtendError, match="init-model"):
         bits_per_byte(_pico(1000), base_tokenizer, en_texts[:2], progress=False)
+
+
+def test_model_made_for_another_vocabulary_is_one_sentence(base_tokenizer, en_texts):
+    with pytest.raises(VocabExtendError, match="not the tokenizer this model was made for"):
+        bits_per_byte(_pico(len(base_tokenizer) + 5000), base_tokenizer, en_texts[:2], progress=False)
+
+
+def test_text_that_spells_a_special_token_is_scored_as_text(base_tokenizer):
+    model = _pico(len(base_tokenizer))
+    result = bits_per_byte(model, base_tokenizer, ["a</s>b"], progress=False)
+    assert result.tokens == len(base_tokenizer("a</s>b", add_special_tokens=False, split_special_tokens=True)["input_ids"])
+    assert result.tokens > 3
+
+
+def test_cli_json_folder_and_missing_gpu_are_one_sentence(tmp_path, capsys):
+    code = main(["evaluate-bpb", "--model", str(tmp_path), "--corpus", f"ja={SAMPLE_JA}", "--json", str(tmp_path)])
+    assert code == 2 and "is a folder" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        code = main(["evaluate-bpb", "--model", str(tmp_path), "--corpus", f"ja={SAMPLE_JA}", "--device", "cuda"])
+        assert code == 2 and "torch sees none" in capsys.readouterr().err

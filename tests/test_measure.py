@@ -75,3 +75,27 @@ def test_repeated_names_and_plain_json_files(extended: Path, tmp_path: Path,
 
     assert load_encoder("f", str(tmp_path / "other.json")).vocab_size == \
         load_encoder("d", str(extended)).vocab_size + 1
+
+
+def test_bad_tokenizer_files_and_outputs_are_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "notes.txt"
+    script.write_text("not a tokenizer", encoding="utf-8")
+    assert main(["measure", "--tokenizer", f"a={script}", "--corpus", f"ja={SAMPLE_JA}"]) == 2
+    assert "is not a SentencePiece model" in capsys.readouterr().err
+    # a mistyped path under an existing folder is a missing path, not a Hub id to wait for
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    assert main(["measure", "--tokenizer", "a=outputs/typo", "--corpus", f"ja={SAMPLE_JA}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["measure", "--tokenizer", "a=mistral-7b-v0.1", "--corpus", f"ja={SAMPLE_JA}",
+                 "--json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_special_token_text_is_counted_as_text(extended: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "special.txt"
+    corpus.write_text("東京</s>大阪<s>\n", encoding="utf-8")
+    results = measure_tokenizers({"hf": str(extended), "sp": str(extended / "tokenizer.model")},
+                                 {"x": str(corpus)}, progress=False)
+    assert results["x"]["hf"]["tokens"] == results["x"]["sp"]["tokens"]

@@ -303,7 +303,7 @@ def test_bad_inputs_are_one_sentence(cache_dir, tmp_path):
     empty.write_text("\n\n", encoding="utf-8")
     cases = [
         (dict(pico={"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32000}),
-         "the tokenizer has 33,802 tokens but the model's embeddings have 32,000 rows"),
+         "the tokenizer has 33,802 tokens but the model only 32,000 embedding rows"),
         (dict(train=[str(empty)]), "is empty"),
         (dict(block_size=128), "block_size 128 is beyond the model's context of 64 tokens"),
         (dict(stages="new-rows:2", base_vocab_size=40000), "leaves no new rows"),

@@ -128,6 +128,20 @@ def _from_hub(repo_id: str) -> BaseTokenizer:
     )
 
 
+def is_hub_id(spec: str) -> bool:
+    """Whether ``spec`` can only be a Hub id (``owner/name``), not a mistyped local path.
+
+    ``outputs/typo`` is a local path when ``outputs`` is a folder here: it gets a "does not exist" error at
+    once instead of a long wait for the Hub.
+
+    >>> is_hub_id("meta-llama/Meta-Llama-3-8B"), is_hub_id("./x/y"), is_hub_id("a/b/c")
+    (True, False, False)
+    """
+    if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
+        return False
+    return not Path(spec.split("/", 1)[0]).is_dir()
+
+
 def resolve_base(spec: str = DEFAULT_BASE) -> BaseTokenizer:
     """Turn ``--base`` into a :class:`BaseTokenizer`; raises :class:`VocabExtendError` with the fix."""
     if spec in ALIASES:
@@ -146,8 +160,10 @@ def resolve_base(spec: str = DEFAULT_BASE) -> BaseTokenizer:
             return BaseTokenizer(spec, kind, path)
         _check_sentencepiece(path, spec)
         return BaseTokenizer(spec, "sentencepiece", path)
-    if spec.count("/") == 1 and not spec.startswith((".", "/")):
+    if is_hub_id(spec):
         return _from_hub(spec)
+    if not path.exists() and spec.count("/"):
+        raise VocabExtendError(f"base {spec} does not exist: check the path")
     raise VocabExtendError(
         f"base {spec!r} is not a file, a folder, a Hub id or a bundled alias ({', '.join(ALIASES)})"
     )

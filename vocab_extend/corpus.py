@@ -189,10 +189,17 @@ def iter_documents(
             yield text
 
 
-def read_documents(spec: str, **kwargs: object) -> list[str]:
-    """All documents of ``spec`` as a list; raises when there are none."""
+def read_documents(spec: str, *, max_bytes: int | None = None, **kwargs: object) -> list[str]:
+    """All documents of ``spec`` as a list (with ``max_bytes``, those until that many UTF-8 bytes are read);
+    raises when there are none."""
     stats = CorpusStats()
-    docs = list(iter_documents(spec, stats=stats, **kwargs))  # type: ignore[arg-type]
+    docs: list[str] = []
+    size = 0
+    for doc in iter_documents(spec, stats=stats, **kwargs):  # type: ignore[arg-type]
+        docs.append(doc)
+        size += len(doc.encode("utf-8"))
+        if max_bytes is not None and size >= max_bytes:
+            break
     if not docs:
         extra = f" ({stats.skipped_non_utf8} lines were not UTF-8)" if stats.skipped_non_utf8 else ""
         raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines{extra}")

@@ -219,6 +219,7 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
     ``base_vocab_size``). Afterwards ``config.vocab_size`` equals the rows of both matrices, rows below
     ``base_vocab_size`` are bit-identical to before, and rows ``len(tokenizer)`` onward are padding.
     """
+    from .evaluate import MAX_PADDING_ROWS
     from .merge import pad_vocab_size
 
     config = config or InitConfig()
@@ -228,6 +229,11 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
         raise VocabExtendError(
             f"the model has {old_rows} embedding rows but the tokenizer's base has {base_vocab_size} tokens: "
             "give the model whose tokenizer the merge extended"
+        )
+    if old_rows - base_vocab_size >= MAX_PADDING_ROWS:
+        raise VocabExtendError(
+            f"the model has {old_rows:,} embedding rows but the tokenizer's base only {base_vocab_size:,} tokens: "
+            "it is not the model whose tokenizer the merge extended"
         )
     if len(tokenizer) < base_vocab_size:
         raise VocabExtendError(

@@ -34,6 +34,9 @@ from .errors import VocabExtendError
 from .models import DTYPE_CHOICES
 
 DEFAULT_MAX_BLOCK = 1024
+# A model may have a few unused embedding rows (padding to a multiple of 64 or 128); this many means the
+# model was made for another vocabulary.
+MAX_PADDING_ROWS = 1024
 
 
 @dataclass
@@ -102,15 +105,48 @@ def context_token_id(tokenizer) -> int:
     )
 
 
-def _windows(ids: list[int], start: int, block_size: int) -> list[list[int]]:
-    """Non-overlapping chunks of ``block_size - 1`` tokens, each prefixed with the context token."""
-    step = block_size - 1
-    return [[start, *ids[i : i + step]] for i in range(0, len(ids), step)]
+def windows(ids: Sequence[int], start: int, block_size: int, stride: int) -> list[tuple[list[int], int]]:
+    """Sliding windows over one document: ``(window, scored)``, scoring the last ``scored`` tokens of each.
+
+    The first window is the context token and up to ``block_size - 1`` tokens, all scored. Each further
+    window scores the next ``stride`` tokens and fills the rest of its ``block_size`` with the tokens before
+    them as context, so every token is scored exactly once and, past the first window, with at least
+    ``block_size - stride`` tokens of the document before it. A tokenizer that needs more tokens for the
+    same text therefore loses no context for it (non-overlapping windows would restart it from nothing).
+
+    >>> windows([1, 2, 3, 4, 5, 6], 0, block_size=4, stride=2)
+    [([0, 1, 2, 3], 3), ([2, 3, 4, 5], 2), ([3, 4, 5, 6], 1)]
+    """
+    ids = list(ids)
+    first = block_size - 1
+    out = [([start, *ids[:first]], min(first, len(ids)))] if ids else []
+    pos = first
+    while pos < len(ids):
+        new = ids[pos : pos + stride]
+        end = pos + len(new)
+        out.append((ids[max(0, end - block_size) : end], len(new)))
+        pos = end
+    return out
 
 
 def _default_block_size(model) -> int:
     positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     return min(int(positions), DEFAULT_MAX_BLOCK) if positions else DEFAULT_MAX_BLOCK
+
+
+def check_vocabulary_fits(model, tokenizer) -> None:
+    """The model's embeddings must hold every token id, and not be made for a much larger vocabulary."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise VocabExtendError(
+            f"the tokenizer has {len(tokenizer):,} tokens but the model only {rows:,} embedding rows: resize the "
+            "model to the extended tokenizer first with `vocab-extend init-model`"
+        )
+    if rows - len(tokenizer) >= MAX_PADDING_ROWS:
+        raise VocabExtendError(
+            f"the model has {rows:,} embedding rows but the tokenizer only {len(tokenizer):,} tokens: it is not "
+            "the tokenizer this model was made for (pass the right --tokenizer)"
+        )
 
 
 def _model_device(model) -> torch.device:
@@ -120,19 +156,20 @@ def _model_device(model) -> torch.device:
         return torch.device("cpu")
 
 
-def _batch_nll(model, batch: list[list[int]], device: torch.device) -> tuple[float, int]:
-    """Summed NLL (nats) of every token after the first in each window of ``batch``, and their count."""
-    length = max(len(w) for w in batch)
+def _batch_nll(model, batch: list[tuple[list[int], int]], device: torch.device) -> tuple[float, int]:
+    """Summed NLL (nats) of the scored last tokens of each window of ``batch``, and their count."""
+    length = max(len(w) for w, _ in batch)
     input_ids = torch.zeros((len(batch), length), dtype=torch.long)
     mask = torch.zeros((len(batch), length), dtype=torch.long)
-    for row, window in enumerate(batch):
+    scored = torch.zeros((len(batch), length - 1), dtype=torch.bool)
+    for row, (window, count) in enumerate(batch):
         input_ids[row, : len(window)] = torch.tensor(window, dtype=torch.long)
         mask[row, : len(window)] = 1
-    input_ids, mask = input_ids.to(device), mask.to(device)
+        scored[row, len(window) - 1 - count : len(window) - 1] = True  # targets are the next tokens
+    input_ids, mask, scored = input_ids.to(device), mask.to(device), scored.to(device)
     logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
     targets = input_ids[:, 1:]
     nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    scored = mask[:, 1:].bool()
     return float(nll[scored].double().sum()), int(scored.sum())
 
 
@@ -143,16 +180,18 @@ def bits_per_byte(
     *,
     max_bytes: int | None = None,
     block_size: int | None = None,
+    stride: int | None = None,
     batch_size: int = 8,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> BpbResult:
     """Bits per byte of ``model`` on ``texts``, each text scored as its own document.
 
-    Each text is encoded without special tokens and cut into non-overlapping windows of at most
-    ``block_size - 1`` tokens; every window starts with the tokenizer's BOS (else EOS) as context only, so
-    every token of the text is scored exactly once and a window never sees the previous window's tokens.
-    ``block_size`` defaults to the model's ``max_position_embeddings`` capped at 1024. ``max_bytes`` keeps the
+    Each text is encoded without special tokens (text that spells one, such as ``</s>``, is text) and
+    scored in sliding windows (:func:`windows`): the first starts with the tokenizer's BOS (else EOS) as
+    context only, the others score ``stride`` new tokens (default: half the window) after the document's
+    preceding tokens, so every token of the text is scored exactly once. ``block_size`` defaults to the
+    model's ``max_position_embeddings`` capped at 1024. ``max_bytes`` keeps the
     first ``max_bytes`` UTF-8 bytes of the corpus (see :func:`truncate_to_bytes`); bytes are counted on the
     texts actually scored. The model runs in eval mode under ``torch.no_grad`` on ``device`` (default: where
     its parameters are) and gets its previous train/eval mode back; logits are upcast to float32.
@@ -163,19 +202,20 @@ def bits_per_byte(
     block_size = block_size or _default_block_size(model)
     if block_size < 2:
         raise VocabExtendError(f"block_size must be at least 2 (BOS plus one token), not {block_size}")
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if context and block_size > context:
+        raise VocabExtendError(f"block_size {block_size} is beyond the model's context of {context} tokens: lower it")
+    stride = stride or max(1, block_size // 2)
+    if not 1 <= stride < block_size:
+        raise VocabExtendError(f"stride must be between 1 and block_size - 1 ({block_size - 1}), not {stride}")
     if batch_size < 1:
         raise VocabExtendError(f"batch_size must be at least 1, not {batch_size}")
-    rows = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) > rows:
-        raise VocabExtendError(
-            f"the tokenizer has {len(tokenizer):,} tokens but the model only {rows:,} embedding rows: resize the "
-            "model to the extended tokenizer first with `vocab-extend init-model`"
-        )
+    check_vocabulary_fits(model, tokenizer)
     start = context_token_id(tokenizer)
-    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    windows = [w for ids in encoded for w in _windows(list(ids), start, block_size)]
+    encoded = tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    chunks = [w for ids in encoded for w in windows(ids, start, block_size, stride)]
     # Similar lengths together waste less padding; the order is fixed, so results are reproducible.
-    windows.sort(key=len, reverse=True)
+    chunks.sort(key=lambda item: len(item[0]), reverse=True)
     nbytes = sum(len(t.encode("utf-8")) for t in texts)
 
     target = torch.device(device) if device is not None else _model_device(model)
@@ -184,11 +224,11 @@ def bits_per_byte(
     nll_sum, tokens = 0.0, 0
     try:
         with torch.no_grad(), tqdm(
-            total=sum(len(w) - 1 for w in windows), desc="bits per byte", unit=" tok",
+            total=sum(count for _, count in chunks), desc="bits per byte", unit=" tok",
             disable=not progress, mininterval=1.0,
         ) as bar:
-            for i in range(0, len(windows), batch_size):
-                batch_nll, batch_tokens = _batch_nll(model, windows[i : i + batch_size], target)
+            for i in range(0, len(chunks), batch_size):
+                batch_nll, batch_tokens = _batch_nll(model, chunks[i : i + batch_size], target)
                 nll_sum += batch_nll
                 tokens += batch_tokens
                 bar.update(batch_tokens)
@@ -210,7 +250,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-bytes", type=int, default=None, help="score only the first N UTF-8 bytes of each corpus")
     parser.add_argument("--max-docs", type=int, default=None, help="read at most N documents of each corpus")
     parser.add_argument("--text-field", default="text", help="field holding the text in json/parquet/hf corpora")
-    parser.add_argument("--block-size", type=int, default=None, help="window length in tokens, BOS included")
+    parser.add_argument("--block-size", type=int, default=None,
+                        help="window length in tokens, BOS included (default: the model's context, at most 1024)")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="new tokens scored per window after the first (default: half the window)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
@@ -227,22 +270,29 @@ def run(args: argparse.Namespace) -> int:
     names = [name for name, _ in corpora]
     if len(set(names)) != len(names):
         raise VocabExtendError(f"corpus names repeat in {names}: give each --corpus a distinct NAME=")
-    documents = {name: read_documents(spec, text_field=args.text_field, max_docs=args.max_docs)
-                 for name, spec in corpora}
+    if args.json is not None and args.json.is_dir():
+        raise VocabExtendError(f"--json {args.json} is a folder: give a file name such as bpb.json")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VocabExtendError(f"--device {device} asks for a GPU but torch sees none: use --device cpu")
+    documents = {name: read_documents(spec, text_field=args.text_field, max_docs=args.max_docs,
+                                      max_bytes=args.max_bytes)
+                 for name, spec in corpora}
     tokenizer = load_tokenizer(args.tokenizer or args.model)
     model = load_model(args.model, device=device, dtype=args.dtype)
     results: dict[str, dict[str, object]] = {}
     for name, spec in corpora:
         result = bits_per_byte(
             model, tokenizer, documents[name], max_bytes=args.max_bytes, block_size=args.block_size,
-            batch_size=args.batch_size, device=device, progress=not args.no_progress,
+            stride=args.stride, batch_size=args.batch_size, device=device, progress=not args.no_progress,
         )
         results[name] = {"corpus": spec, **asdict(result)}
         print(f"{name}: {result.bpb:.4f} bits/byte  ({result.tokens} tokens, {result.bytes} bytes, "
               f"loss {result.loss:.4f}, {result.bytes / result.tokens:.2f} bytes/token)")
     if args.json:
+        block_size = args.block_size or _default_block_size(model)
         report = {"model": args.model, "tokenizer": args.tokenizer or args.model, "max_bytes": args.max_bytes,
+                  "block_size": block_size, "stride": args.stride or max(1, block_size // 2),
                   "results": results}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -66,7 +66,12 @@ def _bytelevel_fallback_ids(vocab: Mapping[str, int]) -> frozenset[int]:
 def _from_sentencepiece(name: str, path: Path) -> Encoder:
     import sentencepiece as spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(path))
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError):
+        raise VocabExtendError(
+            f"tokenizer {path} is not a SentencePiece model: give a .model file, a tokenizer folder or a "
+            "tokenizer.json") from None
     fallback = frozenset(i for i in range(sp.get_piece_size()) if sp.is_byte(i))
     return Encoder(name, lambda texts: sp.encode(texts, num_threads=0), fallback, sp.get_piece_size())
 
@@ -85,7 +90,7 @@ def _from_hf(name: str, spec: str) -> Encoder:
     vocab = tok.get_vocab()
 
     def encode(texts: list[str]) -> list[list[int]]:
-        return tok(texts, add_special_tokens=False)["input_ids"]
+        return tok(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
     return Encoder(name, encode, _fallback_ids(vocab, tok.backend_tokenizer), len(vocab))
 
@@ -98,6 +103,7 @@ def _from_tokenizer_file(name: str, path: Path) -> Encoder:
         tok = Tokenizer.from_file(str(path))
     except Exception as exc:
         raise VocabExtendError(f"{path} is not a tokenizers JSON file ({exc})") from None
+    tok.encode_special_tokens = True  # text that spells a special token is text, as for the other routes
     vocab = tok.get_vocab(with_added_tokens=True)
 
     def encode(texts: list[str]) -> list[list[int]]:
@@ -117,7 +123,7 @@ def _named(values: list[str], what: str) -> dict[str, str]:
 
 def load_encoder(name: str, spec: str) -> Encoder:
     """Load ``spec`` (file, folder, Hub id or bundled alias) as an :class:`Encoder`."""
-    from .base import ALIASES, resolve_base
+    from .base import ALIASES, is_hub_id, resolve_base
 
     path = Path(spec)
     if spec in ALIASES:
@@ -135,8 +141,10 @@ def load_encoder(name: str, spec: str) -> Encoder:
         return _from_sentencepiece(name, path)
     if path.is_dir() and not (path / "tokenizer.json").exists() and (path / "tokenizer.model").exists():
         return _from_sentencepiece(name, path / "tokenizer.model")
-    if path.is_dir() or spec.count("/") == 1:
+    if path.is_dir() or is_hub_id(spec):
         return _from_hf(name, spec)
+    if spec.count("/"):
+        raise VocabExtendError(f"tokenizer {spec} does not exist: check the path")
     raise VocabExtendError(f"tokenizer {spec!r} is not a file, folder, Hub id or bundled alias")
 
 
@@ -245,6 +253,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     tokenizers = _named(args.tokenizer, "--tokenizer")
     corpora = _named(args.corpus, "--corpus")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None and path.is_dir():
+            raise VocabExtendError(f"{option} {path} is a folder: give a file name")
     results = measure_tokenizers(tokenizers, corpora, max_docs=args.max_docs, text_field=args.text_field)
     print(format_table(results))
     if args.json:

@@ -56,8 +56,12 @@ def resolve_model(spec: str) -> ModelSource:
         if ggufs:
             return ModelSource(spec, str(path), ggufs[0].name)
         raise VocabExtendError(f"model folder {spec} has neither a config.json nor a .gguf file")
-    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+    from .base import is_hub_id
+
+    if is_hub_id(spec):
         return ModelSource(spec, spec)
+    if spec.count("/"):
+        raise VocabExtendError(f"model {spec} does not exist: check the path")
     raise VocabExtendError(
         f"model {spec!r} is not a folder, a .gguf file, a Hub id or a bundled alias ({', '.join(MODEL_ALIASES)})"
     )

@@ -17,8 +17,19 @@ from .errors import VocabExtendError
 
 def check_output_dir(target: Path | None, overwrite: bool) -> None:
     """Refuse an existing output folder unless ``overwrite``; call it before any long work."""
-    if target is not None and Path(target).exists() and not overwrite:
+    if target is None:
+        return
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise VocabExtendError(f"output folder {target} is a file: choose another --output-dir")
+    if target.exists() and not overwrite:
         raise VocabExtendError(f"output folder {target} already exists: pass --overwrite or choose --output-dir")
+    for parent in target.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise VocabExtendError(f"output folder {target} would be inside {parent}, which is a file: "
+                                       "choose another --output-dir")
+            break
 
 
 @contextmanager

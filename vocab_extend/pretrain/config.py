@@ -105,6 +105,7 @@ class PretrainConfig:
     eval_every: int = 50  # steps; 0: only at the end
     eval_max_bytes: int | None = 200_000  # per eval corpus
     eval_batch_size: int = 8
+    eval_block_size: int | None = None  # bits-per-byte window; default: the model's context, at most 1024
     eval_at_start: bool = True
     log_every: int = 1
     save_every: int = 50  # steps; 0: only the final model
@@ -256,7 +257,7 @@ def validate(config: PretrainConfig) -> None:
     at_least = {"eval_batch_size": (config.eval_batch_size, 1), "keep_checkpoints": (config.keep_checkpoints, 1),
                 "micro_batch_size": (config.micro_batch_size, 1), "eval_every": (config.eval_every, 0),
                 "save_every": (config.save_every, 0), "warmup_steps": (config.warmup_steps, 0),
-                "eval_max_bytes": (config.eval_max_bytes, 1)}
+                "eval_max_bytes": (config.eval_max_bytes, 1), "eval_block_size": (config.eval_block_size, 2)}
     for name, (value, low) in at_least.items():
         if value is not None and value < low:
             raise VocabExtendError(f"{name} must be {'positive' if low else 'zero or more'}, not {value!r}")

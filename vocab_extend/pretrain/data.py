@@ -30,7 +30,7 @@ from ..corpus import iter_documents, parse_named_spec, read_documents, resolve_f
 from ..errors import VocabExtendError
 from .config import PretrainConfig
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 _PACK_DOCS = 10_000  # documents per packing batch
 
 
@@ -116,7 +116,8 @@ def cache_key(config: PretrainConfig, tokenizer, exclude: frozenset[int]) -> str
 
 
 def _tokenize(batch: dict[str, list[str]], tokenizer, eos: int) -> dict[str, list[list[int]]]:
-    encoded = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+    # text that spells a special token ("</s>") is text, as it is to SentencePiece
+    encoded = tokenizer(batch["text"], add_special_tokens=False, split_special_tokens=True)["input_ids"]
     return {"input_ids": [list(ids) + [eos] for ids in encoded]}
 
 

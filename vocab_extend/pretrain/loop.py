@@ -252,7 +252,8 @@ class Trainer:
             for name, texts in self.eval_docs.items():
                 with _autocast(self.config, self.dist.device):
                     result = bits_per_byte(model, self.tokenizer, texts, max_bytes=self.config.eval_max_bytes,
-                                           block_size=self.config.block_size, batch_size=self.config.eval_batch_size,
+                                           block_size=self.config.eval_block_size,
+                                           batch_size=self.config.eval_batch_size,
                                            device=self.dist.device, progress=False)
                 bpb[name], loss[name] = round(result.bpb, 6), round(result.loss, 6)
             self.metrics.write({"kind": "eval", "step": step, "bpb": bpb, "loss": loss})

@@ -103,17 +103,9 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
 
 def check_fit(model: torch.nn.Module, tokenizer, block_size: int) -> None:
     """Tokenizer/model vocabulary and block size/context checks, one sentence each."""
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        raise VocabExtendError(
-            f"the tokenizer has {len(tokenizer):,} tokens but the model's embeddings have {rows:,} rows: "
-            "resize the model to the tokenizer with `vocab-extend init-model` first"
-        )
-    if rows - len(tokenizer) >= 1024:
-        raise VocabExtendError(
-            f"the model's embeddings have {rows:,} rows but the tokenizer only {len(tokenizer):,} tokens: "
-            "the tokenizer is not the one the model was resized for"
-        )
+    from ..evaluate import check_vocabulary_fits
+
+    check_vocabulary_fits(model, tokenizer)
     context = getattr(model.config, "max_position_embeddings", None)
     if context is not None and block_size > context:
         raise VocabExtendError(
