@@ -69,6 +69,7 @@ def main() -> None:
         "short sentences (5,000 tatoeba)": read_documents(str(corpora / TRAIN[2]), max_docs=5_000),
     }
     throughput_figures = {name: _throughput(hf, raw, lines, max(args.runs, 15)) for name, lines in throughput.items()}
+    anchor = _anchor_comparison(work, read_documents(str(corpora / HELD_OUT)), read_documents(str(corpora / ENGLISH)))
     figures = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "runs": args.runs,
@@ -82,11 +83,67 @@ def main() -> None:
         "merge_export_verify_s_median": statistics.median(merge_times),
         "sentencepiece_training_s_median": statistics.median(train_times) - statistics.median(merge_times),
         "hf_vs_raw_tokenizers_throughput": throughput_figures,
+        "chinese_llama_style_merge_of_the_same_new_model": anchor,
     }
     print(json.dumps(figures, indent=2, ensure_ascii=False))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _anchor_comparison(work: Path, ja: list[str], en: list[str]) -> dict[str, object]:
+    """The same new model merged as Chinese-LLaMA's ``merge_tokenizers.py`` does, against our merge.
+
+    That script appends every new piece that is not in the base with score 0, and users load the result
+    through transformers' automatic conversion of ``tokenizer.model``. Figures: English lines (no Japanese
+    character) whose ids change, pieces the encoder can never produce, held-out Japanese lines on which the
+    converted Hugging Face tokenizer disagrees with SentencePiece (ids without special tokens), chars/token.
+    """
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    from vocab_extend.base import load_sentencepiece_proto, resolve_base
+    from vocab_extend.merge import dead_pieces
+    from vocab_extend.scripts import JAPANESE
+
+    base = load_sentencepiece_proto(resolve_base().path)
+    new = load_sentencepiece_proto(work / "train0" / "new_language.model")
+    anchor = load_sentencepiece_proto(resolve_base().path)
+    have = {p.piece for p in base.pieces}
+    for p in new.pieces:
+        if p.piece not in have:
+            added = anchor.pieces.add()
+            added.piece, added.score = p.piece, 0.0
+    folder = work / "anchor"
+    folder.mkdir()
+    (folder / "tokenizer.model").write_bytes(anchor.SerializeToString())
+    english = [line for line in en if not JAPANESE.contains(line)]
+    base_sp = spm.SentencePieceProcessor(model_proto=base.SerializeToString())
+
+    def figures(proto, hf) -> dict[str, object]:
+        sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+        before, after = base_sp.encode(english, num_threads=0), sp.encode(english, num_threads=0)
+        changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+        used = sorted({sp.id_to_piece(t) for i in changed for t in after[i] if t >= len(base.pieces)})
+        ja_ids = sp.encode(ja, num_threads=0)
+        hf_ids = hf(ja, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        return {
+            "added_pieces": len(proto.pieces) - len(base.pieces),
+            "english_lines_changed": len(changed),
+            "english_lines_checked": len(english),
+            "english_changed_by_pieces": used[:12],
+            "dead_pieces": len(dead_pieces(proto, len(base.pieces))),
+            "hf_disagrees_on_ja_lines": sum(a != list(b) for a, b in zip(ja_ids, hf_ids)),
+            "ja_lines": len(ja),
+            "ja_chars_per_token": sum(map(len, ja)) / sum(map(len, ja_ids)),
+        }
+
+    ours = work / "train0"
+    return {
+        "chinese_llama_style (transformers' conversion)": figures(anchor, AutoTokenizer.from_pretrained(str(folder))),
+        "vocab_extend (our tokenizer.json)": figures(load_sentencepiece_proto(ours / "tokenizer.model"),
+                                                     AutoTokenizer.from_pretrained(str(ours))),
+    }
 
 
 def _throughput(hf, raw, lines: list[str], runs: int) -> dict[str, float]:

@@ -193,3 +193,16 @@ def test_cli_json_folder_and_missing_gpu_are_one_sentence(tmp_path, capsys):
     if not torch.cuda.is_available():
         code = main(["evaluate-bpb", "--model", str(tmp_path), "--corpus", f"ja={SAMPLE_JA}", "--device", "cuda"])
         assert code == 2 and "torch sees none" in capsys.readouterr().err
+
+
+def test_sentencepiece_alias_loads_as_a_tokenizer_that_matches_sentencepiece(base_tokenizer):
+    import sentencepiece as spm
+
+    from vocab_extend.base import resolve_base
+    from vocab_extend.models import load_tokenizer
+
+    tokenizer = load_tokenizer("mistral-7b-v0.1")
+    sp = spm.SentencePieceProcessor(model_file=str(resolve_base().path))
+    text = "東京の天気 and  the weather 2024"
+    assert tokenizer(text)["input_ids"] == [sp.bos_id()] + sp.encode(text)
+    assert len(tokenizer) == len(base_tokenizer) == 32000

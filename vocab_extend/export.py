@@ -88,6 +88,19 @@ def build_hf_tokenizer(proto: sp_pb2.ModelProto, *, add_bos: bool = True, add_eo
     return tokenizer
 
 
+def hf_tokenizer(proto: sp_pb2.ModelProto):  # -> transformers.PreTrainedTokenizerFast
+    """An in-memory Hugging Face tokenizer that segments like SentencePiece with ``proto`` (BOS added)."""
+    from transformers import PreTrainedTokenizerFast
+
+    spec = proto.trainer_spec
+
+    def piece(i: int) -> str | None:
+        return proto.pieces[i].piece if i >= 0 else None
+
+    return PreTrainedTokenizerFast(tokenizer_object=build_hf_tokenizer(proto), bos_token=piece(spec.bos_id),
+                                   eos_token=piece(spec.eos_id), unk_token=piece(spec.unk_id))
+
+
 def export_hf(
     proto: sp_pb2.ModelProto,
     output_dir: Path,

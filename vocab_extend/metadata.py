@@ -54,21 +54,14 @@ def load_base_tokenizer(folder: str | Path):  # -> transformers.PreTrainedTokeni
     meta = read_metadata(folder)
     if meta.base_kind == "sentencepiece":
         from sentencepiece import sentencepiece_model_pb2 as sp_pb2
-        from transformers import PreTrainedTokenizerFast
 
-        from .export import build_hf_tokenizer
+        from .export import hf_tokenizer
 
         proto = sp_pb2.ModelProto()
         proto.ParseFromString((Path(folder) / "tokenizer.model").read_bytes())
         del proto.pieces[meta.base_vocab_size :]
         proto.trainer_spec.vocab_size = meta.base_vocab_size
-        spec = proto.trainer_spec
-        return PreTrainedTokenizerFast(
-            tokenizer_object=build_hf_tokenizer(proto),
-            bos_token=proto.pieces[spec.bos_id].piece if spec.bos_id >= 0 else None,
-            eos_token=proto.pieces[spec.eos_id].piece if spec.eos_id >= 0 else None,
-            unk_token=proto.pieces[spec.unk_id].piece if spec.unk_id >= 0 else None,
-        )
+        return hf_tokenizer(proto)
     if meta.base_kind == "bytelevel":
         from .bytelevel import load_base_tokenizer as load_bytelevel_base
 

@@ -127,11 +127,24 @@ def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | to
 
 
 def load_tokenizer(spec: str):
-    """The tokenizer of a model or tokenizer folder, GGUF file, alias or Hub id (``AutoTokenizer``)."""
+    """The tokenizer of a model or tokenizer folder, GGUF file, alias or Hub id (``AutoTokenizer``).
+
+    A SentencePiece base (the alias ``mistral-7b-v0.1`` or a ``.model`` file) is built in memory with the
+    same exporter as the merge, so it adds BOS and matches SentencePiece.
+    """
     from transformers import AutoTokenizer
+
+    from .base import ALIASES, load_sentencepiece_proto, resolve_base
 
     _quiet_transformers()
     path = Path(spec).expanduser()
+    if (spec in ALIASES and ALIASES[spec][0] == "sentencepiece") or (path.is_file() and path.suffix == ".model"):
+        from .export import hf_tokenizer
+
+        base = resolve_base(spec)
+        if base.kind != "sentencepiece":
+            raise VocabExtendError(f"{spec} is not a SentencePiece model")
+        return hf_tokenizer(load_sentencepiece_proto(base.path))
     if path.is_dir() and ((path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()):
         source = ModelSource(spec, str(path))
     else:
