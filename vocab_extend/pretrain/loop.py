@@ -325,7 +325,7 @@ class Trainer:
                 trained = torch.nn.parallel.DistributedDataParallel(
                     model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
             self.log(f"stage {index + 1}/{len(plan)}: {stage.name}, {steps} steps, "
-                     f"{sum(p.numel() for p in prepared.params):,} trainable parameters")
+                     f"{prepared.trainable:,} trainable parameters")
             model.train()
             while step < first + steps:
                 record = self._step(trained, prepared, optimizer, scheduler, step, per_rank, micro)

@@ -27,6 +27,12 @@ class PreparedStage:
     params: list[torch.nn.Parameter]  # trainable, deduplicated (tied embeddings appear once)
     no_decay: set[int]  # ids of parameters that must not get weight decay
     mask_grads: Callable[[], None]  # call after backward, before clipping
+    frozen_rows: int = 0  # new-rows: the base rows of each trainable matrix, which the mask keeps fixed
+
+    @property
+    def trainable(self) -> int:
+        """Parameters that actually learn (the masked base rows not counted)."""
+        return sum(p.numel() - self.frozen_rows * p[0].numel() for p in self.params)
 
 
 def embedding_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -106,7 +112,8 @@ def prepare_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: i
         for p in matrices:  # trainable embeddings/lm_head in place, as Chinese-LLaMA stage 2
             p.requires_grad_(True)
     params = [p for p in _unique(model.parameters()) if p.requires_grad]
-    return PreparedStage(model, params, no_decay, mask)
+    frozen = base_vocab_size if stage.name == "new-rows" and base_vocab_size else 0
+    return PreparedStage(model, params, no_decay, mask, frozen)
 
 
 def _unique(params) -> list[torch.nn.Parameter]:
