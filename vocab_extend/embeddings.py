@@ -130,7 +130,14 @@ def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
     tokens holding raw text are encoded as text; special tokens get no pieces (their rows are the mean of
     the base rows). A leading bare ``▁``/``Ġ`` piece is dropped when other pieces follow.
     """
-    model = base_tokenizer.backend_tokenizer.model
+    backend = base_tokenizer.backend_tokenizer
+    model = backend.model
+    if "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder):  # bytes: pieces that are part of a char
+        from .bytelevel import whole_text
+
+        is_byte_piece = lambda piece: whole_text(piece) is None  # noqa: E731
+    else:
+        is_byte_piece = _is_byte_piece
     new_ids = list(range(base_vocab_size, len(tokenizer)))
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
@@ -149,7 +156,7 @@ def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
         if len(ids) > 1 and strings[0] in WHITESPACE_MARKERS:
             ids, strings = ids[1:], strings[1:]
             result.whitespace_dropped += 1
-        if any(_is_byte_piece(s) for s in strings):
+        if any(is_byte_piece(s) for s in strings):
             result.byte_tokens += 1
         bad = [i for i in ids if not 0 <= i < base_vocab_size]
         if bad or not ids:
