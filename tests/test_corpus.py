@@ -84,3 +84,10 @@ def test_hub_dataset_is_streamed_with_its_config_and_split(monkeypatch: pytest.M
     monkeypatch.setattr(datasets, "load_dataset", fake)
     assert read_documents("hf:wikimedia/wikipedia:20231101.ja:train", max_docs=2) == DOCS[:2]
     assert asked == {"name": "wikimedia/wikipedia", "config": "20231101.ja", "split": "train", "streaming": True}
+
+
+def test_max_docs_below_one_is_one_sentence(tmp_path: Path) -> None:
+    corpus = tmp_path / "a.txt"
+    corpus.write_text("一行目\n", encoding="utf-8")
+    with pytest.raises(VocabExtendError, match="must be at least 1"):
+        read_documents(str(corpus), max_docs=0)

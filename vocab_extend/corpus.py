@@ -165,6 +165,8 @@ def iter_documents(
     stats: CorpusStats | None = None,
 ) -> Iterator[str]:
     """Yield the documents of ``spec`` in a stable order, at most ``max_docs`` of them."""
+    if max_docs is not None and max_docs < 1:
+        raise VocabExtendError(f"max_docs (--max-docs) must be at least 1, not {max_docs}")
     stats = stats if stats is not None else CorpusStats()
     if spec.startswith("hf:"):
         sources: list[Iterator[str]] = [_iter_hf(spec, text_field)]
