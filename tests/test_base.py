@@ -53,3 +53,33 @@ def test_unreachable_hub_id_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> 
 def test_folder_without_a_tokenizer(tmp_path: Path) -> None:
     with pytest.raises(VocabExtendError, match="holds no tokenizer.model"):
         resolve_base(str(tmp_path))
+
+
+def _bytelevel_tokenizer_json(path: Path) -> None:
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import BPE
+
+    tokenizer = Tokenizer(BPE(vocab={"a": 0, "b": 1, "ab": 2}, merges=[("a", "b")]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.save(str(path))
+
+
+def test_llama3_style_folder_with_a_tiktoken_tokenizer_model(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Llama-3 folders can hold a tiktoken file named tokenizer.model beside their byte-level tokenizer.json."""
+    import huggingface_hub
+
+    (tmp_path / "tokenizer.model").write_text("IQ== 0\nIg== 1\n", encoding="utf-8")
+    _bytelevel_tokenizer_json(tmp_path / "tokenizer.json")
+    base = resolve_base(str(tmp_path))
+    assert (base.kind, base.path.name) == ("bytelevel", "tokenizer.json")
+
+    def fake_download(repo_id: str, filename: str, **kwargs: object) -> str:
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    assert resolve_base("meta-llama/Llama-3.2-1B").kind == "bytelevel"
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(VocabExtendError, match="is not a SentencePiece model"):
+        resolve_base(str(tmp_path))

@@ -91,10 +91,20 @@ def _check_sentencepiece(path: Path, name: str) -> None:
         raise VocabExtendError(f"{name} is not a SentencePiece model (it has no pieces)")
 
 
+def _is_sentencepiece(path: Path) -> bool:
+    try:
+        _check_sentencepiece(path, str(path))
+    except VocabExtendError:
+        return False
+    return True
+
+
 def _from_folder(folder: Path, name: str) -> BaseTokenizer:
-    if (folder / "tokenizer.model").is_file():
-        _check_sentencepiece(folder / "tokenizer.model", name)
-        return BaseTokenizer(name, "sentencepiece", folder / "tokenizer.model")
+    sp_model = folder / "tokenizer.model"
+    # Llama-3-style folders may hold a tiktoken file named tokenizer.model beside their tokenizer.json
+    if sp_model.is_file() and (_is_sentencepiece(sp_model) or not (folder / "tokenizer.json").is_file()):
+        _check_sentencepiece(sp_model, name)
+        return BaseTokenizer(name, "sentencepiece", sp_model)
     if (folder / "tokenizer.json").is_file():
         kind = _kind_of_tokenizer_json(folder / "tokenizer.json")
         if kind:
@@ -121,6 +131,9 @@ def _from_hub(repo_id: str) -> BaseTokenizer:
         except Exception as exc:  # offline, gated, missing file: say which
             errors.append(f"{filename}: {type(exc).__name__}")
             continue
+        if filename == "tokenizer.model" and not _is_sentencepiece(local):
+            errors.append("tokenizer.model: not SentencePiece")
+            continue  # a tiktoken file (Llama-3): the tokenizer.json is the base
         return _from_folder(local.parent, repo_id)
     raise VocabExtendError(
         f"{repo_id!r} is not a file, folder or bundled alias ({', '.join(ALIASES)}), and the Hub did not "
