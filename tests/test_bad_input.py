@@ -168,3 +168,28 @@ def test_default_output_folder_names() -> None:
     assert default_output_dir("mistral-7b-v0.1", "ja") == Path("outputs/mistral-7b-v0.1-ja")
     assert default_output_dir("mistralai/Mistral-7B-v0.1", "ja") == Path("outputs/mistralai--Mistral-7B-v0.1-ja")
     assert default_output_dir(str(SAMPLE_JA.parent), "zh") == Path("outputs/corpora-zh")
+
+
+def test_eval_without_a_name_fails_before_training(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(extend, "train_sentencepiece", lambda *a, **k: pytest.fail("trained before checking --eval"))
+    code, msg = run_cli(capsys, "--eval", "ja", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "give LANG=SPEC" in msg
+    code, msg = run_cli(capsys, "--eval", f"ja={tmp_path / 'missing.txt'}", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "does not exist" in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_sentencepiece_training_options_on_a_bytelevel_base(capsys, tmp_path: Path) -> None:
+    code, msg = run_cli(capsys, "--base", "smollm2-135m", "--model-type", "unigram", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "--model-type set SentencePiece training" in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_base_language_is_checked_when_no_eval_corpus_has_any(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "o"
+    assert main(["merge", "--eval", f"ja={SAMPLE_JA}", "--output-dir", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert set(report["corpora"]) == {"ja"}
+    assert report["checks"]["base_language_unchanged"]["checked"] >= 6

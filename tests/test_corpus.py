@@ -91,3 +91,12 @@ def test_max_docs_below_one_is_one_sentence(tmp_path: Path) -> None:
     corpus.write_text("一行目\n", encoding="utf-8")
     with pytest.raises(VocabExtendError, match="must be at least 1"):
         read_documents(str(corpus), max_docs=0)
+
+
+@pytest.mark.parametrize("value, name", [
+    ("mistral-7b-v0.1", "mistral-7b-v0.1"), ("outputs/mistral-7b-v0.1-ja/", "mistral-7b-v0.1-ja"),
+    ("data/wiki.txt.gz", "wiki"), ("chinese_sp.model", "chinese_sp"), ("ja=corpora/ja", "ja"),
+    ("hf:wikimedia/wikipedia:20231101.ja:train", "wikimedia/wikipedia"),
+])
+def test_unnamed_specs_are_named_after_their_file_or_folder(value: str, name: str) -> None:
+    assert parse_named_spec(value)[0] == name

@@ -206,3 +206,9 @@ def test_sentencepiece_alias_loads_as_a_tokenizer_that_matches_sentencepiece(bas
     text = "東京の天気 and  the weather 2024"
     assert tokenizer(text)["input_ids"] == [sp.bos_id()] + sp.encode(text)
     assert len(tokenizer) == len(base_tokenizer) == 32000
+
+
+def test_model_folder_without_a_tokenizer_is_one_sentence(tmp_path, capsys):
+    _pico(1000).save_pretrained(tmp_path / "model")
+    assert main(["evaluate-bpb", "--model", str(tmp_path / "model"), "--corpus", f"ja={SAMPLE_JA}"]) == 2
+    assert "holds no tokenizer" in capsys.readouterr().err

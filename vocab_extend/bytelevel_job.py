@@ -33,6 +33,16 @@ def extend_bytelevel_job(config: "ExtendConfig", base_tok: BaseTokenizer) -> Pat
             "--new-model takes a SentencePiece model, which cannot be merged into a byte-level BPE base; "
             "train the new-language model on --corpus instead"
         )
+    from .train import TrainConfig
+
+    sentencepiece_only = [f"--{name.replace('_', '-')}" for name in ("model_type", "character_coverage",
+                          "max_sentence_length", "input_sentence_size")
+                          if getattr(config.train, name) != getattr(TrainConfig(), name)]
+    if sentencepiece_only:
+        raise VocabExtendError(
+            f"{', '.join(sentencepiece_only)} set SentencePiece training, but {base_tok.name} is a byte-level BPE "
+            "base whose new-language model is trained with tokenizers: drop them"
+        )
     check_output_dir(config.output_dir, config.overwrite)
     base = load_bytelevel_base(base_tok)
     stats = CorpusStats()

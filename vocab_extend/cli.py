@@ -7,11 +7,15 @@ this file only routes to them, so ``scripts/*.py`` are one-line wrappers around 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 from typing import Sequence
 
 from .errors import VocabExtendError
+
+# What Ctrl-C leaves behind; a subcommand module may say otherwise with its own INTERRUPTED.
+INTERRUPTED = "interrupted: no output was written"
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -34,8 +38,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         # no abbreviated options: a typo such as --warmup must not silently set --warmup-steps
         sub_parser = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_run=module.run)
+        sub_parser.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", INTERRUPTED))
     return parser
+
+
+def _unknown_options(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> str:
+    """One sentence naming the first unknown option and the closest known one."""
+    known: list[str] = []
+    for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001
+        sub = action.choices.get(command) if command else None
+        if sub is not None:
+            known = [o for a in sub._actions for o in a.option_strings]  # noqa: SLF001
+    first = next((e for e in extra if e.startswith("-")), extra[0])
+    close = difflib.get_close_matches(first.split("=", 1)[0], known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else f"; see vocab-extend {command or ''} --help".rstrip()
+    return f"unknown option {first}{hint}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,14 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in SUBCOMMANDS), None)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        print(f"error: {_unknown_options(parser, command, extra)}", file=sys.stderr)
+        return 2
     try:
         return int(args._run(args) or 0)
     except VocabExtendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: no output was written", file=sys.stderr)
+        print(args._interrupted, file=sys.stderr)
         return 130
 
 

@@ -49,8 +49,12 @@ def parse_named_spec(value: str) -> tuple[str, str]:
         if not name or not spec:
             raise VocabExtendError(f"{value!r} is not NAME=SPEC: give a name and a corpus, e.g. ja=corpora/ja")
         return name, spec
-    stem = Path(value.rstrip("/")).stem if not value.startswith("hf:") else value.split(":")[1]
-    return stem or value, value
+    if value.startswith("hf:"):
+        return value.split(":")[1] or value, value
+    name = Path(value.rstrip("/")).name
+    for suffix in (".gz", ".txt", ".jsonl", ".json", ".parquet", ".model"):  # mistral-7b-v0.1 keeps its ".1"
+        name = name[: -len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else name
+    return name or value, value
 
 
 def _strip_gz(name: str) -> str:

@@ -24,7 +24,7 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
 from .base import DEFAULT_BASE, BaseTokenizer, load_sentencepiece_proto, resolve_base
-from .corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
+from .corpus import CorpusStats, iter_documents, parse_named_spec, read_documents, resolve_files
 from .errors import VocabExtendError
 from .export import export_hf
 from .merge import NORMAL, MergeResult, merge_sentencepiece, pad_vocab_size
@@ -33,7 +33,7 @@ from .report import corpus_figures, pick_example, write_report
 from .staging import check_output_dir, staging_folder
 from .scripts import ScriptSet, detect_language, get_language
 from .train import TrainConfig, VocabSizeTooLarge, train_sentencepiece
-from .verify import raise_on_failure, verify_sentencepiece
+from .verify import BASE_LANGUAGE_PROBES, raise_on_failure, verify_sentencepiece
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CORPORA = PACKAGE_ROOT / "corpora"
@@ -181,7 +181,7 @@ def _eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str]) -> d
     specs = [parse_named_spec(e) for e in config.eval]
     corpora: dict[str, list[str]] = {}
     if not specs:
-        corpora[f"{lang} (training sample)"] = train_sample
+        corpora[f"{lang} ({'corpus' if config.new_model else 'training'} sample)"] = train_sample
         if (SAMPLE_CORPORA / "en").is_dir():
             specs = [("en", str(SAMPLE_CORPORA / "en"))]
     for name, spec in specs:
@@ -311,6 +311,7 @@ def finish_merge(tmp: Path, config: ExtendConfig, base_name: str, scripts: Scrip
     texts = dict(corpora)
     if not any(lines is sample for lines in corpora.values()):  # the default eval already is the sample
         texts.setdefault("training sample", sample)
+    texts["built-in base-language lines"] = list(BASE_LANGUAGE_PROBES)  # checked even when no eval has any
     checks, counts = verify(texts)
     raise_on_failure(checks)
     report = {
@@ -387,6 +388,12 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
         raise VocabExtendError(f"--max-sentence-length {args.max_sentence_length} is too small: use at least 64 bytes")
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
         raise VocabExtendError("--pad-to-multiple-of must be a positive integer")
+    for value in args.eval:  # checked now, not after training
+        if "=" not in value or value.startswith("hf:"):
+            raise VocabExtendError(f"--eval {value}: give LANG=SPEC, e.g. --eval ja=held_out_ja.txt")
+        name, spec = parse_named_spec(value)
+        if not spec.startswith("hf:"):
+            resolve_files(spec)
     corpus = args.corpus if args.corpus is not None else ExtendConfig().corpus
     if args.corpus is None and not Path(corpus[0]).exists():
         raise VocabExtendError("the bundled sample corpus is not installed here: pass --corpus")

@@ -34,6 +34,7 @@ class Encoder:
     encode_batch: Callable[[list[str]], list[list[int]]]
     fallback_ids: frozenset[int]  # ids that stand for a lone byte rather than text
     vocab_size: int
+    engine: str = "tokenizers"  # what encodes: "sentencepiece", "transformers" or "tokenizers"
 
 
 @dataclass
@@ -45,7 +46,8 @@ class CorpusStats:
     bytes_per_token: float
     byte_fallback_share: float
     reduction: float
-    tokens_per_second: float
+    tokens_per_second: float  # encoding time only, with the engine below: compare speeds within one engine
+    engine: str = ""
 
 
 def _bytelevel_fallback_ids(vocab: Mapping[str, int]) -> frozenset[int]:
@@ -73,7 +75,8 @@ def _from_sentencepiece(name: str, path: Path) -> Encoder:
             f"tokenizer {path} is not a SentencePiece model: give a .model file, a tokenizer folder or a "
             "tokenizer.json") from None
     fallback = frozenset(i for i in range(sp.get_piece_size()) if sp.is_byte(i))
-    return Encoder(name, lambda texts: sp.encode(texts, num_threads=0), fallback, sp.get_piece_size())
+    return Encoder(name, lambda texts: sp.encode(texts, num_threads=0), fallback, sp.get_piece_size(),
+                   "sentencepiece")
 
 
 def _fallback_ids(vocab: Mapping[str, int], backend) -> frozenset[int]:
@@ -92,7 +95,7 @@ def _from_hf(name: str, spec: str) -> Encoder:
     def encode(texts: list[str]) -> list[list[int]]:
         return tok(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
-    return Encoder(name, encode, _fallback_ids(vocab, tok.backend_tokenizer), len(vocab))
+    return Encoder(name, encode, _fallback_ids(vocab, tok.backend_tokenizer), len(vocab), "transformers")
 
 
 def _from_tokenizer_file(name: str, path: Path) -> Encoder:
@@ -152,16 +155,18 @@ def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int
                    progress: bool = True) -> CorpusStats:
     """Encode ``texts`` in batches and count."""
     tokens = fallback = 0
-    start = time.perf_counter()
+    seconds = 1e-9  # encoding only: counting byte-fallback tokens is not the tokenizer's time
     with tqdm(total=len(texts), desc=f"encoding with {encoder.name}", unit=" docs", disable=not progress,
               leave=False) as bar:
         for i in range(0, len(texts), BATCH):
             batch = list(texts[i : i + BATCH])
-            for ids in encoder.encode_batch(batch):
+            start = time.perf_counter()
+            encoded = encoder.encode_batch(batch)
+            seconds += time.perf_counter() - start
+            for ids in encoded:
                 tokens += len(ids)
                 fallback += sum(1 for t in ids if t in encoder.fallback_ids)
             bar.update(len(batch))
-    seconds = max(time.perf_counter() - start, 1e-9)
     chars = sum(len(t) for t in texts)
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     tokens_safe = max(tokens, 1)
@@ -194,6 +199,7 @@ def measure_tokenizers(
         results[corpus_name] = {}
         for encoder in encoders:
             stats = measure_corpus(encoder, texts, reference, progress)
+            stats.engine = encoder.engine
             reference = reference if reference is not None else stats.tokens
             results[corpus_name][encoder.name] = asdict(stats)
     return results
@@ -202,14 +208,15 @@ def measure_tokenizers(
 def format_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
     """A Markdown table of the results."""
     lines = [
-        "| corpus | tokenizer | tokens | chars/token | bytes/token | reduction | byte fallback | tokens/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| corpus | tokenizer | tokens | chars/token | bytes/token | reduction | byte fallback | tokens/s | engine |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for corpus, by_tok in results.items():
         for name, s in by_tok.items():
             lines.append(
                 f"| {corpus} | {name} | {s['tokens']:,} | {s['chars_per_token']:.3f} | {s['bytes_per_token']:.3f} "
-                f"| {s['reduction']:.1%} | {s['byte_fallback_share']:.1%} | {s['tokens_per_second']:,.0f} |"
+                f"| {s['reduction']:.1%} | {s['byte_fallback_share']:.1%} | {s['tokens_per_second']:,.0f} "
+                f"| {s['engine']} |"
             )
     return "\n".join(lines)
 

@@ -147,6 +147,9 @@ def load_tokenizer(spec: str):
         return hf_tokenizer(load_sentencepiece_proto(base.path))
     if path.is_dir() and ((path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()):
         source = ModelSource(spec, str(path))
+    elif path.is_dir() and not (path / "tokenizer.model").is_file() and not any(path.glob("*.gguf")):
+        raise VocabExtendError(f"folder {spec} holds no tokenizer (tokenizer.json, tokenizer.model or a .gguf): "
+                               "pass --tokenizer with the folder the merge wrote")
     else:
         source = resolve_model(spec)
     try:

@@ -6,6 +6,7 @@ The report holds no timings or paths of the machine, so the same inputs give byt
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -51,8 +52,18 @@ def write_report(
     (folder / "report.md").write_text(render_markdown(report, example), encoding="utf-8")
 
 
+def visible(text: str) -> str:
+    """``text`` with characters that would not show (private-use, control, format) as ``\\uXXXX`` escapes.
+
+    >>> visible("。\ue4c2")
+    '。\\\\ue4c2'
+    """
+    return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Co", "Cc", "Cf", "Cn") else ch
+                   for ch in text)
+
+
 def _fmt_tokens(tokens: list[str]) -> str:
-    return " | ".join(t.replace("|", "\\|") for t in tokens)
+    return " | ".join(visible(t).replace("|", "\\|") for t in tokens)
 
 
 def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], list[str]] | None) -> str:
@@ -81,7 +92,7 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
         lines.append(f"| {name} | {'yes' if check['passed'] else 'NO'} | {check['checked']:,} | {check['failed']:,} |")
     lines += ["", "## New-model pieces not added", "", "| reason | count | examples |", "|---|---:|---|"]
     for reason, count in report["skipped"].items():
-        examples = ", ".join(f"`{e}`" for e in report["skipped_examples"].get(reason, []))
+        examples = ", ".join(f"`{visible(e)}`" for e in report["skipped_examples"].get(reason, []))
         lines.append(f"| {reason} | {count:,} | {examples} |")
     if example:
         text, base_tokens, ext_tokens = example

@@ -26,6 +26,16 @@ from .merge import admissible, dead_pieces, has_digit
 from .scripts import ScriptSet
 
 MAX_EXAMPLES = 3
+# Base-language lines every verification checks, whatever the eval corpora hold: prose, digits, code and
+# the punctuation runs that one-off merges let in.
+BASE_LANGUAGE_PROBES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "In 2007, 3.14159 and 1,234,567 were typed as digits ... and ...... or —— or ”; too.",
+    "  leading spaces, trailing spaces  ",
+    "    def f(x):\n        return x ** 2  # indented code",
+    "Ünïcödé façade — naïve café ½ № ∑ €12.50, EU, ISS, kW, JR",
+    "tabs\tand\nnewlines, <s> and </s> as text",
+)
 
 
 @dataclass

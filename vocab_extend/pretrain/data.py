@@ -80,7 +80,8 @@ def eval_documents(config: PretrainConfig) -> dict[str, list[str]]:
                     f"heldout_fraction {config.heldout_fraction} leaves no document of {spec} for eval: "
                     "raise it or give eval corpora"
                 )
-            corpora.setdefault(name, docs)
+            # an eval corpus of the same name keeps its name; the held-out documents are evaluated beside it
+            corpora[name if name not in corpora else f"{name} (held out)"] = docs
     return corpora
 
 

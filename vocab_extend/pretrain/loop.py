@@ -171,6 +171,10 @@ def _prepare_output(config: PretrainConfig, resume: bool) -> tuple[Path, Path | 
 
 def check_resume(config: PretrainConfig, out: Path, checkpoint: Path, step: int) -> None:
     """Refuse to resume with settings that change the run's losses, or from past the run's last step."""
+    if (out / MODEL_DIR).is_dir():
+        raise VocabExtendError(
+            f"--resume: the run in {out} has finished (its {MODEL_DIR}/ is written); start a new run with "
+            "--overwrite or another --output-dir")
     saved_file = out / RUN_CONFIG
     if saved_file.is_file():
         saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
@@ -178,12 +182,24 @@ def check_resume(config: PretrainConfig, out: Path, checkpoint: Path, step: int)
         for key in TRAJECTORY_KEYS:
             if key in saved and _plain(saved[key]) != now[key]:
                 raise VocabExtendError(
-                    f"--resume: the run in {out} was started with {key} {saved[key]!r}, not {now[key]!r}; "
-                    "resume with the same settings, or start a new run with --overwrite")
+                    f"--resume: the run in {out} was started with {key} {_short(saved[key])}, not "
+                    f"{_short(now[key])}; resume with the same settings, or start a new run with --overwrite")
     if step >= config.total_steps:
         raise VocabExtendError(
             f"--resume: {checkpoint} is at step {step}, but this run has only {config.total_steps} steps: "
             "resume with the max_steps the run was started with")
+
+
+def _short(value: Any) -> str:
+    """A setting as one short phrase: stages as ``new-rows:10,full:10``, anything else cut to 80 characters.
+
+    >>> _short([{"name": "new-rows", "steps": 10, "lr": 0.003}, {"name": "full", "steps": 5}])
+    'new-rows:10,full:5'
+    """
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        return ",".join(f"{v['name']}:{v.get('steps')}" for v in value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _plain(value: Any) -> Any:
@@ -324,7 +340,9 @@ class Trainer:
             if dist.world > 1:
                 trained = torch.nn.parallel.DistributedDataParallel(
                     model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-            self.log(f"stage {index + 1}/{len(plan)}: {stage.name}, {steps} steps, "
+            left = first + steps - max(step, first)
+            self.log(f"stage {index + 1}/{len(plan)}: {stage.name}, {left} steps" + (
+                f" (of {steps}, resumed)" if left < steps else "") + ", "
                      f"{prepared.trainable:,} trainable parameters")
             model.train()
             while step < first + steps:
