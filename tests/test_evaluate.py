@@ -136,7 +136,7 @@ def test_max_bytes_truncates_deterministically(base_tokenizer, ja_texts):
 @pytest.mark.parametrize(
     "kwargs, texts",
     [({}, []), ({}, ["", ""]), ({"block_size": 1}, ["abc"]), ({"max_bytes": 0}, ["abc"]), ({"batch_size": 0}, ["a"]),
-     ({"block_size": 512}, ["abc"]), ({"block_size": 8, "stride": 8}, ["abc"])],
+     ({"block_size": 512}, ["abc"]), ({"block_size": 8, "stride": 8}, ["abc"]), ({"block_size": 8, "stride": 0}, ["abc"])],
 )
 def test_bad_inputs_raise_one_sentence(base_tokenizer, kwargs, texts):
     model = _pico(len(base_tokenizer))

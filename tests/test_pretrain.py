@@ -324,6 +324,7 @@ def test_bad_inputs_are_one_sentence(cache_dir, tmp_path):
         (dict(stages=[{"name": "full", "steps": 1}, {"name": "lora", "steps": 1, "lora_targets": ["foo"]}]),
          "none of the LoRA targets"),
         (dict(pico={"hidden_size": 30, "num_attention_heads": 4}), "not a valid LlamaConfig"),
+        (dict(eval_block_size=128, eval_at_start=True), "eval_block_size 128 is beyond the model's context of 64"),
     ]
     for i, (overrides, message) in enumerate(cases):
         with pytest.raises(VocabExtendError, match=message) as info:
@@ -337,6 +338,7 @@ def test_bad_inputs_are_one_sentence(cache_dir, tmp_path):
     (dict(micro_batch_size=-1), "micro_batch_size must be positive"),
     (dict(eval_batch_size=0), "eval_batch_size must be positive"),
     (dict(save_every=-5), "save_every must be zero or more"),
+    (dict(eval_block_size=1), "eval_block_size must be at least 2"),
     (dict(stages="full:2", lr=0), "lr must be positive"),
     (dict(device="gpu:zero"), "is not a torch device"),
 ])
@@ -419,6 +421,9 @@ def test_an_eval_corpus_named_like_the_training_corpus_keeps_the_held_out_share(
     corpora = eval_documents(config)
     assert set(corpora) == {"ja", "en", "ja (held out)"}
     assert corpora["ja (held out)"] and not set(corpora["ja (held out)"]) & set(corpora["ja"]) - set(corpora["en"])
+    # two training corpora of one name, no eval corpus of that name: one held-out corpus under the name
+    config = pico_config(cache_dir, tmp_path / "y", train=[f"ja={SAMPLE_JA / 'news.txt'}", f"ja={SAMPLE_JA}"])
+    assert set(eval_documents(config)) == {"ja", "en"}
 
 
 def test_bare_overwrite_flag_and_resume_without_checkpoint(tmp_path, capsys):

@@ -50,9 +50,9 @@ def _unknown_options(parser: argparse.ArgumentParser, command: str | None, extra
         if sub is not None:
             known = [o for a in sub._actions for o in a.option_strings]  # noqa: SLF001
     first = next((e for e in extra if e.startswith("-")), extra[0])
-    close = difflib.get_close_matches(first.split("=", 1)[0], known, n=1)
+    close = difflib.get_close_matches(first.split("=", 1)[0], known, n=1) if first.startswith("-") else []
     hint = f" (did you mean {close[0]}?)" if close else f"; see vocab-extend {command or ''} --help".rstrip()
-    return f"unknown option {first}{hint}"
+    return f"unknown {'option' if first.startswith('-') else 'argument'} {first}{hint}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

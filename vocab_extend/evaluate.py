@@ -205,7 +205,7 @@ def bits_per_byte(
     context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if context and block_size > context:
         raise VocabExtendError(f"block_size {block_size} is beyond the model's context of {context} tokens: lower it")
-    stride = stride or max(1, block_size // 2)
+    stride = stride if stride is not None else max(1, block_size // 2)
     if not 1 <= stride < block_size:
         raise VocabExtendError(f"stride must be between 1 and block_size - 1 ({block_size - 1}), not {stride}")
     if batch_size < 1:
@@ -292,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         block_size = args.block_size or _default_block_size(model)
         report = {"model": args.model, "tokenizer": args.tokenizer or args.model, "max_bytes": args.max_bytes,
-                  "block_size": block_size, "stride": args.stride or max(1, block_size // 2),
+                  "block_size": block_size, "stride": args.stride if args.stride is not None else max(1, block_size // 2),
                   "results": results}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -12,7 +12,7 @@ import dataclasses
 from .config import PretrainConfig, load_config
 
 _PREFIX = "override_"
-INTERRUPTED = "interrupted: the checkpoints written so far are kept; continue with --resume"
+INTERRUPTED = "interrupted: checkpoints written so far are kept (--resume continues from the latest, if any)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

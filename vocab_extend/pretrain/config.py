@@ -260,7 +260,8 @@ def validate(config: PretrainConfig) -> None:
                 "eval_max_bytes": (config.eval_max_bytes, 1), "eval_block_size": (config.eval_block_size, 2)}
     for name, (value, low) in at_least.items():
         if value is not None and value < low:
-            raise VocabExtendError(f"{name} must be {'positive' if low else 'zero or more'}, not {value!r}")
+            need = {0: "zero or more", 1: "positive"}.get(low, f"at least {low}")
+            raise VocabExtendError(f"{name} must be {need}, not {value!r}")
     for where, stage in [("config", None), *((f"stage {s.name}", s) for s in config.stages)]:
         source = stage or config
         if source.lr is not None and source.lr <= 0:

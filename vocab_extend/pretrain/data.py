@@ -80,8 +80,9 @@ def eval_documents(config: PretrainConfig) -> dict[str, list[str]]:
                     f"heldout_fraction {config.heldout_fraction} leaves no document of {spec} for eval: "
                     "raise it or give eval corpora"
                 )
-            # an eval corpus of the same name keeps its name; the held-out documents are evaluated beside it
-            corpora[name if name not in corpora else f"{name} (held out)"] = docs
+            # an eval corpus of the same name keeps its name; the held-out documents are evaluated beside it,
+            # and training corpora that share a name share one held-out corpus
+            corpora.setdefault(name if name not in config.eval else f"{name} (held out)", []).extend(docs)
     return corpora
 
 

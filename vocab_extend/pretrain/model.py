@@ -97,17 +97,18 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
         from ..models import load_model
 
         model = load_model(config.model, device="cpu", dtype=torch.float32)
-    check_fit(model, tokenizer, config.block_size)
+    check_fit(model, tokenizer, config.block_size, config.eval_block_size)
     return model.train()
 
 
-def check_fit(model: torch.nn.Module, tokenizer, block_size: int) -> None:
-    """Tokenizer/model vocabulary and block size/context checks, one sentence each."""
+def check_fit(model: torch.nn.Module, tokenizer, block_size: int, eval_block_size: int | None = None) -> None:
+    """Tokenizer/model vocabulary and block sizes/context checks, one sentence each."""
     from ..evaluate import check_vocabulary_fits
 
     check_vocabulary_fits(model, tokenizer)
     context = getattr(model.config, "max_position_embeddings", None)
-    if context is not None and block_size > context:
-        raise VocabExtendError(
-            f"block_size {block_size} is beyond the model's context of {context} tokens: lower block_size"
-        )
+    for name, size in (("block_size", block_size), ("eval_block_size", eval_block_size)):
+        if context is not None and size is not None and size > context:
+            raise VocabExtendError(
+                f"{name} {size} is beyond the model's context of {context} tokens: lower {name}"
+            )
