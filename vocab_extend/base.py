@@ -102,9 +102,11 @@ def _is_sentencepiece(path: Path) -> bool:
 def _from_folder(folder: Path, name: str) -> BaseTokenizer:
     sp_model = folder / "tokenizer.model"
     # Llama-3-style folders may hold a tiktoken file named tokenizer.model beside their tokenizer.json
-    if sp_model.is_file() and (_is_sentencepiece(sp_model) or not (folder / "tokenizer.json").is_file()):
-        _check_sentencepiece(sp_model, name)
-        return BaseTokenizer(name, "sentencepiece", sp_model)
+    if sp_model.is_file():
+        if _is_sentencepiece(sp_model):
+            return BaseTokenizer(name, "sentencepiece", sp_model)
+        if not (folder / "tokenizer.json").is_file():
+            _check_sentencepiece(sp_model, name)  # raises: says what the file is not
     if (folder / "tokenizer.json").is_file():
         kind = _kind_of_tokenizer_json(folder / "tokenizer.json")
         if kind:
@@ -155,6 +157,15 @@ def is_hub_id(spec: str) -> bool:
     return not Path(spec.split("/", 1)[0]).is_dir()
 
 
+def hub_id_or_missing(spec: str, what: str) -> bool:
+    """True for a Hub id; raises "does not exist" for anything else that looks like a path (has a ``/``)."""
+    if is_hub_id(spec):
+        return True
+    if "/" in spec and not Path(spec).expanduser().exists():
+        raise VocabExtendError(f"{what} {spec} does not exist: check the path")
+    return False
+
+
 def resolve_base(spec: str = DEFAULT_BASE) -> BaseTokenizer:
     """Turn ``--base`` into a :class:`BaseTokenizer`; raises :class:`VocabExtendError` with the fix."""
     if spec in ALIASES:
@@ -173,10 +184,8 @@ def resolve_base(spec: str = DEFAULT_BASE) -> BaseTokenizer:
             return BaseTokenizer(spec, kind, path)
         _check_sentencepiece(path, spec)
         return BaseTokenizer(spec, "sentencepiece", path)
-    if is_hub_id(spec):
+    if hub_id_or_missing(spec, "base"):
         return _from_hub(spec)
-    if not path.exists() and spec.count("/"):
-        raise VocabExtendError(f"base {spec} does not exist: check the path")
     raise VocabExtendError(
         f"base {spec!r} is not a file, a folder, a Hub id or a bundled alias ({', '.join(ALIASES)})"
     )

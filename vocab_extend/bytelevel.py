@@ -126,6 +126,11 @@ def _byte_maps() -> tuple[dict[int, str], dict[str, int]]:
     return to_char, {c: b for b, c in to_char.items()}
 
 
+def is_bytelevel(backend) -> bool:
+    """Whether a ``tokenizers.Tokenizer`` reads bytes in GPT-2's alphabet (a ByteLevel pre-tokenizer or decoder)."""
+    return "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder)
+
+
 def to_byte_level(text: str | bytes) -> str:
     """Text (or raw bytes) in GPT-2's byte alphabet, as tokens are stored: ``to_byte_level(" a") == "Ġa"``."""
     data = text.encode("utf-8") if isinstance(text, str) else text

@@ -35,9 +35,10 @@ def extend_bytelevel_job(config: "ExtendConfig", base_tok: BaseTokenizer) -> Pat
         )
     from .train import TrainConfig
 
+    defaults = TrainConfig()
     sentencepiece_only = [f"--{name.replace('_', '-')}" for name in ("model_type", "character_coverage",
                           "max_sentence_length", "input_sentence_size")
-                          if getattr(config.train, name) != getattr(TrainConfig(), name)]
+                          if getattr(config.train, name) != getattr(defaults, name)]
     if sentencepiece_only:
         raise VocabExtendError(
             f"{', '.join(sentencepiece_only)} set SentencePiece training, but {base_tok.name} is a byte-level BPE "

@@ -38,17 +38,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         # no abbreviated options: a typo such as --warmup must not silently set --warmup-steps
         sub_parser = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", INTERRUPTED))
+        sub_parser.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", INTERRUPTED),
+                                _options=[o for a in sub_parser._actions for o in a.option_strings])  # noqa: SLF001
     return parser
 
 
-def _unknown_options(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> str:
-    """One sentence naming the first unknown option and the closest known one."""
-    known: list[str] = []
-    for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001
-        sub = action.choices.get(command) if command else None
-        if sub is not None:
-            known = [o for a in sub._actions for o in a.option_strings]  # noqa: SLF001
+def _unknown_options(known: list[str], command: str | None, extra: list[str]) -> str:
+    """One sentence naming the first unknown option and the closest of ``known``."""
     first = next((e for e in extra if e.startswith("-")), extra[0])
     close = difflib.get_close_matches(first.split("=", 1)[0], known, n=1) if first.startswith("-") else []
     hint = f" (did you mean {close[0]}?)" if close else f"; see vocab-extend {command or ''} --help".rstrip()
@@ -62,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(command)
     args, extra = parser.parse_known_args(argv)
     if extra:
-        print(f"error: {_unknown_options(parser, command, extra)}", file=sys.stderr)
+        print(f"error: {_unknown_options(args._options, command, extra)}", file=sys.stderr)
         return 2
     try:
         return int(args._run(args) or 0)

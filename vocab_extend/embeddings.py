@@ -132,9 +132,9 @@ def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
     """
     backend = base_tokenizer.backend_tokenizer
     model = backend.model
-    if "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder):  # bytes: pieces that are part of a char
-        from .bytelevel import whole_text
+    from .bytelevel import is_bytelevel, whole_text
 
+    if is_bytelevel(backend):  # byte pieces: bytes that are part of a character
         is_byte_piece = lambda piece: whole_text(piece) is None  # noqa: E731
     else:
         is_byte_piece = _is_byte_piece

@@ -129,9 +129,19 @@ def windows(ids: Sequence[int], start: int, block_size: int, stride: int) -> lis
     return out
 
 
-def _default_block_size(model) -> int:
-    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    return min(int(positions), DEFAULT_MAX_BLOCK) if positions else DEFAULT_MAX_BLOCK
+def window_settings(model, block_size: int | None, stride: int | None) -> tuple[int, int]:
+    """``(block_size, stride)`` with their defaults filled in (the model's context up to 1024; half the
+    window), checked against the model's context."""
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    block_size = block_size or (min(int(context), DEFAULT_MAX_BLOCK) if context else DEFAULT_MAX_BLOCK)
+    if block_size < 2:
+        raise VocabExtendError(f"block_size must be at least 2 (BOS plus one token), not {block_size}")
+    if context and block_size > context:
+        raise VocabExtendError(f"block_size {block_size} is beyond the model's context of {context} tokens: lower it")
+    stride = stride if stride is not None else max(1, block_size // 2)
+    if not 1 <= stride < block_size:
+        raise VocabExtendError(f"stride must be between 1 and block_size - 1 ({block_size - 1}), not {stride}")
+    return block_size, stride
 
 
 def check_vocabulary_fits(model, tokenizer) -> None:
@@ -199,15 +209,7 @@ def bits_per_byte(
     texts = truncate_to_bytes(texts, max_bytes)
     if not texts:
         raise VocabExtendError("there is no text to evaluate: give a corpus with at least one non-empty line")
-    block_size = block_size or _default_block_size(model)
-    if block_size < 2:
-        raise VocabExtendError(f"block_size must be at least 2 (BOS plus one token), not {block_size}")
-    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if context and block_size > context:
-        raise VocabExtendError(f"block_size {block_size} is beyond the model's context of {context} tokens: lower it")
-    stride = stride if stride is not None else max(1, block_size // 2)
-    if not 1 <= stride < block_size:
-        raise VocabExtendError(f"stride must be between 1 and block_size - 1 ({block_size - 1}), not {stride}")
+    block_size, stride = window_settings(model, block_size, stride)
     if batch_size < 1:
         raise VocabExtendError(f"batch_size must be at least 1, not {batch_size}")
     check_vocabulary_fits(model, tokenizer)
@@ -280,20 +282,19 @@ def run(args: argparse.Namespace) -> int:
                  for name, spec in corpora}
     tokenizer = load_tokenizer(args.tokenizer or args.model)
     model = load_model(args.model, device=device, dtype=args.dtype)
+    block_size, stride = window_settings(model, args.block_size, args.stride)
     results: dict[str, dict[str, object]] = {}
     for name, spec in corpora:
         result = bits_per_byte(
-            model, tokenizer, documents[name], max_bytes=args.max_bytes, block_size=args.block_size,
-            stride=args.stride, batch_size=args.batch_size, device=device, progress=not args.no_progress,
+            model, tokenizer, documents[name], max_bytes=args.max_bytes, block_size=block_size,
+            stride=stride, batch_size=args.batch_size, device=device, progress=not args.no_progress,
         )
         results[name] = {"corpus": spec, **asdict(result)}
         print(f"{name}: {result.bpb:.4f} bits/byte  ({result.tokens} tokens, {result.bytes} bytes, "
               f"loss {result.loss:.4f}, {result.bytes / result.tokens:.2f} bytes/token)")
     if args.json:
-        block_size = args.block_size or _default_block_size(model)
         report = {"model": args.model, "tokenizer": args.tokenizer or args.model, "max_bytes": args.max_bytes,
-                  "block_size": block_size, "stride": args.stride if args.stride is not None else max(1, block_size // 2),
-                  "results": results}
+                  "block_size": block_size, "stride": stride, "results": results}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     sys.stdout.flush()

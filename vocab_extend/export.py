@@ -88,17 +88,18 @@ def build_hf_tokenizer(proto: sp_pb2.ModelProto, *, add_bos: bool = True, add_eo
     return tokenizer
 
 
+def special_tokens(proto: sp_pb2.ModelProto) -> dict[str, str]:
+    """``{"bos_token": "<s>", ...}`` for the BOS, EOS, UNK and PAD pieces the model has."""
+    spec = proto.trainer_spec
+    ids = {"bos_token": spec.bos_id, "eos_token": spec.eos_id, "unk_token": spec.unk_id, "pad_token": spec.pad_id}
+    return {key: proto.pieces[i].piece for key, i in ids.items() if i >= 0}
+
+
 def hf_tokenizer(proto: sp_pb2.ModelProto):  # -> transformers.PreTrainedTokenizerFast
     """An in-memory Hugging Face tokenizer that segments like SentencePiece with ``proto`` (BOS added)."""
     from transformers import PreTrainedTokenizerFast
 
-    spec = proto.trainer_spec
-
-    def piece(i: int) -> str | None:
-        return proto.pieces[i].piece if i >= 0 else None
-
-    return PreTrainedTokenizerFast(tokenizer_object=build_hf_tokenizer(proto), bos_token=piece(spec.bos_id),
-                                   eos_token=piece(spec.eos_id), unk_token=piece(spec.unk_id))
+    return PreTrainedTokenizerFast(tokenizer_object=build_hf_tokenizer(proto), **special_tokens(proto))
 
 
 def export_hf(
@@ -115,21 +116,7 @@ def export_hf(
     (output_dir / "tokenizer.model").write_bytes(proto.SerializeToString())
     tokenizer = build_hf_tokenizer(proto, add_bos=add_bos, add_eos=add_eos)
     tokenizer.save(str(output_dir / "tokenizer.json"))
-    spec = proto.trainer_spec
-
-    def piece(i: int) -> str | None:
-        return proto.pieces[i].piece if i >= 0 else None
-
-    special_map = {
-        key: value
-        for key, value in (
-            ("bos_token", piece(spec.bos_id)),
-            ("eos_token", piece(spec.eos_id)),
-            ("unk_token", piece(spec.unk_id)),
-            ("pad_token", piece(spec.pad_id)),
-        )
-        if value is not None
-    }
+    special_map = special_tokens(proto)
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "add_bos_token": add_bos,

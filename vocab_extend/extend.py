@@ -391,7 +391,7 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
     for value in args.eval:  # checked now, not after training
         if "=" not in value or value.startswith("hf:"):
             raise VocabExtendError(f"--eval {value}: give LANG=SPEC, e.g. --eval ja=held_out_ja.txt")
-        name, spec = parse_named_spec(value)
+        _, spec = parse_named_spec(value)
         if not spec.startswith("hf:"):
             resolve_files(spec)
     corpus = args.corpus if args.corpus is not None else ExtendConfig().corpus

@@ -81,7 +81,9 @@ def _from_sentencepiece(name: str, path: Path) -> Encoder:
 
 def _fallback_ids(vocab: Mapping[str, int], backend) -> frozenset[int]:
     """Byte-fallback ids: ``<0xNN>`` pieces, or partial characters in a byte-level BPE."""
-    if "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder):
+    from .bytelevel import is_bytelevel
+
+    if is_bytelevel(backend):
         return _bytelevel_fallback_ids(vocab)
     return frozenset(i for t, i in vocab.items() if _BYTE_PIECE.match(t))
 
@@ -126,7 +128,7 @@ def _named(values: list[str], what: str) -> dict[str, str]:
 
 def load_encoder(name: str, spec: str) -> Encoder:
     """Load ``spec`` (file, folder, Hub id or bundled alias) as an :class:`Encoder`."""
-    from .base import ALIASES, is_hub_id, resolve_base
+    from .base import ALIASES, hub_id_or_missing, resolve_base
 
     path = Path(spec)
     if spec in ALIASES:
@@ -144,10 +146,8 @@ def load_encoder(name: str, spec: str) -> Encoder:
         return _from_sentencepiece(name, path)
     if path.is_dir() and not (path / "tokenizer.json").exists() and (path / "tokenizer.model").exists():
         return _from_sentencepiece(name, path / "tokenizer.model")
-    if path.is_dir() or is_hub_id(spec):
+    if path.is_dir() or hub_id_or_missing(spec, "tokenizer"):
         return _from_hf(name, spec)
-    if spec.count("/"):
-        raise VocabExtendError(f"tokenizer {spec} does not exist: check the path")
     raise VocabExtendError(f"tokenizer {spec!r} is not a file, folder, Hub id or bundled alias")
 
 
@@ -179,6 +179,7 @@ def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int
         byte_fallback_share=fallback / tokens_safe,
         reduction=1 - tokens / reference_tokens if reference_tokens else 0.0,
         tokens_per_second=tokens / seconds,
+        engine=encoder.engine,
     )
 
 
@@ -199,7 +200,6 @@ def measure_tokenizers(
         results[corpus_name] = {}
         for encoder in encoders:
             stats = measure_corpus(encoder, texts, reference, progress)
-            stats.engine = encoder.engine
             reference = reference if reference is not None else stats.tokens
             results[corpus_name][encoder.name] = asdict(stats)
     return results

@@ -56,12 +56,10 @@ def resolve_model(spec: str) -> ModelSource:
         if ggufs:
             return ModelSource(spec, str(path), ggufs[0].name)
         raise VocabExtendError(f"model folder {spec} has neither a config.json nor a .gguf file")
-    from .base import is_hub_id
+    from .base import hub_id_or_missing
 
-    if is_hub_id(spec):
+    if hub_id_or_missing(spec, "model"):
         return ModelSource(spec, spec)
-    if spec.count("/"):
-        raise VocabExtendError(f"model {spec} does not exist: check the path")
     raise VocabExtendError(
         f"model {spec!r} is not a folder, a .gguf file, a Hub id or a bundled alias ({', '.join(MODEL_ALIASES)})"
     )

@@ -256,8 +256,7 @@ def validate(config: PretrainConfig) -> None:
         raise VocabExtendError(f"block_size must be at least 2, not {config.block_size}")
     at_least = {"eval_batch_size": (config.eval_batch_size, 1), "keep_checkpoints": (config.keep_checkpoints, 1),
                 "micro_batch_size": (config.micro_batch_size, 1), "eval_every": (config.eval_every, 0),
-                "save_every": (config.save_every, 0), "warmup_steps": (config.warmup_steps, 0),
-                "eval_max_bytes": (config.eval_max_bytes, 1), "eval_block_size": (config.eval_block_size, 2)}
+                "save_every": (config.save_every, 0), "eval_max_bytes": (config.eval_max_bytes, 1), "eval_block_size": (config.eval_block_size, 2)}
     for name, (value, low) in at_least.items():
         if value is not None and value < low:
             need = {0: "zero or more", 1: "positive"}.get(low, f"at least {low}")
