@@ -6,7 +6,7 @@ English files, and reports: characters per token (base, extended, and the naive 
 holding the same new tokens), English ids identical to the base, encoding time of held-out Japanese against
 the base (median of ``--runs``, word cache cleared before each run), load time, and the same figures for a
 new model trained with SentencePiece and converted (``--trainers``), which is how the training choice in
-``vocab_extend/bytelevel.py`` was made.
+``vocab_extend/families/bytelevel/train.py`` was made.
 
     python bench/bytelevel_japanese.py --json bench/results/bytelevel_japanese.json
 """
@@ -84,6 +84,49 @@ def _naive_add_tokens(base_dir: Path, added_text: list[str], out: Path) -> float
     return seconds
 
 
+class _Candidates:
+    """A stand-in new model for the SentencePiece comparison: its tokens, saved as JSON."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+
+    def save(self, path: str) -> None:
+        Path(path).write_text(json.dumps({"trainer": "sentencepiece", "tokens": self.tokens}, ensure_ascii=False),
+                              encoding="utf-8")
+
+
+def _sentencepiece_extension(base, texts, vocab_size: int):
+    """The same merge from a SentencePiece BPE converted to bytes, for the trainer comparison."""
+    import io
+    from collections import Counter
+
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+
+    from vocab_extend.families.bytelevel.alphabet import to_byte_level
+    from vocab_extend.families.bytelevel.derive import derive_merges
+    from vocab_extend.families.bytelevel.write import build_extended
+    from vocab_extend.families.interface import Extension
+    from vocab_extend.scripts import JAPANESE
+
+    buffer = io.BytesIO()
+    spm.set_random_generator_seed(0)
+    lines = (line for text in texts for line in text.splitlines() if line.strip())
+    spm.SentencePieceTrainer.train(sentence_iterator=lines, model_writer=buffer, model_type="bpe",
+                                   vocab_size=vocab_size, character_coverage=0.9995, split_digits=True,
+                                   add_dummy_prefix=False, normalization_rule_name="identity",
+                                   num_threads=os.cpu_count() or 1, minloglevel=2)
+    proto = sp_pb2.ModelProto()
+    proto.ParseFromString(buffer.getvalue())
+    normal = sp_pb2.ModelProto.SentencePiece.NORMAL
+    candidates = [to_byte_level(p.piece.replace("\u2581", " ")) for p in proto.pieces if p.type == normal]
+    tokenizer = base.model.tokenizer
+    derivation = derive_merges(tokenizer, candidates, JAPANESE, split_digits=base.splits_digits)
+    return Extension(base.first_new_id, derivation.added, Counter(derivation.skipped), derivation.examples,
+                     build_extended(tokenizer, derivation.added, derivation.merges), _Candidates(candidates),
+                     {"intermediate_tokens": derivation.intermediates})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
@@ -95,24 +138,25 @@ def main() -> None:
 
     from tokenizers import Tokenizer
 
-    from vocab_extend.base import resolve_base
-    from vocab_extend.bytelevel import (
-        ByteLevelConfig,
-        bytelevel_checks,
-        extend_bytelevel,
-        load_bytelevel_base,
-        whole_text,
-        write_hf_files,
-    )
     from vocab_extend.corpus import iter_documents, read_documents
+    from vocab_extend.families import get_family
+    from vocab_extend.families.bytelevel.alphabet import whole_text
+    from vocab_extend.families.interface import TrainOptions
     from vocab_extend.scripts import JAPANESE
+    from vocab_extend.settings import write_hf_files
+    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.tokenizer.checks import verify_folder
 
     corpora = args.corpora
-    base_spec = resolve_base("smollm2-135m")
-    loaded = load_bytelevel_base(base_spec)
+    if not corpora.is_dir():
+        raise SystemExit(f"error: {corpora} does not exist: pass --corpora with the shared corpora folder")
+    family = get_family("bytelevel")
+    loaded = family.load_base(resolve_tokenizer("smollm2-135m"))
     work = Path(tempfile.mkdtemp(prefix="bench-bytelevel-"))
     base_dir = work / "base"
-    write_hf_files(loaded.tokenizer, loaded.hf_config, base_dir)
+    base_dir.mkdir()
+    loaded.model.tokenizer.save(str(base_dir / "tokenizer.json"))
+    write_hf_files(base_dir, loaded.settings, family.derived_settings(loaded))
     base = Tokenizer.from_file(str(base_dir / "tokenizer.json"))
 
     ja = read_documents(str(corpora / HELD_OUT))
@@ -148,17 +192,22 @@ def main() -> None:
     folders = {"base": base_dir}
     for trainer in [t for t in args.trainers.split(",") if t]:
         out = work / trainer
+        out.mkdir()
         start = time.perf_counter()
-        outcome = extend_bytelevel(
-            base_spec, texts, JAPANESE, ByteLevelConfig(vocab_size=args.vocab_size, trainer=trainer), out
-        )
+        if trainer == "tokenizers":
+            new = family.train(loaded, texts(), TrainOptions(new_model_size=args.vocab_size), None)
+            outcome = family.merge(loaded, new, JAPANESE)
+        else:
+            outcome = _sentencepiece_extension(loaded, texts(), args.vocab_size)
+        family.write(loaded, outcome, out)
+        write_hf_files(out, loaded.settings, family.derived_settings(loaded))
         extend_seconds = time.perf_counter() - start
         ext = Tokenizer.from_file(str(out / "tokenizer.json"))
         start = time.perf_counter()
-        checks = bytelevel_checks(out, base, {"ja": ja, "en": en}, JAPANESE)
+        checks, _ = verify_folder(out, family, loaded, {"ja": ja, "en": en}, JAPANESE)
         figures[trainer] = {
             "added_tokens": len(outcome.added),
-            "intermediate_tokens": outcome.intermediates,
+            "intermediate_tokens": outcome.report_extra["intermediate_tokens"],
             "skipped": dict(outcome.skipped),
             "extend_s": extend_seconds,
             "verify_s": time.perf_counter() - start,

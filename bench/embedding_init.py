@@ -55,19 +55,20 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from vocab_extend.corpus import read_documents
-    from vocab_extend.embeddings import InitConfig, init_embeddings
-    from vocab_extend.evaluate import bits_per_byte
+    from vocab_extend.model.embeddings import InitConfig, init_embeddings
+    from vocab_extend.model.bpb import bits_per_byte
     from vocab_extend.metadata import read_metadata
-    from vocab_extend.models import load_model, load_tokenizer
+    from vocab_extend.model.loading import load_model
+    from vocab_extend.tokenizer.loader import load_tokenizer
 
     torch.set_num_threads(os.cpu_count() or 1)
     folder = args.tokenizer
     if folder is None:
-        from vocab_extend.extend import ExtendConfig, extend_tokenizer
+        from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
 
         folder = Path(tempfile.mkdtemp(prefix="bench-init-")) / "extended"
         extend_tokenizer(ExtendConfig(base=args.model, corpus=[str(args.corpora / f) for f in TRAIN],
-                                      vocab_size=args.vocab_size, output_dir=folder, lang="ja"))
+                                      new_model_size=args.vocab_size, output_dir=folder, lang="ja"))
     meta = read_metadata(folder)
     extended = AutoTokenizer.from_pretrained(str(folder))
     # The model's own tokenizer is the base: the extended one has the same ids below base_vocab_size.

@@ -39,7 +39,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from vocab_extend.corpus import read_documents
-    from vocab_extend.extend import ExtendConfig, extend_tokenizer
+    from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
 
     corpora = args.corpora
     train = [str(corpora / f) for f in TRAIN]
@@ -50,7 +50,7 @@ def main() -> None:
     for run in range(args.runs):
         out = work / f"train{run}"
         start = time.perf_counter()
-        extend_tokenizer(ExtendConfig(corpus=train, vocab_size=args.vocab_size, output_dir=out, eval=evals))
+        extend_tokenizer(ExtendConfig(corpus=train, new_model_size=args.vocab_size, output_dir=out, eval=evals))
         train_times.append(time.perf_counter() - start)
     new_model = work / "train0" / "new_language.model"
     for run in range(args.runs):
@@ -102,13 +102,14 @@ def _anchor_comparison(work: Path, ja: list[str], en: list[str]) -> dict[str, ob
     import sentencepiece as spm
     from transformers import AutoTokenizer
 
-    from vocab_extend.base import load_sentencepiece_proto, resolve_base
-    from vocab_extend.merge import dead_pieces
+    from vocab_extend.families.sentencepiece import parse_model
+    from vocab_extend.sources import resolve_tokenizer as resolve_base
+    from vocab_extend.families.sentencepiece.merge import dead_pieces
     from vocab_extend.scripts import JAPANESE
 
-    base = load_sentencepiece_proto(resolve_base().path)
-    new = load_sentencepiece_proto(work / "train0" / "new_language.model")
-    anchor = load_sentencepiece_proto(resolve_base().path)
+    base = parse_model(resolve_base().path, 'model')
+    new = parse_model(work / "train0" / "new_language.model", 'model')
+    anchor = parse_model(resolve_base().path, 'model')
     have = {p.piece for p in base.pieces}
     for p in new.pieces:
         if p.piece not in have:
@@ -141,7 +142,7 @@ def _anchor_comparison(work: Path, ja: list[str], en: list[str]) -> dict[str, ob
     ours = work / "train0"
     return {
         "chinese_llama_style (transformers' conversion)": figures(anchor, AutoTokenizer.from_pretrained(str(folder))),
-        "vocab_extend (our tokenizer.json)": figures(load_sentencepiece_proto(ours / "tokenizer.model"),
+        "vocab_extend (our tokenizer.json)": figures(parse_model(ours / "tokenizer.model", 'model'),
                                                      AutoTokenizer.from_pretrained(str(ours))),
     }
 

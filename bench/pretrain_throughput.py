@@ -76,7 +76,7 @@ def run_trainer(config, skip: int) -> list[float]:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from vocab_extend.models import load_tokenizer
+    from vocab_extend.tokenizer.loader import load_tokenizer
     from vocab_extend.pretrain.data import build_training_blocks, eval_documents, exclusion_set
     from vocab_extend.pretrain.model import build_merged_tokenizer, build_model, tokenizer_source
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE_JA
-from vocab_extend import extend
+from vocab_extend.tokenizer import job as extend
 from vocab_extend.cli import main
 
 
@@ -87,7 +87,7 @@ def test_ctrl_c_leaves_no_partial_output(capsys, tmp_path: Path, monkeypatch: py
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(extend, "verify_sentencepiece", interrupted)
+    monkeypatch.setattr(extend, "verify_folder", interrupted)
     out = tmp_path / "o"
     code, msg = run_cli(capsys, "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir", str(out))
     assert code == 130 and "no output was written" in msg
@@ -106,11 +106,12 @@ def test_overwrite_replaces_atomically(tmp_path: Path) -> None:
 
 def test_new_model_from_another_project_is_merged(tmp_path: Path) -> None:
     """--new-model skips training; a unigram model (as Chinese-LLaMA published) is merged, dead pieces dropped."""
-    from vocab_extend.base import load_sentencepiece_proto, resolve_base
+    from vocab_extend.families.sentencepiece import parse_model
+    from vocab_extend.sources import resolve_tokenizer as resolve_base
     from vocab_extend.corpus import read_documents
-    from vocab_extend.train import TrainConfig, train_sentencepiece
+    from vocab_extend.families.sentencepiece.train import TrainConfig, train_sentencepiece
 
-    base = load_sentencepiece_proto(resolve_base().path)
+    base = parse_model(resolve_base().path, 'model')
     unigram = train_sentencepiece(read_documents(str(SAMPLE_JA)), base,
                                   TrainConfig(vocab_size=2500, model_type="unigram"))
     path = tmp_path / "unigram.model"
@@ -121,7 +122,13 @@ def test_new_model_from_another_project_is_merged(tmp_path: Path) -> None:
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["new_model_type"] == "unigram"
-    assert report["dead_pieces_dropped"] > 0 and report["checks"]["no_dead_pieces"]["passed"]
+    assert report["dead_pieces_dropped"] > 0
+    from tokenizers import Tokenizer
+
+    written = Tokenizer.from_file(str(out / "tokenizer.json"))
+    added = [t for t, i in written.get_vocab().items() if i >= report["base_vocab_size"]]
+    assert len(added) == report["added_pieces"] > 0
+    assert all([t.value for t in written.model.tokenize(piece)] == [piece] for piece in added)
 
 
 def test_gzip_jsonl_corpus(tmp_path: Path) -> None:
@@ -145,7 +152,7 @@ def test_malformed_jsonl_names_the_line(capsys, tmp_path: Path) -> None:
 
 def test_max_docs_applies_to_each_corpus(tmp_path: Path) -> None:
     from vocab_extend.corpus import CorpusStats
-    from vocab_extend.extend import ExtendConfig, _training_documents
+    from vocab_extend.tokenizer.job import ExtendConfig, training_documents as _training_documents
 
     config = ExtendConfig(corpus=[str(SAMPLE_JA / "news.txt"), str(SAMPLE_JA / "narrative.txt")], max_docs=5)
     stats = CorpusStats()
@@ -163,7 +170,7 @@ def test_special_token_text_is_verified_as_text(tmp_path: Path) -> None:
 
 
 def test_default_output_folder_names() -> None:
-    from vocab_extend.extend import default_output_dir
+    from vocab_extend.tokenizer.job import default_output_dir
 
     assert default_output_dir("mistral-7b-v0.1", "ja") == Path("outputs/mistral-7b-v0.1-ja")
     assert default_output_dir("mistralai/Mistral-7B-v0.1", "ja") == Path("outputs/mistralai--Mistral-7B-v0.1-ja")
@@ -171,7 +178,10 @@ def test_default_output_folder_names() -> None:
 
 
 def test_eval_without_a_name_fails_before_training(capsys, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(extend, "train_sentencepiece", lambda *a, **k: pytest.fail("trained before checking --eval"))
+    import vocab_extend.families.sentencepiece as sentencepiece_family
+
+    monkeypatch.setattr(sentencepiece_family, "train_supported",
+                        lambda *a, **k: pytest.fail("trained before checking --eval"))
     code, msg = run_cli(capsys, "--eval", "ja", "--output-dir", str(tmp_path / "o"))
     assert code == 2 and "give LANG=SPEC" in msg
     code, msg = run_cli(capsys, "--eval", f"ja={tmp_path / 'missing.txt'}", "--output-dir", str(tmp_path / "o"))

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from vocab_extend.base import resolve_base
+from vocab_extend.sources import resolve_tokenizer as resolve_base
 from vocab_extend.errors import VocabExtendError
 
 
 def test_alias_file_and_folder(tmp_path: Path) -> None:
     alias = resolve_base("mistral-7b-v0.1")
-    assert alias.kind == "sentencepiece" and alias.path.name == "tokenizer.model.v1"
+    assert alias.family == "sentencepiece" and alias.path.name == "tokenizer.model.v1"
     shutil.copy(alias.path, tmp_path / "tokenizer.model")
     assert resolve_base(str(tmp_path)).path == tmp_path / "tokenizer.model"
-    assert resolve_base(str(tmp_path / "tokenizer.model")).kind == "sentencepiece"
+    assert resolve_base(str(tmp_path / "tokenizer.model")).family == "sentencepiece"
 
 
 def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,8 +35,9 @@ def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     base = resolve_base("mistralai/Mistral-7B-v0.1")
-    assert (base.name, base.kind) == ("mistralai/Mistral-7B-v0.1", "sentencepiece")
-    assert asked == [("mistralai/Mistral-7B-v0.1", "tokenizer.model")]
+    assert (base.name, base.family) == ("mistralai/Mistral-7B-v0.1", "sentencepiece")
+    assert asked == [("mistralai/Mistral-7B-v0.1", name) for name in
+                     ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")]
 
 
 def test_unreachable_hub_id_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,13 +74,13 @@ def test_llama3_style_folder_with_a_tiktoken_tokenizer_model(tmp_path: Path,
     (tmp_path / "tokenizer.model").write_text("IQ== 0\nIg== 1\n", encoding="utf-8")
     _bytelevel_tokenizer_json(tmp_path / "tokenizer.json")
     base = resolve_base(str(tmp_path))
-    assert (base.kind, base.path.name) == ("bytelevel", "tokenizer.json")
+    assert (base.family, base.path.name) == ("bytelevel", "tokenizer.json")
 
     def fake_download(repo_id: str, filename: str, **kwargs: object) -> str:
         return str(tmp_path / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    assert resolve_base("meta-llama/Llama-3.2-1B").kind == "bytelevel"
+    assert resolve_base("meta-llama/Llama-3.2-1B").family == "bytelevel"
     (tmp_path / "tokenizer.json").unlink()
     with pytest.raises(VocabExtendError, match="is not a SentencePiece model"):
         resolve_base(str(tmp_path))

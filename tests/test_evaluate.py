@@ -11,17 +11,16 @@ import torch
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
 from vocab_extend.errors import VocabExtendError
-from vocab_extend.evaluate import bits_per_byte, truncate_to_bytes, windows
+from vocab_extend.model.bpb import bits_per_byte, truncate_to_bytes, windows
 
 
 @pytest.fixture(scope="session")
 def base_tokenizer_dir(tmp_path_factory):
     """The Mistral base tokenizer exported as a Hugging Face folder (adds BOS, like the merged ones)."""
-    from vocab_extend.base import load_sentencepiece_proto, resolve_base
-    from vocab_extend.export import export_hf
+    from vocab_extend.tokenizer.loader import load_tokenizer
 
     folder = tmp_path_factory.mktemp("mistral-tokenizer")
-    export_hf(load_sentencepiece_proto(resolve_base().path), folder)
+    load_tokenizer("mistral-7b-v0.1").save_pretrained(str(folder))
     return folder
 
 
@@ -198,8 +197,8 @@ def test_cli_json_folder_and_missing_gpu_are_one_sentence(tmp_path, capsys):
 def test_sentencepiece_alias_loads_as_a_tokenizer_that_matches_sentencepiece(base_tokenizer):
     import sentencepiece as spm
 
-    from vocab_extend.base import resolve_base
-    from vocab_extend.models import load_tokenizer
+    from vocab_extend.sources import resolve_tokenizer as resolve_base
+    from vocab_extend.tokenizer.loader import load_tokenizer
 
     tokenizer = load_tokenizer("mistral-7b-v0.1")
     sp = spm.SentencePieceProcessor(model_file=str(resolve_base().path))

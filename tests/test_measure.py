@@ -9,11 +9,11 @@ import pytest
 import sentencepiece as spm
 
 from conftest import SAMPLE_EN, SAMPLE_JA
-from vocab_extend.base import resolve_base
+from vocab_extend.sources import resolve_tokenizer as resolve_base
 from vocab_extend.cli import main
 from vocab_extend.corpus import read_documents
-from vocab_extend.extend import ExtendConfig, extend_tokenizer
-from vocab_extend.measure import measure_tokenizers
+from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
+from vocab_extend.tokenizer.measure import measure_tokenizers
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_repeated_names_and_plain_json_files(extended: Path, tmp_path: Path,
     results = measure_tokenizers({"file": str(tmp_path / "other.json"), "folder": str(extended)},
                                  {"ja": str(SAMPLE_JA)}, progress=False)
     assert results["ja"]["file"]["tokens"] <= results["ja"]["folder"]["tokens"]
-    from vocab_extend.measure import load_encoder
+    from vocab_extend.tokenizer.measure import load_encoder
 
     assert load_encoder("f", str(tmp_path / "other.json")).vocab_size == \
         load_encoder("d", str(extended)).vocab_size + 1

@@ -6,16 +6,18 @@ import pytest
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
-from vocab_extend.base import load_sentencepiece_proto, resolve_base
+from vocab_extend.families.sentencepiece import parse_model
+from vocab_extend.sources import resolve_tokenizer as resolve_base
 from vocab_extend.errors import VocabExtendError
-from vocab_extend.export import build_hf_tokenizer
-from vocab_extend.merge import admissible, merge_sentencepiece, pad_vocab_size
+from vocab_extend.families.sentencepiece.tokenizer_json import build_hf_tokenizer
+from vocab_extend.families.sentencepiece.merge import admissible, merge_sentencepiece
+from vocab_extend.metadata import pad_vocab_size
 from vocab_extend.scripts import CHINESE, JAPANESE, KOREAN, detect_language
 
 
 @pytest.fixture(scope="module")
 def base() -> sp_pb2.ModelProto:
-    return load_sentencepiece_proto(resolve_base("mistral-7b-v0.1").path)
+    return parse_model(resolve_base("mistral-7b-v0.1").path, 'model')
 
 
 def new_model(pieces: list[str], model_type: int = sp_pb2.TrainerSpec.BPE) -> sp_pb2.ModelProto:
@@ -59,17 +61,17 @@ def test_unigram_pieces_without_a_split_are_dropped(base) -> None:
 
 def test_new_scores_sit_above_the_base_and_follow_the_new_order(base) -> None:
     result = merge_sentencepiece(base, new_model(["東京", "京都", "大阪", "阪"]), JAPANESE)
-    scores = [p.score for p in result.proto.pieces[len(base.pieces) :]]
+    scores = [p.score for p in result.model.pieces[len(base.pieces) :]]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == 4
     assert min(scores) > max(p.score for p in base.pieces if p.type == 1)
-    sp = spm.SentencePieceProcessor(model_proto=result.proto.SerializeToString())
+    sp = spm.SentencePieceProcessor(model_proto=result.model.SerializeToString())
     assert sp.encode("京都と東京へ", out_type=str) == ["▁", "京都", "と", "東京", "へ"]
 
 
 def test_merge_list_reproduces_sentencepiece(base) -> None:
     result = merge_sentencepiece(base, new_model(["東京", "京都", "東京都", "▁東京"]), JAPANESE)
-    sp = spm.SentencePieceProcessor(model_proto=result.proto.SerializeToString())
-    hf = build_hf_tokenizer(result.proto)
+    sp = spm.SentencePieceProcessor(model_proto=result.model.SerializeToString())
+    hf = build_hf_tokenizer(result.model)
     for text in ["東京都と京都", "京都東京", "the 東京都 tower", "  東京"]:
         assert hf.encode(text).ids == [1] + sp.encode(text)
 
@@ -92,7 +94,7 @@ def test_piece_with_a_character_outside_the_vocabulary_is_dead(base) -> None:
     result = merge_sentencepiece(base, new_model(["发电", "。\ue4c2", "电。"]), CHINESE)
     assert result.added == ["发电", "电。"]
     assert result.examples["dead"] == ["。\ue4c2"]
-    sp = spm.SentencePieceProcessor(model_proto=result.proto.SerializeToString())
-    hf = build_hf_tokenizer(result.proto)
+    sp = spm.SentencePieceProcessor(model_proto=result.model.SerializeToString())
+    hf = build_hf_tokenizer(result.model)
     for text in ["发电。\ue4c2", "。\ue4c2", "\ue4c2。发电"]:
         assert hf.encode(text).ids == [1] + sp.encode(text)

@@ -151,7 +151,7 @@ def test_packing_puts_eos_between_documents_and_caches(cache_dir, tmp_path):
 
 
 def build_tokenizer(config):
-    from vocab_extend.models import load_tokenizer
+    from vocab_extend.tokenizer.loader import load_tokenizer
 
     return load_tokenizer(str(build_merged_tokenizer(config)))
 

@@ -1,8 +1,15 @@
 """vocab-extend: teach an existing LLM a new language by extending its tokenizer and embeddings.
 
-Pipeline modules, in order: :mod:`corpus` → :mod:`train` → :mod:`merge` (SentencePiece) or
-:mod:`bytelevel` (byte-level BPE) → :mod:`export` → :mod:`verify` → :mod:`measure` → :mod:`embeddings`
-→ :mod:`pretrain`. The command line is :mod:`vocab_extend.cli` (``vocab-extend <subcommand>``).
+Where things live (``docs/architecture.md`` has the whole map):
+
+- foundation: :mod:`errors`, :mod:`console`, :mod:`staging`, :mod:`scripts` (language script sets),
+  :mod:`corpus`, :mod:`sources` (the one spec resolver), :mod:`settings`, :mod:`metadata`, :mod:`plots`;
+- :mod:`families`: one folder per tokenizer family (``sentencepiece``, ``bytelevel``), the same face each;
+- :mod:`tokenizer`: the merge job over any family (train → merge → write → verify → report), the checks,
+  the one tokenizer loader, ``measure``;
+- :mod:`model`: model loading, embedding sizing and initialisation, bits per byte;
+- :mod:`pretrain`: continued pretraining;
+- :mod:`cli`: ``vocab-extend <subcommand>``.
 """
 
 __version__ = "0.1.0"

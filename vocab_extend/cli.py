@@ -19,10 +19,10 @@ INTERRUPTED = "interrupted: no output was written"
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "merge": ("vocab_extend.extend", "train a new-language model and merge it into a base tokenizer"),
-    "measure": ("vocab_extend.measure", "compare tokenizers on corpora: tokens, chars/token, reduction"),
-    "init-model": ("vocab_extend.embeddings", "resize a model to an extended tokenizer and initialise new rows"),
-    "evaluate-bpb": ("vocab_extend.evaluate", "bits per byte of a model on corpora"),
+    "merge": ("vocab_extend.tokenizer.cli", "train a new-language model and merge it into a base tokenizer"),
+    "measure": ("vocab_extend.tokenizer.measure", "compare tokenizers on corpora: tokens, chars/token, reduction"),
+    "init-model": ("vocab_extend.model.init_cli", "resize a model to an extended tokenizer and initialise new rows"),
+    "evaluate-bpb": ("vocab_extend.model.bpb_cli", "bits per byte of a model on corpora"),
     "pretrain": ("vocab_extend.pretrain.cli", "continued pretraining from a YAML config"),
 }
 

@@ -1,7 +1,9 @@
 """The small metadata file a merge writes next to the tokenizer (``vocab_extend.json``).
 
-Later steps read it to know the base: :func:`load_base_tokenizer` rebuilds the base tokenizer, whose ids
-are the first ``base_vocab_size`` ids of the extended one, and ``pad_to_multiple_of`` sizes the embeddings.
+Later steps read it to know the base: ``base_kind`` names the tokenizer family that rebuilds the base
+tokenizer (whose ids are the first ``base_vocab_size`` ids of the extended one), and ``pad_to_multiple_of``
+sizes the embeddings. The file keeps its field names; in code, :attr:`MergeMetadata.first_new_id` and
+:attr:`MergeMetadata.tokenizer_size` say which size is meant.
 """
 
 from __future__ import annotations
@@ -16,17 +18,41 @@ from .errors import VocabExtendError
 METADATA_FILE = "vocab_extend.json"
 
 
+def pad_vocab_size(size: int, multiple: int | None) -> int:
+    """The embedding size after padding ``size`` up to a multiple (``None`` or 1: no padding).
+
+    >>> pad_vocab_size(35_791, 64), pad_vocab_size(35_791, None)
+    (35840, 35791)
+    """
+    if not multiple or multiple <= 1:
+        return size
+    return -(-size // multiple) * multiple
+
+
 @dataclass
 class MergeMetadata:
     base: str  # what --base named: alias, path or Hub id
     base_kind: str  # "sentencepiece" or "bytelevel"
-    base_vocab_size: int  # ids below this are the base's, unchanged
-    vocab_size: int  # size of the extended tokenizer (added/special tokens included)
+    base_vocab_size: int  # ids below this are the base's, unchanged: the first new id
+    vocab_size: int  # size of the extended tokenizer (added/special tokens included), not of the embeddings
     lang: str
     added_pieces: int
     pad_to_multiple_of: int | None = None
     new_model: str = ""  # file name of the new-language model inside the folder
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def first_new_id(self) -> int:
+        return self.base_vocab_size
+
+    @property
+    def tokenizer_size(self) -> int:
+        return self.vocab_size
+
+    @property
+    def embedding_rows(self) -> int:
+        """Rows the embeddings get: the tokenizer size padded to ``pad_to_multiple_of``."""
+        return pad_vocab_size(self.vocab_size, self.pad_to_multiple_of)
 
     def write(self, folder: Path) -> None:
         text = json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
@@ -44,26 +70,3 @@ def read_metadata(folder: str | Path) -> MergeMetadata:
     except (ValueError, TypeError) as exc:
         raise VocabExtendError(f"{path} is damaged ({exc}): write the folder again with `vocab-extend merge`") from None
 
-
-def load_base_tokenizer(folder: str | Path):  # -> transformers.PreTrainedTokenizerBase
-    """The base tokenizer of an extended tokenizer folder, as a Hugging Face tokenizer.
-
-    SentencePiece bases are rebuilt from the merged ``tokenizer.model`` cut to ``base_vocab_size`` pieces
-    (base pieces are stored unchanged), so no network or original file is needed.
-    """
-    meta = read_metadata(folder)
-    if meta.base_kind == "sentencepiece":
-        from sentencepiece import sentencepiece_model_pb2 as sp_pb2
-
-        from .export import hf_tokenizer
-
-        proto = sp_pb2.ModelProto()
-        proto.ParseFromString((Path(folder) / "tokenizer.model").read_bytes())
-        del proto.pieces[meta.base_vocab_size :]
-        proto.trainer_spec.vocab_size = meta.base_vocab_size
-        return hf_tokenizer(proto)
-    if meta.base_kind == "bytelevel":
-        from .bytelevel import load_base_tokenizer as load_bytelevel_base
-
-        return load_bytelevel_base(folder, meta)
-    raise VocabExtendError(f"{folder}/{METADATA_FILE} names an unknown base kind {meta.base_kind!r}")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable
 
+from .errors import VocabExtendError
+
 # (first, last) code points, inclusive.
 _HAN = [
     (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
@@ -96,8 +98,6 @@ def detect_language(texts: Iterable[str], max_chars: int = 200_000) -> ScriptSet
         return JAPANESE
     if counts["han"]:
         return CHINESE
-    from .errors import VocabExtendError
-
     raise VocabExtendError(
         "the corpus has no Japanese, Chinese or Korean characters; check --corpus, or name the language "
         "with --lang"
@@ -105,8 +105,6 @@ def detect_language(texts: Iterable[str], max_chars: int = 200_000) -> ScriptSet
 
 
 def get_language(name: str) -> ScriptSet:
-    from .errors import VocabExtendError
-
     try:
         return LANGUAGES[name]
     except KeyError:

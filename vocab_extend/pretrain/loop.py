@@ -232,7 +232,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ setup
     def _setup(self) -> None:
-        from ..models import load_tokenizer
+        from ..tokenizer.loader import load_tokenizer
 
         config, dist = self.config, self.dist
         if config.tokenizer_merge is not None:
@@ -261,7 +261,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------- eval
     def evaluate(self, model: torch.nn.Module, step: int) -> None:
-        from ..evaluate import bits_per_byte
+        from ..model.bpb import bits_per_byte
 
         if self.dist.main and self.eval_docs:
             bpb, loss = {}, {}
@@ -400,7 +400,8 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------- finish
     def _finish(self, model: torch.nn.Module) -> Path:
-        from ..metadata import METADATA_FILE, load_base_tokenizer
+        from ..metadata import METADATA_FILE
+        from ..tokenizer.loader import load_base_tokenizer
 
         config = self.config
         target = self.out / MODEL_DIR

@@ -37,7 +37,7 @@ def merged_tokenizer_dir(config: PretrainConfig) -> Path:
 
 def build_merged_tokenizer(config: PretrainConfig) -> Path:
     """Run ``vocab-extend merge`` for ``tokenizer_merge`` unless its cached output exists."""
-    from ..extend import ExtendConfig, extend_tokenizer
+    from ..tokenizer.job import ExtendConfig, extend_tokenizer
 
     target = merged_tokenizer_dir(config)
     if not (target / "tokenizer.json").is_file():
@@ -45,7 +45,7 @@ def build_merged_tokenizer(config: PretrainConfig) -> Path:
         assert merge is not None
         target.parent.mkdir(parents=True, exist_ok=True)
         extend_tokenizer(ExtendConfig(base=merge.base, corpus=list(merge.corpus), lang=merge.lang,
-                                      vocab_size=merge.vocab_size, output_dir=target, overwrite=True))
+                                      new_model_size=merge.vocab_size, output_dir=target, overwrite=True))
     return target
 
 
@@ -72,7 +72,7 @@ def base_vocab_size(config: PretrainConfig) -> int | None:
 
 
 def _embedding_rows(tokenizer, multiple: int | None) -> int:
-    from ..merge import pad_vocab_size
+    from ..metadata import pad_vocab_size
 
     return pad_vocab_size(len(tokenizer), multiple)
 
@@ -94,7 +94,7 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
         torch.manual_seed(config.seed)
         model = LlamaForCausalLM(pico_config)
     else:
-        from ..models import load_model
+        from ..model.loading import load_model
 
         model = load_model(config.model, device="cpu", dtype=torch.float32)
     check_fit(model, tokenizer, config.block_size, config.eval_block_size)
@@ -103,7 +103,7 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
 
 def check_fit(model: torch.nn.Module, tokenizer, block_size: int, eval_block_size: int | None = None) -> None:
     """Tokenizer/model vocabulary and block sizes/context checks, one sentence each."""
-    from ..evaluate import check_vocabulary_fits
+    from ..model.sizing import check_vocabulary_fits
 
     check_vocabulary_fits(model, tokenizer)
     context = getattr(model.config, "max_position_embeddings", None)

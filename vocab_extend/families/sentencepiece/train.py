@@ -7,17 +7,19 @@ same inputs always give the same model.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 from tqdm.auto import tqdm
 
-from .errors import VocabExtendError
+from ...errors import VocabExtendError
 
 # Options copied from the base model so the new pieces follow the same segmentation rules.
 _INHERITED_TRAINER_OPTIONS = (
@@ -152,3 +154,63 @@ def _explain_training_error(exc: RuntimeError, config: TrainConfig) -> VocabExte
             "(plus byte and control pieces): raise --vocab-size"
         )
     return VocabExtendError(f"SentencePiece training failed: {message.strip().splitlines()[-1]}")
+
+
+# A corpus "supports" a vocabulary when at least this share of the new model's pieces occur twice or more
+# in the model's own segmentation of it; below that, the extra pieces are memorised one-off strings.
+MIN_SUPPORTED_SHARE = 0.5
+
+
+def corpus_supports(model: sp_pb2.ModelProto, docs: list[str]) -> bool:
+    """Whether at least half of ``model``'s learned (multi-character) pieces occur twice or more in ``docs``."""
+    processor = spm.SentencePieceProcessor(model_proto=model.SerializeToString())
+    counts = Counter(i for ids in processor.encode(docs, num_threads=0) for i in ids)
+    normal = sp_pb2.ModelProto.SentencePiece.NORMAL
+    learned = [i for i, p in enumerate(model.pieces) if p.type == normal and len(p.piece) > 1]
+    return sum(counts[i] >= 2 for i in learned) >= MIN_SUPPORTED_SHARE * len(learned)
+
+
+def train_supported(texts: Iterable[str], base: sp_pb2.ModelProto, config: TrainConfig, *,
+                    explicit_size: bool, everything: Callable[[], list[str] | None],
+                    log: Callable[[str], None]) -> sp_pb2.ModelProto:
+    """Train at ``config.vocab_size``; when the corpus cannot support it, the largest size that it can.
+
+    ``everything()`` gives the whole corpus once it has been read (``None`` when it was too large to keep,
+    which always passes). With ``explicit_size`` (the user named the size) a size the corpus cannot
+    support is an error that names the largest that works; otherwise that size is used, with a note.
+    """
+    requested = config.vocab_size
+    try:
+        model = train_sentencepiece(texts, base, config)
+        docs = everything()
+        if docs is None or config.model_type != "bpe" or corpus_supports(model, docs):
+            return model
+        start = requested * 3 // 4
+    except VocabSizeTooLarge as exc:
+        docs = everything()
+        if docs is None:
+            raise
+        start = exc.largest
+    size, model = _largest_supported(config, base, docs, start)
+    if explicit_size:
+        raise VocabSizeTooLarge(requested, size)
+    log(f"note: the corpus supports about {size:,} new-model pieces, not {requested:,}; using {size:,}")
+    return model
+
+
+def _largest_supported(config: TrainConfig, base: sp_pb2.ModelProto, docs: list[str],
+                       start: int) -> tuple[int, sp_pb2.ModelProto]:
+    """The largest vocabulary from ``start`` down (steps of 3/4) that the corpus supports, and its model."""
+    size = start
+    while size >= 100:
+        try:
+            model = train_sentencepiece(docs, base, dataclasses.replace(config, vocab_size=size))
+        except VocabSizeTooLarge as exc:
+            size = min(exc.largest, size * 3 // 4)
+            continue
+        except VocabExtendError:
+            break
+        if config.model_type != "bpe" or corpus_supports(model, docs):
+            return size, model
+        size = size * 3 // 4
+    raise VocabExtendError("the corpus is too small to train a new-language model: add text")

@@ -19,24 +19,17 @@ A worked example: a model that gives every byte-level token probability 1/256 co
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from .errors import VocabExtendError
-from .models import DTYPE_CHOICES
+from ..errors import VocabExtendError
+from .sizing import check_vocabulary_fits
 
 DEFAULT_MAX_BLOCK = 1024
-# A model may have a few unused embedding rows (padding to a multiple of 64 or 128); this many means the
-# model was made for another vocabulary.
-MAX_PADDING_ROWS = 1024
 
 
 @dataclass
@@ -144,21 +137,6 @@ def window_settings(model, block_size: int | None, stride: int | None) -> tuple[
     return block_size, stride
 
 
-def check_vocabulary_fits(model, tokenizer) -> None:
-    """The model's embeddings must hold every token id, and not be made for a much larger vocabulary."""
-    rows = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) > rows:
-        raise VocabExtendError(
-            f"the tokenizer has {len(tokenizer):,} tokens but the model only {rows:,} embedding rows: resize the "
-            "model to the extended tokenizer first with `vocab-extend init-model`"
-        )
-    if rows - len(tokenizer) >= MAX_PADDING_ROWS:
-        raise VocabExtendError(
-            f"the model has {rows:,} embedding rows but the tokenizer only {len(tokenizer):,} tokens: it is not "
-            "the tokenizer this model was made for (pass the right --tokenizer)"
-        )
-
-
 def _model_device(model) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -237,65 +215,3 @@ def bits_per_byte(
     finally:
         model.train(was_training)
     return BpbResult.from_sums(nll_sum=nll_sum, tokens=tokens, nbytes=nbytes)
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model: HF folder, Hub id, .gguf file or alias smollm2-135m")
-    parser.add_argument("--tokenizer", help="tokenizer folder (default: the model's own)")
-    parser.add_argument(
-        "--corpus", action="append", required=True, metavar="NAME=SPEC",
-        help="a corpus to score, e.g. ja=corpora/ja (repeatable; SPEC as in --corpus of merge)",
-    )
-    parser.add_argument("--max-bytes", type=int, default=None, help="score only the first N UTF-8 bytes of each corpus")
-    parser.add_argument("--max-docs", type=int, default=None, help="read at most N documents of each corpus")
-    parser.add_argument("--text-field", default="text", help="field holding the text in json/parquet/hf corpora")
-    parser.add_argument("--block-size", type=int, default=None,
-                        help="window length in tokens, BOS included (default: the model's context, at most 1024)")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="new tokens scored per window after the first (default: half the window)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="weights dtype (auto: float32 on CPU, the checkpoint's dtype on GPU)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .corpus import parse_named_spec, read_documents
-    from .models import load_model, load_tokenizer
-
-    corpora = [parse_named_spec(value) for value in args.corpus]
-    names = [name for name, _ in corpora]
-    if len(set(names)) != len(names):
-        raise VocabExtendError(f"corpus names repeat in {names}: give each --corpus a distinct NAME=")
-    if args.json is not None and args.json.is_dir():
-        raise VocabExtendError(f"--json {args.json} is a folder: give a file name such as bpb.json")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VocabExtendError(f"--device {device} asks for a GPU but torch sees none: use --device cpu")
-    documents = {name: read_documents(spec, text_field=args.text_field, max_docs=args.max_docs,
-                                      max_bytes=args.max_bytes)
-                 for name, spec in corpora}
-    tokenizer = load_tokenizer(args.tokenizer or args.model)
-    model = load_model(args.model, device=device, dtype=args.dtype)
-    block_size, stride = window_settings(model, args.block_size, args.stride)
-    results: dict[str, dict[str, object]] = {}
-    for name, spec in corpora:
-        result = bits_per_byte(
-            model, tokenizer, documents[name], max_bytes=args.max_bytes, block_size=block_size,
-            stride=stride, batch_size=args.batch_size, device=device, progress=not args.no_progress,
-        )
-        results[name] = {"corpus": spec, **asdict(result)}
-        print(f"{name}: {result.bpb:.4f} bits/byte  ({result.tokens} tokens, {result.bytes} bytes, "
-              f"loss {result.loss:.4f}, {result.bytes / result.tokens:.2f} bytes/token)")
-    if args.json:
-        report = {"model": args.model, "tokenizer": args.tokenizer or args.model, "max_bytes": args.max_bytes,
-                  "block_size": block_size, "stride": stride, "results": results}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.flush()
-    return 0

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import sentencepiece as spm
 from tqdm.auto import tqdm
 
-from .corpus import parse_named_spec, read_documents
-from .errors import VocabExtendError
+from ..corpus import parse_named_spec, read_documents
+from ..errors import VocabExtendError
+from ..families import get_family
+from ..plots import plot_chars_per_token
+from ..sources import ALIASES, is_bytelevel, resolve_tokenizer
+from .loader import load_tokenizer
 
-_BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 BATCH = 1024
 
 
@@ -50,24 +53,7 @@ class CorpusStats:
     engine: str = ""
 
 
-def _bytelevel_fallback_ids(vocab: Mapping[str, int]) -> frozenset[int]:
-    """Byte-level BPE tokens whose bytes are not whole UTF-8 characters (a split multi-byte character)."""
-    from .bytelevel import token_bytes
-
-    ids = set()
-    for token, i in vocab.items():
-        try:
-            token_bytes(token).decode("utf-8")
-        except KeyError:  # an added token outside the byte alphabet: plain text
-            continue
-        except UnicodeDecodeError:
-            ids.add(i)
-    return frozenset(ids)
-
-
 def _from_sentencepiece(name: str, path: Path) -> Encoder:
-    import sentencepiece as spm
-
     try:
         sp = spm.SentencePieceProcessor(model_file=str(path))
     except (RuntimeError, OSError):
@@ -81,16 +67,11 @@ def _from_sentencepiece(name: str, path: Path) -> Encoder:
 
 def _fallback_ids(vocab: Mapping[str, int], backend) -> frozenset[int]:
     """Byte-fallback ids: ``<0xNN>`` pieces, or partial characters in a byte-level BPE."""
-    from .bytelevel import is_bytelevel
-
-    if is_bytelevel(backend):
-        return _bytelevel_fallback_ids(vocab)
-    return frozenset(i for t, i in vocab.items() if _BYTE_PIECE.match(t))
+    family = get_family("bytelevel" if is_bytelevel(backend) else "sentencepiece")
+    return frozenset(i for t, i in vocab.items() if family.is_byte_piece(t))
 
 
 def _from_hf(name: str, spec: str) -> Encoder:
-    from .models import load_tokenizer
-
     tok = load_tokenizer(spec)
     vocab = tok.get_vocab()
 
@@ -98,23 +79,6 @@ def _from_hf(name: str, spec: str) -> Encoder:
         return tok(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
     return Encoder(name, encode, _fallback_ids(vocab, tok.backend_tokenizer), len(vocab), "transformers")
-
-
-def _from_tokenizer_file(name: str, path: Path) -> Encoder:
-    """A bare tokenizer.json-format file under another name (e.g. a new-language model)."""
-    from tokenizers import Tokenizer
-
-    try:
-        tok = Tokenizer.from_file(str(path))
-    except Exception as exc:
-        raise VocabExtendError(f"{path} is not a tokenizers JSON file ({exc})") from None
-    tok.encode_special_tokens = True  # text that spells a special token is text, as for the other routes
-    vocab = tok.get_vocab(with_added_tokens=True)
-
-    def encode(texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
-
-    return Encoder(name, encode, _fallback_ids(vocab, tok), len(vocab))
 
 
 def _named(values: list[str], what: str) -> dict[str, str]:
@@ -127,28 +91,19 @@ def _named(values: list[str], what: str) -> dict[str, str]:
 
 
 def load_encoder(name: str, spec: str) -> Encoder:
-    """Load ``spec`` (file, folder, Hub id or bundled alias) as an :class:`Encoder`."""
-    from .base import ALIASES, hub_id_or_missing, resolve_base
+    """Load ``spec`` (file, folder, Hub id or bundled alias) as an :class:`Encoder`.
 
+    SentencePiece models (``.model`` files, the alias, a folder holding only ``tokenizer.model``) are
+    measured with SentencePiece itself; everything else through :func:`vocab_extend.tokenizer.loader.load_tokenizer`.
+    """
     path = Path(spec)
-    if spec in ALIASES:
-        base = resolve_base(spec)
-        if base.kind == "sentencepiece":
-            return _from_sentencepiece(name, base.path)
-        return _from_hf(name, spec)
-    if path.is_file() and path.suffix == ".gguf":
-        return _from_hf(name, spec)
-    if path.is_file() and path.suffix == ".json":
-        if path.name == "tokenizer.json":
-            return _from_hf(name, str(path.parent))
-        return _from_tokenizer_file(name, path)
-    if path.is_file():
+    if spec in ALIASES and ALIASES[spec][0] == "sentencepiece":
+        return _from_sentencepiece(name, resolve_tokenizer(spec, "tokenizer").path)
+    if path.is_file() and path.suffix not in (".json", ".gguf"):
         return _from_sentencepiece(name, path)
     if path.is_dir() and not (path / "tokenizer.json").exists() and (path / "tokenizer.model").exists():
         return _from_sentencepiece(name, path / "tokenizer.model")
-    if path.is_dir() or hub_id_or_missing(spec, "tokenizer"):
-        return _from_hf(name, spec)
-    raise VocabExtendError(f"tokenizer {spec!r} is not a file, folder, Hub id or bundled alias")
+    return _from_hf(name, spec)
 
 
 def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int | None = None,
@@ -219,31 +174,6 @@ def format_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> st
                 f"| {s['engine']} |"
             )
     return "\n".join(lines)
-
-
-def plot_chars_per_token(results: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path,
-                         title: str = "Characters per token (higher is better)") -> None:
-    """A grouped bar chart of characters per token, one group per corpus."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    corpora = list(results)
-    names = list(next(iter(results.values())))
-    width = 0.8 / max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(corpora) + 2), 3.6), dpi=100)
-    for k, name in enumerate(names):
-        values = [results[c][name]["chars_per_token"] for c in corpora]
-        bars = ax.bar([i + k * width for i in range(len(corpora))], values, width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(corpora))], corpora)
-    ax.set_ylabel("characters per token")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

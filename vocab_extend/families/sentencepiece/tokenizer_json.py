@@ -1,25 +1,33 @@
-"""Writing the Hugging Face tokenizer files for a SentencePiece BPE model.
+"""The ``tokenizer.json`` of a SentencePiece BPE model.
 
 transformers' automatic conversion of a bare ``tokenizer.model`` adds no BOS and treats leading spaces
-differently from SentencePiece, so we write ``tokenizer.json`` ourselves: the BPE vocabulary and a merge
+differently from SentencePiece, so we build ``tokenizer.json`` ourselves: the BPE vocabulary and a merge
 list built from the pieces' scores, SentencePiece's normaliser (prepend ``▁``, spaces to ``▁``), byte
-fallback, and a template that adds BOS. :mod:`vocab_extend.verify` checks the result against SentencePiece.
+fallback, and a template that adds BOS (and EOS when the base's settings say so). The checks of
+:mod:`vocab_extend.tokenizer.checks` compare the result with SentencePiece itself.
+
+>>> from sentencepiece import sentencepiece_model_pb2 as pb
+>>> proto = pb.ModelProto()
+>>> for text, score in [("a", 0.0), ("b", -1.0), ("ab", 5.0)]:
+...     piece = proto.pieces.add(); piece.piece = text; piece.score = score
+>>> bpe_merges(proto)
+[('a', 'b')]
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import Any, Mapping
 
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, processors
 from tokenizers.models import BPE
 
+from ...settings import wrapper_kwargs
+
 WHITESPACE = "\u2581"
+NORMAL = sp_pb2.ModelProto.SentencePiece.NORMAL
 CONTROL = sp_pb2.ModelProto.SentencePiece.CONTROL
 UNKNOWN = sp_pb2.ModelProto.SentencePiece.UNKNOWN
-USER_DEFINED = sp_pb2.ModelProto.SentencePiece.USER_DEFINED
-BYTE = sp_pb2.ModelProto.SentencePiece.BYTE
 
 
 def bpe_merges(proto: sp_pb2.ModelProto) -> list[tuple[str, str]]:
@@ -29,7 +37,7 @@ def bpe_merges(proto: sp_pb2.ModelProto) -> list[tuple[str, str]]:
     a Hugging Face BPE applies the lowest-ranked merge first, so ranking merges by the result's score
     reproduces SentencePiece's choices.
     """
-    ids = {p.piece: i for i, p in enumerate(proto.pieces) if p.type in (sp_pb2.ModelProto.SentencePiece.NORMAL,)}
+    ids = {p.piece: i for i, p in enumerate(proto.pieces) if p.type == NORMAL}
     ranked: list[tuple[float, int, int, int, str, str]] = []
     for piece, piece_id in ids.items():
         score = proto.pieces[piece_id].score
@@ -95,40 +103,35 @@ def special_tokens(proto: sp_pb2.ModelProto) -> dict[str, str]:
     return {key: proto.pieces[i].piece for key, i in ids.items() if i >= 0}
 
 
-def hf_tokenizer(proto: sp_pb2.ModelProto):  # -> transformers.PreTrainedTokenizerFast
-    """An in-memory Hugging Face tokenizer that segments like SentencePiece with ``proto`` (BOS added)."""
+def bos_eos(settings: Mapping[str, Any] | None) -> tuple[bool, bool]:
+    """Whether the tokenizer adds BOS and EOS: the base's ``add_bos_token``/``add_eos_token`` settings,
+    LLaMA's defaults (BOS, no EOS) when it names none."""
+    settings = settings or {}
+    return bool(settings.get("add_bos_token", True)), bool(settings.get("add_eos_token", False))
+
+
+def derived_settings(proto: sp_pb2.ModelProto) -> dict[str, Any]:
+    """The ``tokenizer_config.json`` of a bare ``.model`` base: LLaMA's conventions and its special pieces."""
+    return {
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 1_000_000_000_000_000_019_884_624_838_656,
+        "padding_side": "left",
+        **special_tokens(proto),
+    }
+
+
+def hf_tokenizer(proto: sp_pb2.ModelProto, settings: Mapping[str, Any] | None = None,
+                 files: Mapping[str, bytes] | None = None):
+    """An in-memory Hugging Face tokenizer that segments like SentencePiece with ``proto``.
+
+    ``settings`` (a ``tokenizer_config.json``) decide BOS/EOS, the special tokens and the chat template;
+    without them it adds BOS, as LLaMA's tokenizer does.
+    """
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=build_hf_tokenizer(proto), **special_tokens(proto))
-
-
-def export_hf(
-    proto: sp_pb2.ModelProto,
-    output_dir: Path,
-    *,
-    add_bos: bool = True,
-    add_eos: bool = False,
-    model_max_length: int | None = None,
-) -> None:
-    """Write ``tokenizer.model``, ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "tokenizer.model").write_bytes(proto.SerializeToString())
-    tokenizer = build_hf_tokenizer(proto, add_bos=add_bos, add_eos=add_eos)
-    tokenizer.save(str(output_dir / "tokenizer.json"))
-    special_map = special_tokens(proto)
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": add_bos,
-        "add_eos_token": add_eos,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": model_max_length or 1_000_000_000_000_000_019_884_624_838_656,
-        "padding_side": "left",
-        **special_map,
-    }
-    _write_json(output_dir / "tokenizer_config.json", config)
-    _write_json(output_dir / "special_tokens_map.json", special_map)
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    add_bos, add_eos = bos_eos(settings)
+    kwargs = {**special_tokens(proto), **wrapper_kwargs(settings, files)}
+    return PreTrainedTokenizerFast(tokenizer_object=build_hf_tokenizer(proto, add_bos=add_bos, add_eos=add_eos),
+                                   clean_up_tokenization_spaces=False, **kwargs)

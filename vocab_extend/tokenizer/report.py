@@ -10,7 +10,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .measure import plot_chars_per_token
+from ..plots import plot_chars_per_token
 
 PLOT_FILE = "token_reduction.png"
 

@@ -46,29 +46,20 @@ A worked example of the ``mean`` rule for a merged Japanese piece, with Mistral'
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import accumulate
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from .errors import VocabExtendError
-from .models import DTYPE_CHOICES
-from .staging import check_output_dir, staging_folder
+from ..errors import VocabExtendError
+from ..families import get_family
+from ..sources import is_bytelevel
+from .sizing import MAX_PADDING_ROWS, pad_vocab_size
 
 METHODS = ("mean", "first", "hewitt", "random")
 WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ
 HEWITT_EPSILON = 1e-9  # transformers' scale of the covariance in resize_token_embeddings(mean_resizing=True)
-REPORT_FILE = "init_embeddings.json"
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "vocab_extend.json",
-)
 
 
 @dataclass
@@ -119,10 +110,6 @@ class Decomposition:
     special: int = 0
 
 
-def _is_byte_piece(piece: str) -> bool:
-    return len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
-
-
 def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
     """Base pieces of every token with an id from ``base_vocab_size`` to ``len(tokenizer) - 1``.
 
@@ -132,12 +119,8 @@ def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
     """
     backend = base_tokenizer.backend_tokenizer
     model = backend.model
-    from .bytelevel import is_bytelevel, whole_text
-
-    if is_bytelevel(backend):  # byte pieces: bytes that are part of a character
-        is_byte_piece = lambda piece: whole_text(piece) is None  # noqa: E731
-    else:
-        is_byte_piece = _is_byte_piece
+    # byte pieces: <0xE6> in SentencePiece bases, bytes that are part of a character in byte-level ones
+    is_byte_piece = get_family("bytelevel" if is_bytelevel(backend) else "sentencepiece").is_byte_piece
     new_ids = list(range(base_vocab_size, len(tokenizer)))
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
@@ -226,9 +209,6 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
     ``base_vocab_size``). Afterwards ``config.vocab_size`` equals the rows of both matrices, rows below
     ``base_vocab_size`` are bit-identical to before, and rows ``len(tokenizer)`` onward are padding.
     """
-    from .evaluate import MAX_PADDING_ROWS
-    from .merge import pad_vocab_size
-
     config = config or InitConfig()
     input_embeddings = model.get_input_embeddings()
     old_rows = input_embeddings.weight.shape[0]
@@ -291,68 +271,3 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
         special_new_tokens=decomposition.special,
         notes=notes,
     )
-
-
-def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: InitConfig | None = None, *,
-               overwrite: bool = False, dtype: str = "checkpoint") -> InitReport:
-    """Load ``model_spec``, extend it to the tokenizer in ``tokenizer_dir`` and save model + tokenizer.
-
-    The folder is written with safetensors through ``save_pretrained`` into a temporary folder beside
-    ``output_dir`` and renamed into place at the end, so a failure leaves nothing half-written.
-    """
-    from transformers import AutoTokenizer
-
-    from .metadata import load_base_tokenizer, read_metadata
-    from .models import load_model
-
-    config = config or InitConfig()
-    tokenizer_dir = Path(tokenizer_dir)
-    meta = read_metadata(tokenizer_dir)
-    if config.pad_to_multiple_of is None:
-        config.pad_to_multiple_of = meta.pad_to_multiple_of
-    output_dir = Path(output_dir)
-    check_output_dir(output_dir, overwrite)
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    base_tokenizer = load_base_tokenizer(tokenizer_dir)
-    model = load_model(model_spec, device="cpu", dtype=dtype)
-    report = init_embeddings(model, tokenizer, base_tokenizer, meta.base_vocab_size, config)
-    with staging_folder(output_dir, overwrite) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        for name in TOKENIZER_FILES:
-            if (tokenizer_dir / name).is_file():
-                shutil.copyfile(tokenizer_dir / name, tmp / name)
-        data = {"model": model_spec, "tokenizer": str(tokenizer_dir), **asdict(report)}
-        (tmp / REPORT_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return report
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True,
-                        help="base model: HF folder, Hub id, .gguf file or alias smollm2-135m")
-    parser.add_argument("--tokenizer", required=True, type=Path,
-                        help="extended tokenizer folder written by `vocab-extend merge`")
-    parser.add_argument("--method", choices=METHODS, default="mean",
-                        help="new rows: mean of their base pieces' rows (default), first (output rows from the "
-                             "first piece), hewitt (mean of all rows + tiny noise), random (N(0, init range))")
-    parser.add_argument("--pad-to-multiple-of", type=int, default=None,
-                        help="pad the embedding rows to a multiple of this (default: the merge's setting)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws")
-    parser.add_argument("--dtype", default="checkpoint", choices=DTYPE_CHOICES,
-                        help="dtype of the saved weights (default: the checkpoint's; GGUF models give float32)")
-    parser.add_argument("--output-dir", required=True, type=Path, help="where to write the resized model")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-
-
-def run(args: argparse.Namespace) -> int:
-    config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed)
-    report = init_model(args.model, args.tokenizer, args.output_dir, config, overwrite=args.overwrite,
-                        dtype=args.dtype)
-    print(f"wrote {args.output_dir}: {report.base_vocab_size:,} + {report.new_tokens:,} new "
-          f"+ {report.padding_rows:,} padding = {report.embedding_size:,} rows "
-          f"({report.method}, {'tied' if report.tied else 'untied'} embeddings)", file=sys.stderr)
-    for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
-    return 0

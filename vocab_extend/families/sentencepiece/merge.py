@@ -29,35 +29,18 @@ from __future__ import annotations
 import copy
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
 
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
-from .errors import VocabExtendError
-from .scripts import ScriptSet
+from ...errors import VocabExtendError
+from ...scripts import ScriptSet
+from ..interface import Extension
 
 NORMAL = sp_pb2.ModelProto.SentencePiece.NORMAL
 USER_DEFINED = sp_pb2.ModelProto.SentencePiece.USER_DEFINED
 _MERGEABLE_TYPES = (NORMAL, USER_DEFINED)
 WHITESPACE = "\u2581"
-
-
-@dataclass
-class MergeResult:
-    """The merged model and an account of every candidate piece."""
-
-    proto: sp_pb2.ModelProto
-    base_vocab_size: int
-    added: list[str]
-    # reason -> number of new-model pieces not added for that reason
-    skipped: Counter[str] = field(default_factory=Counter)
-    # reason -> a few examples, for the report
-    examples: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.proto.pieces)
 
 
 def has_digit(piece: str) -> bool:
@@ -128,8 +111,11 @@ def dead_pieces(proto: sp_pb2.ModelProto, first_id: int) -> list[str]:
 
 def merge_sentencepiece(
     base: sp_pb2.ModelProto, new: sp_pb2.ModelProto, scripts: ScriptSet, *, max_examples: int = 8
-) -> MergeResult:
-    """Append the safe, live pieces of ``new`` to ``base``; see the module docstring for the rules."""
+) -> Extension:
+    """The safe, live pieces of ``new`` appended to ``base`` (``Extension.model`` is the merged proto).
+
+    Pure: nothing is written. See the module docstring for the rules.
+    """
     if base.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
         raise VocabExtendError(
             "the base SentencePiece model is not BPE; vocab-extend merges into BPE bases (LLaMA, Mistral, "
@@ -177,11 +163,16 @@ def merge_sentencepiece(
             f"none of the new model's {len(candidates)} {scripts.name} pieces can be produced by the base's BPE "
             "encoder (a unigram model's pieces need their halves in the vocabulary): train a BPE model instead"
         )
-    return MergeResult(merged, base_size, added, skipped, examples)
+    return Extension(
+        first_new_id=base_size,
+        added=added,
+        skipped=skipped,
+        examples=examples,
+        model=merged,
+        new_model=new,
+        report_extra={
+            "new_model_pieces": len(new.pieces),
+            "new_model_type": sp_pb2.TrainerSpec.ModelType.Name(new.trainer_spec.model_type).lower(),
+        },
+    )
 
-
-def pad_vocab_size(size: int, multiple: int | None) -> int:
-    """The embedding size after padding ``size`` up to a multiple (``None`` or 1: no padding)."""
-    if not multiple or multiple <= 1:
-        return size
-    return -(-size // multiple) * multiple

@@ -1,0 +1,134 @@
+"""The package's shape, as docs/architecture.md states it: no import circle, no upward import, the model
+side never reaches into a tokenizer family, small modules, and imports at the top of modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "vocab_extend"
+# Lower layers never import higher ones (docs/architecture.md, "Where things live").
+LAYERS = (
+    ("errors", "console"),
+    ("scripts", "staging", "corpus", "plots", "settings", "metadata", "sources"),
+    ("families",),
+    ("tokenizer",),
+    ("model",),
+    ("pretrain",),
+    ("cli", "__init__"),
+)
+MAX_LINES = 400
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _resolve(current: str, is_package: bool, node: ast.ImportFrom) -> list[str]:
+    if node.level:
+        base = current.split(".") if is_package else current.split(".")[:-1]
+        base = base[: len(base) - node.level + 1]
+        prefix = ".".join(base + ([node.module] if node.module else []))
+    else:
+        prefix = node.module or ""
+    targets = []
+    for alias in node.names:
+        candidate = f"{prefix}.{alias.name}"
+        targets.append(candidate if candidate in MODULES else prefix)
+    return targets
+
+
+def imports_of(name: str) -> list[tuple[str, bool]]:
+    """``(imported package module, at module level?)`` for every import of a vocab_extend module."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = {id(node) for node in tree.body}
+    found: list[tuple[str, bool]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            targets = _resolve(name, path.name == "__init__.py", node)
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target.startswith("vocab_extend") and target != name:
+                found.append((target, id(node) in top_level))
+    return found
+
+
+GRAPH = {name: sorted({t for t, _ in imports_of(name)}) for name in MODULES}
+
+
+def layer(name: str) -> int:
+    first = name.split(".")[1] if "." in name else "__init__"
+    for index, members in enumerate(LAYERS):
+        if first in members:
+            return index
+    raise AssertionError(f"{name} is in no layer: add it to LAYERS and docs/architecture.md")
+
+
+def test_every_module_has_a_layer() -> None:
+    for name in MODULES:
+        layer(name)
+
+
+def test_no_import_circle() -> None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in GRAPH[node]:
+            if state.get(target) == 1:
+                pytest.fail("import circle: " + " -> ".join(stack[stack.index(target):] + [target]))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = 2
+
+    for name in MODULES:
+        if name not in state:
+            visit(name)
+
+
+def test_no_upward_import() -> None:
+    upward = [(a, b) for a, targets in GRAPH.items() for b in targets if layer(b) > layer(a)]
+    assert not upward, upward
+
+
+def test_model_side_never_imports_a_family_internal() -> None:
+    for name, targets in GRAPH.items():
+        if name.startswith(("vocab_extend.model", "vocab_extend.pretrain", "vocab_extend.tokenizer")):
+            internals = [t for t in targets if t.startswith("vocab_extend.families.")
+                         and t != "vocab_extend.families.interface"]
+            assert not internals, (name, internals)
+
+
+def test_package_modules_are_imported_at_the_top() -> None:
+    local = [(name, target) for name in MODULES for target, top in imports_of(name) if not top]
+    assert not local, local
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_modules_are_small(name: str) -> None:
+    lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines"
+
+
+def test_the_checker_sees_imports() -> None:
+    """The graph is not empty by mistake: known edges are there."""
+    assert "vocab_extend.families" in GRAPH["vocab_extend.tokenizer.job"]
+    assert "vocab_extend.errors" in GRAPH["vocab_extend.sources"]
+    assert ("vocab_extend.families.interface", True) in imports_of("vocab_extend.families.sentencepiece")

@@ -1,0 +1,173 @@
+"""The SentencePiece BPE family (LLaMA-2, Mistral, Gemma style bases): ``tokenizer.model`` + our own
+``tokenizer.json``.
+
+Modules: :mod:`.train` (the new-language model, with the base's own conventions), :mod:`.merge` (pure:
+which pieces are appended, and their scores), :mod:`.tokenizer_json` (the Hugging Face tokenizer that
+segments like SentencePiece). The reference the checks trust is SentencePiece itself reading the written
+``tokenizer.model``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+
+from ...console import log
+from ...errors import VocabExtendError
+from ...scripts import ScriptSet
+from ...settings import BaseSettings, read_base_settings
+from ...sources import TokenizerSource
+from ..interface import DEFAULT_VOCAB_SIZE, Base, Collector, Extension, TrainOptions
+from .merge import merge_sentencepiece
+from .tokenizer_json import bos_eos, build_hf_tokenizer, derived_settings, hf_tokenizer
+from .train import TrainConfig, train_supported
+
+NEW_MODEL_FILE = "new_language.model"
+MODEL_FILE = "tokenizer.model"
+
+
+def parse_model(path: Path, what: str) -> sp_pb2.ModelProto:
+    """A SentencePiece model file as a proto; anything else is one sentence."""
+    proto = sp_pb2.ModelProto()
+    try:
+        proto.ParseFromString(Path(path).read_bytes())
+    except Exception:  # protobuf's DecodeError and friends on a foreign file
+        raise VocabExtendError(f"{what} {path} is not a SentencePiece model file") from None
+    if not proto.pieces:
+        raise VocabExtendError(f"{what} {path} is not a SentencePiece model file (no pieces)")
+    return proto
+
+
+def is_byte_piece(piece: str) -> bool:
+    """``<0xE6>``-style byte-fallback pieces."""
+    return len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
+
+
+class SentencePieceReference:
+    """SentencePiece itself: the encoder the Hugging Face tokenizer must agree with."""
+
+    def __init__(self, proto: sp_pb2.ModelProto, add_bos: bool, add_eos: bool) -> None:
+        self.proto = proto
+        self.processor = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+        self.add_bos, self.add_eos = add_bos, add_eos
+
+    def encode(self, lines: Sequence[str], *, specials: bool) -> list[list[int]]:
+        ids = self.processor.encode(list(lines), num_threads=0)
+        if not specials:
+            return ids
+        bos = [self.processor.bos_id()] if self.add_bos and self.processor.bos_id() >= 0 else []
+        eos = [self.processor.eos_id()] if self.add_eos and self.processor.eos_id() >= 0 else []
+        return [bos + line + eos for line in ids]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.processor.decode(list(ids))
+
+    def pieces(self, text: str) -> list[str]:
+        return self.processor.encode(text, out_type=str)
+
+    def entries(self) -> dict[Any, Any]:
+        return {i: (p.piece, p.score, p.type) for i, p in enumerate(self.proto.pieces)}
+
+
+class SentencePieceFamily:
+    name = "sentencepiece"
+    new_model_file = NEW_MODEL_FILE
+
+    def load_base(self, source: TokenizerSource) -> Base:
+        proto = parse_model(source.path, "base")
+        if proto.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
+            raise VocabExtendError(
+                "the base SentencePiece model is not BPE; vocab-extend merges into BPE bases (LLaMA, Mistral, "
+                "Gemma style)"
+            )
+        path = Path(source.path)
+        # settings files only sit beside a model named as in a Hugging Face folder
+        settings = read_base_settings(path.parent) if path.name == MODEL_FILE else BaseSettings()
+        beyond = sorted(int(i) for i in (settings.value("added_tokens_decoder") or {}) if int(i) >= len(proto.pieces))
+        if beyond:
+            raise VocabExtendError(
+                f"{source.name} adds tokens beyond its SentencePiece model (id {beyond[0]} and on, in "
+                "tokenizer_config.json): vocab-extend cannot append pieces after them yet"
+            )
+        return Base(source.name, self.name, len(proto.pieces), proto.trainer_spec.split_digits, settings, proto)
+
+    def check_options(self, options: TrainOptions, base_name: str, new_model: Path | None) -> None:
+        if options.model_type not in ("bpe", "unigram"):
+            raise VocabExtendError(f"model type {options.model_type!r} is not supported: use bpe or unigram")
+
+    def train(self, base: Base, docs: Iterable[str], options: TrainOptions, collector: Collector) -> Any:
+        config = TrainConfig(
+            vocab_size=options.new_model_size or DEFAULT_VOCAB_SIZE, model_type=options.model_type,
+            character_coverage=options.character_coverage, max_sentence_length=options.max_sentence_length,
+            input_sentence_size=options.input_sentence_size, seed=options.seed,
+        )
+        return train_supported(docs, base.model, config, explicit_size=options.new_model_size is not None,
+                               everything=lambda: collector.everything, log=log)
+
+    def load_new_model(self, path: Path) -> Any:
+        if not Path(path).is_file():
+            raise VocabExtendError(f"--new-model {path} does not exist")
+        return parse_model(path, "--new-model")
+
+    def new_model_text(self, new_model: Any) -> list[str]:
+        return [p.piece for p in new_model.pieces]
+
+    def describe(self, new_model: Any) -> str:
+        return f"{len(new_model.pieces):,} pieces"
+
+    def merge(self, base: Base, new_model: Any, scripts: ScriptSet) -> Extension:
+        return merge_sentencepiece(base.model, new_model, scripts)
+
+    def derived_settings(self, base: Base) -> dict[str, Any]:
+        return derived_settings(base.model)
+
+    def _bos_eos(self, base: Base) -> tuple[bool, bool]:
+        return bos_eos(base.settings.config if base.settings.config is not None else derived_settings(base.model))
+
+    def write(self, base: Base, extension: Extension, folder: Path) -> None:
+        folder = Path(folder)
+        (folder / MODEL_FILE).write_bytes(extension.model.SerializeToString())
+        add_bos, add_eos = self._bos_eos(base)
+        build_hf_tokenizer(extension.model, add_bos=add_bos, add_eos=add_eos).save(str(folder / "tokenizer.json"))
+        (folder / NEW_MODEL_FILE).write_bytes(extension.new_model.SerializeToString())
+
+    def references(self, base: Base, folder: Path) -> tuple[SentencePieceReference, SentencePieceReference]:
+        add_bos, add_eos = self._bos_eos(base)
+        written = parse_model(Path(folder) / MODEL_FILE, "the written model")
+        return (SentencePieceReference(base.model, add_bos, add_eos),
+                SentencePieceReference(written, add_bos, add_eos))
+
+    def piece_bytes(self, piece: str) -> bytes | None:
+        if is_byte_piece(piece):
+            return bytes([int(piece[3:5], 16)])
+        return piece.replace("\u2581", " ").encode("utf-8")
+
+    def is_byte_piece(self, piece: str) -> bool:
+        return is_byte_piece(piece)
+
+    def surface(self, base: Base, piece: str) -> str | None:
+        """With a dummy prefix, ``▁東京`` is what the normaliser makes of ``東京`` alone; other pieces have
+        no text that encodes to them alone."""
+        dummy = base.model.normalizer_spec.add_dummy_prefix
+        if dummy and piece.startswith("\u2581") and len(piece) > 1 and "\u2581" not in piece[1:]:
+            return piece[1:]
+        return None
+
+    def base_hf(self, base: Base):
+        """The base as an in-memory Hugging Face tokenizer with its settings."""
+        return hf_tokenizer(base.model, base.settings.config)
+
+    def base_of_extended(self, folder: Path, first_new_id: int):
+        """The base tokenizer inside an extended folder: the merged model cut to the base's pieces (which
+        are stored unchanged), with the folder's settings; no network or original file needed."""
+        proto = copy.deepcopy(parse_model(Path(folder) / MODEL_FILE, "the extended tokenizer"))
+        del proto.pieces[first_new_id:]
+        proto.trainer_spec.vocab_size = first_new_id
+        return hf_tokenizer(proto, read_base_settings(Path(folder)).config)
+
+
+FAMILY = SentencePieceFamily()

@@ -1,0 +1,85 @@
+"""``vocab-extend init-model``: load a model, resize it to an extended tokenizer, save model + tokenizer.
+
+The rules for the new rows are in :mod:`vocab_extend.model.embeddings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from ..metadata import read_metadata
+from ..staging import check_output_dir, staging_folder
+from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
+from .embeddings import METHODS, InitConfig, InitReport, init_embeddings
+from .loading import DTYPE_CHOICES, load_model
+
+REPORT_FILE = "init_embeddings.json"
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "vocab_extend.json",
+)
+
+
+def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: InitConfig | None = None, *,
+               overwrite: bool = False, dtype: str = "checkpoint") -> InitReport:
+    """Load ``model_spec``, extend it to the tokenizer in ``tokenizer_dir`` and save model + tokenizer.
+
+    The folder is written with safetensors through ``save_pretrained`` into a temporary folder beside
+    ``output_dir`` and renamed into place at the end, so a failure leaves nothing half-written.
+    """
+    config = config or InitConfig()
+    tokenizer_dir = Path(tokenizer_dir)
+    meta = read_metadata(tokenizer_dir)
+    if config.pad_to_multiple_of is None:
+        config.pad_to_multiple_of = meta.pad_to_multiple_of
+    output_dir = Path(output_dir)
+    check_output_dir(output_dir, overwrite)
+    tokenizer = load_tokenizer(str(tokenizer_dir))
+    base_tokenizer = load_base_tokenizer(tokenizer_dir)
+    model = load_model(model_spec, device="cpu", dtype=dtype)
+    report = init_embeddings(model, tokenizer, base_tokenizer, meta.first_new_id, config)
+    with staging_folder(output_dir, overwrite) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        for name in TOKENIZER_FILES:
+            if (tokenizer_dir / name).is_file():
+                shutil.copyfile(tokenizer_dir / name, tmp / name)
+        data = {"model": model_spec, "tokenizer": str(tokenizer_dir), **asdict(report)}
+        (tmp / REPORT_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="base model: HF folder, Hub id, .gguf file or alias smollm2-135m")
+    parser.add_argument("--tokenizer", required=True, type=Path,
+                        help="extended tokenizer folder written by `vocab-extend merge`")
+    parser.add_argument("--method", choices=METHODS, default="mean",
+                        help="new rows: mean of their base pieces' rows (default), first (output rows from the "
+                             "first piece), hewitt (mean of all rows + tiny noise), random (N(0, init range))")
+    parser.add_argument("--pad-to-multiple-of", type=int, default=None,
+                        help="pad the embedding rows to a multiple of this (default: the merge's setting)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws")
+    parser.add_argument("--dtype", default="checkpoint", choices=DTYPE_CHOICES,
+                        help="dtype of the saved weights (default: the checkpoint's; GGUF models give float32)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="where to write the resized model")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed)
+    report = init_model(args.model, args.tokenizer, args.output_dir, config, overwrite=args.overwrite,
+                        dtype=args.dtype)
+    print(f"wrote {args.output_dir}: {report.base_vocab_size:,} + {report.new_tokens:,} new "
+          f"+ {report.padding_rows:,} padding = {report.embedding_size:,} rows "
+          f"({report.method}, {'tied' if report.tied else 'untied'} embeddings)", file=sys.stderr)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0

