@@ -147,3 +147,13 @@ def test_full_tmpfs(tiny_disk: Path) -> None:
         with staging_folder(tiny_disk / "out", overwrite=False) as tmp:
             (tmp / "model.safetensors").write_bytes(b"x" * 1024 * 1024)
     assert list(tiny_disk.iterdir()) == []  # nothing partial, no temp, no lock
+
+
+def test_merge_into_a_read_only_location_is_one_sentence_before_training(capsys, read_only: Path) -> None:
+    from conftest import SAMPLE_JA
+    from vocab_extend.cli import main
+
+    code = main(["merge", "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir", str(read_only / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.splitlines() == [f"error: cannot write {read_only}: it is on a read-only file system; "
+                                              "choose a writable output location"]

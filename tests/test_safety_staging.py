@@ -14,7 +14,7 @@ from vocab_extend import atomic
 from vocab_extend.atomic import HOST_TAG, leftovers, sweep_leftovers
 from vocab_extend.errors import StorageError, VocabExtendError
 from vocab_extend.locks import lock_path
-from vocab_extend.staging import check_output_dir, staging_folder
+from vocab_extend.staging import check_output_dir, check_output_file, staging_folder
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -55,7 +55,8 @@ def test_overwrite_never_replaces_an_input(tmp_path: Path, inputs: dict[str, Pat
         given = [("base", str(base / "tokenizer.model"))]
     before = _tree(tmp_path)
     label = "base" if case == "file-parent" else "corpus"
-    with pytest.raises(VocabExtendError, match=rf"output folder {target} {relation} the {label} .*--overwrite would"):
+    sentence = rf"^output folder {target} {relation} the {label} .*, an input of this command \(.*\): choose"
+    with pytest.raises(VocabExtendError, match=sentence):
         with staging_folder(target, overwrite=True, inputs=given) as tmp:
             (tmp / "x").write_text("new", encoding="utf-8")
     with pytest.raises(VocabExtendError, match=relation):
@@ -72,6 +73,20 @@ def test_unrelated_and_non_path_inputs_are_fine(tmp_path: Path, inputs: dict[str
     # a glob input stands for its fixed folder: an output inside it is refused
     with pytest.raises(VocabExtendError, match="is inside the corpus"):
         check_output_dir(tmp_path / "corpora" / "out", False, given)
+
+
+def test_output_files_are_checked_like_folders(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    corpus_file = inputs["corpus"] / "a.txt"
+    with pytest.raises(VocabExtendError, match=rf"^output file {corpus_file} is the corpus .*: choose another"):
+        check_output_file(corpus_file, [("corpus", str(corpus_file))])
+    with pytest.raises(VocabExtendError, match=r"is inside the corpus .*become part of it"):
+        check_output_file(inputs["corpus"] / "bpb.json", [("corpus", str(inputs["corpus"]))])
+    with pytest.raises(VocabExtendError, match="is a folder"):
+        check_output_file(tmp_path)
+    with pytest.raises(VocabExtendError, match="which is a file"):
+        check_output_file(corpus_file / "bpb.json")
+    check_output_file(tmp_path / "results" / "bpb.json", [("corpus", str(inputs["corpus"]))])
+    assert not (tmp_path / "results").exists()
 
 
 # ------------------------------------------------------------------------------------------- all or nothing

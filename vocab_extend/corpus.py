@@ -142,7 +142,8 @@ class _Tally:
 
 
 def _gzip_error(path: Path, exc: BaseException) -> VocabExtendError | None:
-    if path.name.endswith(".gz") and isinstance(exc, (OSError, EOFError, zlib.error)) and storage_error(exc, path) is None:
+    corrupt = isinstance(exc, (OSError, EOFError, zlib.error)) and storage_error(exc, path) is None
+    if path.name.endswith(".gz") and corrupt:
         return VocabExtendError(f"{path} is not a readable gzip file ({exc}): re-download or re-compress it")
     return None
 
@@ -181,7 +182,7 @@ def _one_ahead(lines: Iterable[T]) -> Iterator[T]:
         previous = following
 
 
-def _decoded_lines(path: Path, stats: CorpusStats, tally: _Tally) -> Iterator[str | None]:
+def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str | None]:
     """The file's lines without their line ends; ``None`` for a line that cannot be decoded."""
     try:
         with _open_binary(path) as fh:
@@ -225,7 +226,7 @@ def _count(stats: CorpusStats, tally: _Tally) -> None:
 
 
 def _iter_lines(path: Path, stats: CorpusStats, tally: _Tally) -> Iterator[str]:
-    for line in _decoded_lines(path, stats, tally):
+    for line in _decoded_lines(path, stats):
         if line is None:
             _count(stats, tally)
             _skip(stats, tally)
@@ -237,7 +238,7 @@ def _iter_lines(path: Path, stats: CorpusStats, tally: _Tally) -> Iterator[str]:
 
 def _iter_jsonl(path: Path, stats: CorpusStats, tally: _Tally) -> Iterator[object]:
     number = 0
-    for line in _decoded_lines(path, stats, tally):
+    for line in _decoded_lines(path, stats):
         number += 1
         if line is None:
             _count(stats, tally)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Union
 
 from .atomic import TEMP_SUFFIX, fsync_dir, fsync_tree, replace_folder, sweep_leftovers, temp_prefix
-from .errors import StorageError, VocabExtendError, human_size, storage_error
+from .errors import StorageError, VocabExtendError, storage_error
 from .locks import output_lock
 from .signals import deferred
 
@@ -59,14 +59,15 @@ def _input_path(spec: str) -> str | None:
     return spec if os.path.lexists(os.path.expanduser(spec)) else None
 
 
-def check_not_an_input(target: PathLike, inputs: Iterable[Input]) -> None:
-    """Refuse a ``target`` that is, contains or lies inside one of ``inputs`` (symlinks resolved).
+def check_not_an_input(target: PathLike, inputs: Iterable[Input], what: str = "output folder") -> None:
+    """Refuse a ``target`` that is, contains or lies inside one of ``inputs`` (symlinks resolved); ``what``
+    names the target in the sentence (``"output file"`` for a JSON or plot path).
 
     >>> import tempfile, pathlib
     >>> corpus = pathlib.Path(tempfile.mkdtemp())
     >>> check_not_an_input(corpus / "out", [("corpus", corpus)])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    vocab_extend.errors.VocabExtendError: output folder .../out is inside the corpus ... (an input of this ...
+    vocab_extend.errors.VocabExtendError: output folder .../out is inside the corpus ..., an input of this command ...
     >>> check_not_an_input(corpus.parent / "elsewhere", [("corpus", corpus), "hf:wikimedia/wikipedia"])
     """
     where = _resolve(target)
@@ -77,15 +78,15 @@ def check_not_an_input(target: PathLike, inputs: Iterable[Input]) -> None:
             continue
         source = _resolve(local)
         if where == source:
-            relation = "is"
+            relation, consequence = "is", "--overwrite would replace it"
         elif source.is_relative_to(where):
-            relation = "contains"
+            relation, consequence = "contains", "--overwrite would delete it"
         elif where.is_relative_to(source):
-            relation = "is inside"
+            relation, consequence = "is inside", "the output would become part of it"
         else:
             continue
-        raise VocabExtendError(f"output folder {target} {relation} the {label} {os.fspath(spec)} (an input of this "
-                               "command), which --overwrite would destroy: choose another output folder")
+        raise VocabExtendError(f"{what} {target} {relation} the {label} {os.fspath(spec)}, an input of this command "
+                               f"({consequence}): choose another {what}")
 
 
 def check_output_dir(target: PathLike | None, overwrite: bool, inputs: Iterable[Input] = ()) -> None:
@@ -103,13 +104,29 @@ def check_output_dir(target: PathLike | None, overwrite: bool, inputs: Iterable[
         raise VocabExtendError(f"output folder {target} is a file: choose another --output-dir")
     if target.exists() and not overwrite:
         raise VocabExtendError(f"output folder {target} already exists: pass --overwrite or choose --output-dir")
+    _check_location(target, "output folder", "--output-dir")
+
+
+def _check_location(target: Path, what: str, option: str) -> None:
+    """The nearest existing folder above ``target`` must be a folder, and writable."""
     for parent in target.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise VocabExtendError(f"output folder {target} would be inside {parent}, which is a file: "
-                                       "choose another --output-dir")
+                raise VocabExtendError(f"{what} {target} would be inside {parent}, which is a file: "
+                                       f"choose another {option}")
             check_writable(parent)
-            break
+            return
+
+
+def check_output_file(path: PathLike, inputs: Iterable[Input] = ()) -> None:
+    """Refuse an unusable output file path (``--json``, a plot): a folder, one of ``inputs`` or inside one, a
+    path inside a file, or a location that cannot be written. An existing file is fine: it is replaced
+    atomically (:func:`vocab_extend.atomic.atomic_write_bytes`)."""
+    path = Path(path)
+    check_not_an_input(path, inputs, what="output file")
+    if path.is_dir():
+        raise VocabExtendError(f"output file {path} is a folder: give a file name")
+    _check_location(path, "output file", "path")
 
 
 def check_writable(folder: PathLike) -> None:
@@ -186,4 +203,4 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["check_not_an_input", "check_output_dir", "check_writable", "human_size", "staging_folder"]
+__all__ = ["check_not_an_input", "check_output_dir", "check_output_file", "check_writable", "staging_folder"]
