@@ -1,4 +1,4 @@
-"""Helpers of the safety tests: a second process that holds a lock or a staging folder, dead pids, mounts."""
+"""Shared by the safety tests: a second process that holds a lock or a staging folder, dead pids, mounts."""
 
 from __future__ import annotations
 
