@@ -2,6 +2,12 @@
 
 Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and ``run(args) -> int``;
 this file only routes to them, so ``scripts/*.py`` are one-line wrappers around :func:`main`.
+
+Whatever goes wrong, the user reads one line at column 0 of stderr: ``error: <sentence>`` (exit 2) for bad
+input, bad option values (argparse's own usage block is not printed) and a full / read-only / forbidden
+disk; the command's ``interrupted: ...`` line for Ctrl-C (exit 130) and SIGTERM (exit 143). An open
+progress bar is closed first, so the line never lands on the bar's line. Any other exception is a bug and
+stays a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import importlib
 import sys
 from typing import Sequence
 
-from .errors import VocabExtendError
+from .errors import VocabExtendError, storage_error
+from .signals import exit_code, handle_signals
 
 # What Ctrl-C leaves behind; a subcommand module may say otherwise with its own INTERRUPTED.
 INTERRUPTED = "interrupted: no output was written"
@@ -27,8 +34,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class UsageError(Exception):
+    """A bad command line, as argparse words it; :func:`main` prints it as one ``error:`` line."""
+
+    def __init__(self, message: str, prog: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without its two-line "usage: ... / prog: error: ..." block: errors raise :class:`UsageError`."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message, self.prog)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vocab-extend", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="vocab-extend", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         if command is not None and name != command:
@@ -51,23 +73,80 @@ def _unknown_options(known: list[str], command: str | None, extra: list[str]) ->
     return f"unknown {'option' if first.startswith('-') else 'argument'} {first}{hint}"
 
 
+def close_progress_bars() -> None:
+    """Close every open tqdm bar, so that what is printed next starts on a line of its own.
+
+    A bar closed here ends its line (or clears it, for ``leave=False``) and is not drawn again when its
+    iterator is garbage-collected after our message.
+    """
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return
+    for bar in list(getattr(tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # a bar whose stream is gone must not hide the message  # noqa: BLE001
+            pass
+
+
+def _say(line: str) -> None:
+    close_progress_bars()
+    sys.stderr.flush()
+    print(line, file=sys.stderr)
+
+
+def _escaped_storage_error(exc: BaseException, args: argparse.Namespace) -> VocabExtendError | None:
+    """The last-resort net: a full disk, read-only location or denied permission (ENOSPC, EDQUOT, EROFS,
+    EACCES, EPERM: the exception itself, its cause, or a library message quoting the OS error) becomes one
+    sentence naming the path (the OSError's own, else the command's output folder); anything else, and such an
+    error with no path to name, stays a traceback."""
+    path: object = None
+    writing = False
+    current: BaseException | None = exc
+    while current is not None and path is None:
+        if isinstance(current, OSError) and current.filename:
+            path = current.filename
+        current = current.__cause__ or current.__context__
+    if path is None:
+        for name in ("output_dir", "output", "override_output_dir"):
+            if getattr(args, name, None):
+                path, writing = getattr(args, name), True
+                break
+    if path is None:
+        return None
+    return storage_error(exc, str(path), writing=writing)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; user errors print one line (``error: ...``) and return 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in SUBCOMMANDS), None)
     parser = build_parser(command)
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        print(f"error: {_unknown_options(args._options, command, extra)}", file=sys.stderr)
-        return 2
     try:
-        return int(args._run(args) or 0)
-    except VocabExtendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        args, extra = parser.parse_known_args(argv)
+    except UsageError as exc:
+        hint = f"; see {exc.prog} --help" if "--help" not in str(exc) else ""
+        _say(f"error: {exc}{hint}")
         return 2
-    except KeyboardInterrupt:
-        print(args._interrupted, file=sys.stderr)
-        return 130
+    if extra:
+        _say(f"error: {_unknown_options(args._options, command, extra)}")
+        return 2
+    with handle_signals():
+        try:
+            return int(args._run(args) or 0)
+        except VocabExtendError as exc:
+            _say(f"error: {exc}")
+            return 2
+        except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM (signals.Terminated)
+            _say(args._interrupted)
+            return exit_code(exc)
+        except Exception as exc:
+            error = _escaped_storage_error(exc, args)
+            if error is None:
+                raise
+            _say(f"error: {error}")
+            return 2
 
 
 def script_main(command: str) -> None:

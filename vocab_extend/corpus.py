@@ -8,8 +8,16 @@ A *spec* names documents to read, one string each:
   any of these;
 - ``hf:NAME[:CONFIG][:SPLIT]``, streamed through :mod:`datasets`.
 
-Lines that are not valid UTF-8 are skipped and counted in :class:`CorpusStats` (the CLI reports the count);
-they never stop a run.
+Encodings: UTF-8 (a leading byte-order mark is dropped), and UTF-16 / UTF-32 (either byte order) when the
+file starts with their byte-order mark; such files are decoded, whatever their suffix (``.txt``, ``.jsonl``,
+``.json``, compressed or not). A UTF-16 file without a byte-order mark is refused with a sentence.
+
+Lines that are not valid UTF-8 (or not valid in their file's encoding), and JSON texts holding a lone
+surrogate (``"\\ud800"``, which no UTF-8 can carry), are skipped and counted in :class:`CorpusStats` (the CLI
+reports the count). A few never stop a run; a file where they are more than :data:`MAX_SKIPPED_SHARE` of the
+lines (and at least :data:`MIN_SKIPPED_TO_REFUSE`) is refused with one sentence, as a file in another
+encoding (Shift-JIS, GBK, EUC-KR...) would otherwise train on its garbled rest, unless
+``allow_skipped=True`` (``--allow-invalid-lines``). A corrupt ``.gz`` is one sentence naming the file.
 
 >>> import tempfile, os
 >>> d = tempfile.mkdtemp(); p = os.path.join(d, "a.txt")
@@ -20,17 +28,41 @@ they never stop a run.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
+import io
 import json
 import os
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator, TypeVar
 
-from .errors import VocabExtendError
+from .errors import VocabExtendError, storage_error
 
 _SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".parquet")
+
+MAX_SKIPPED_SHARE = 0.10  # a file with more skipped lines than this share is refused (unless allowed)
+MIN_SKIPPED_TO_REFUSE = 5  # ... and at least this many: a handful of bad lines is noise, not an encoding
+EARLY_CHECK_LINES = 1000  # the share is checked from this many lines on, so a big bad file fails early
+ALLOW_OPTION = "--allow-invalid-lines"
+# byte-order marks, longest first (the UTF-32-LE mark starts with the UTF-16-LE one)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32-LE"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32-BE"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8 with BOM"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16-LE"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16-BE"),
+)
+_SNIFF_BYTES = 4096
+T = TypeVar("T")
+_END = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVALID = "vocab-extend-invalid"
+# undecodable bytes in a UTF-16/32 file become a lone surrogate, which marks their line as skipped
+codecs.register_error(_INVALID, lambda exc: ("\udfff", exc.end))  # type: ignore[arg-type, return-value]
 
 
 @dataclass
@@ -40,6 +72,8 @@ class CorpusStats:
     documents: int = 0
     skipped_non_utf8: int = 0
     files: list[str] = field(default_factory=list)
+    lines: int = 0  # non-blank lines (JSON: records) read, the skipped ones included
+    encodings: dict[str, str] = field(default_factory=dict)  # file -> encoding, for files not plain UTF-8
 
 
 def parse_named_spec(value: str) -> tuple[str, str]:
@@ -83,37 +117,163 @@ def _open_binary(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 
-def _iter_lines(path: Path, stats: CorpusStats) -> Iterator[str]:
-    with _open_binary(path) as fh:
-        for raw in fh:
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                stats.skipped_non_utf8 += 1
-                continue
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield line
+@dataclass
+class _Tally:
+    """One file's counts, for the skipped-share rule."""
+
+    path: Path
+    unit: str  # "lines" or "records"
+    allow_skipped: bool
+    lines: int = 0
+    skipped: int = 0
+
+    def check(self, final: bool) -> None:
+        """Refuse the file when its skipped share is too large (``final``: the whole file was read)."""
+        if self.allow_skipped or self.skipped < MIN_SKIPPED_TO_REFUSE or self.skipped <= MAX_SKIPPED_SHARE * self.lines:
+            return
+        if not final and self.lines < EARLY_CHECK_LINES:
+            return
+        what = "are not valid UTF-8" if self.unit == "lines" else "have text that is not valid Unicode"
+        raise VocabExtendError(
+            f"{self.path}: {self.skipped:,} of {self.lines:,} {self.unit}{'' if final else ' read so far'} {what} "
+            f"(more than {MAX_SKIPPED_SHARE:.0%}), so it is probably in another encoding: convert it to UTF-8 "
+            f"(e.g. iconv -f SHIFT_JIS -t UTF-8) or pass {ALLOW_OPTION} to skip them"
+        )
 
 
-def _iter_jsonl(path: Path, stats: CorpusStats) -> Iterator[object]:
-    for number, line in enumerate(_iter_lines(path, stats), 1):
+def _gzip_error(path: Path, exc: BaseException) -> VocabExtendError | None:
+    corrupt = isinstance(exc, (OSError, EOFError, zlib.error)) and storage_error(exc, path) is None
+    if path.name.endswith(".gz") and corrupt:
+        return VocabExtendError(f"{path} is not a readable gzip file ({exc}): re-download or re-compress it")
+    return None
+
+
+def _read_error(path: Path, exc: BaseException) -> BaseException:
+    """One sentence for a corrupt .gz or an unreadable file; other errors unchanged."""
+    error = _gzip_error(path, exc) or storage_error(exc, path, writing=False)
+    return error if error is not None else exc
+
+
+def _detect(head: bytes, path: Path) -> tuple[str, str | None]:
+    """(codec, label) for a file starting with ``head``; label ``None`` for plain UTF-8."""
+    for bom, codec, label in _BOMS:
+        if head.startswith(bom):
+            return codec, label
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 16:
+        zero_even, zero_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+        if max(zero_even, zero_odd) >= 0.3 and min(zero_even, zero_odd) <= 0.02:
+            order = "LE" if zero_odd > zero_even else "BE"
+            raise VocabExtendError(
+                f"{path} looks like UTF-16 without a byte-order mark (every other byte is zero): convert it to "
+                f"UTF-8, e.g. iconv -f UTF-16{order} -t UTF-8"
+            )
+    return "utf-8", None
+
+
+def _one_ahead(lines: Iterable[T]) -> Iterator[T]:
+    """``lines``, each given only once the next one was read: a truncated .gz fails as a corrupt file before
+    its cut-off last line is parsed."""
+    iterator = iter(lines)
+    previous = next(iterator, _END)
+    while previous is not _END:
+        following = next(iterator, _END)
+        yield previous  # type: ignore[misc]
+        previous = following
+
+
+def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str | None]:
+    """The file's lines without their line ends; ``None`` for a line that cannot be decoded."""
+    try:
+        with _open_binary(path) as fh:
+            codec, label = _detect(fh.read(_SNIFF_BYTES), path)
+            fh.seek(0)
+            if label is not None:
+                stats.encodings[str(path)] = label
+            if codec in ("utf-16", "utf-32"):
+                for line in _one_ahead(io.TextIOWrapper(fh, encoding=codec, errors=_INVALID, newline="\n")):
+                    yield None if _SURROGATE.search(line) else line.rstrip("\r\n")
+                return
+            first = True
+            for raw in _one_ahead(fh):
+                if first:
+                    raw = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+                    first = False
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield None
+                    continue
+                yield line.rstrip("\r\n")
+    except VocabExtendError:
+        raise
+    except Exception as exc:
+        error = _read_error(path, exc)
+        if error is exc:
+            raise
+        raise error from None
+
+
+def _skip(stats: CorpusStats, tally: _Tally) -> None:
+    stats.skipped_non_utf8 += 1
+    tally.skipped += 1
+    tally.check(final=False)
+
+
+def _count(stats: CorpusStats, tally: _Tally) -> None:
+    stats.lines += 1
+    tally.lines += 1
+
+
+def _iter_lines(path: Path, stats: CorpusStats, tally: _Tally) -> Iterator[str]:
+    for line in _decoded_lines(path, stats):
+        if line is None:
+            _count(stats, tally)
+            _skip(stats, tally)
+        elif line.strip():
+            _count(stats, tally)
+            yield line
+    tally.check(final=True)
+
+
+def _iter_jsonl(path: Path, stats: CorpusStats, tally: _Tally) -> Iterator[object]:
+    number = 0
+    for line in _decoded_lines(path, stats):
+        number += 1
+        if line is None:
+            _count(stats, tally)
+            _skip(stats, tally)
+            continue
+        if not line.strip():
+            continue
         try:
             yield json.loads(line)
         except ValueError:
             raise VocabExtendError(f"{path} line {number} is not valid JSON: fix or remove that line") from None
 
 
-def _iter_json(path: Path, text_field: str, stats: CorpusStats) -> Iterator[str]:
+def _load_json(path: Path) -> object:
+    try:
+        with _open_binary(path) as fh:
+            raw = fh.read()
+    except Exception as exc:
+        error = _read_error(path, exc)
+        if error is exc:
+            raise
+        raise error from None
+    codec, _label = _detect(raw[:_SNIFF_BYTES], path)
+    try:
+        return json.loads(raw.decode(codec))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise VocabExtendError(f"{path} is not valid UTF-8 JSON ({exc}): fix it or pass it as .jsonl") from None
+
+
+def _iter_json(path: Path, text_field: str, stats: CorpusStats, tally: _Tally) -> Iterator[str]:
     name = _strip_gz(path.name)
     if name.endswith(".jsonl"):
-        records: Iterator[object] = _iter_jsonl(path, stats)
+        records: Iterator[object] = _iter_jsonl(path, stats, tally)
     else:
-        with _open_binary(path) as fh:
-            try:
-                data = json.loads(fh.read().decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise VocabExtendError(f"{path} is not valid UTF-8 JSON ({exc}): fix it or pass it as .jsonl") from None
+        data = _load_json(path)
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         records = iter(data if isinstance(data, list) else [data])
@@ -122,7 +282,12 @@ def _iter_json(path: Path, text_field: str, stats: CorpusStats) -> Iterator[str]
             raise VocabExtendError(f"{path} has a record without the field {text_field!r}: pass --text-field")
         text = record[text_field]
         if isinstance(text, str) and text.strip():
+            _count(stats, tally)
+            if _SURROGATE.search(text):  # "\\ud800" in JSON: no UTF-8 can carry it
+                _skip(stats, tally)
+                continue
             yield text
+    tally.check(final=True)
 
 
 def _iter_parquet(path: Path, text_field: str) -> Iterator[str]:
@@ -167,13 +332,20 @@ def iter_documents(
     text_field: str = "text",
     max_docs: int | None = None,
     stats: CorpusStats | None = None,
+    allow_skipped: bool = False,
 ) -> Iterator[str]:
-    """Yield the documents of ``spec`` in a stable order, at most ``max_docs`` of them."""
+    """Yield the documents of ``spec`` in a stable order, at most ``max_docs`` of them.
+
+    ``allow_skipped=True`` accepts files with any share of undecodable lines (they are skipped and counted);
+    by default a file where they are more than :data:`MAX_SKIPPED_SHARE` is refused.
+    """
     if max_docs is not None and max_docs < 1:
         raise VocabExtendError(f"max_docs (--max-docs) must be at least 1, not {max_docs}")
     stats = stats if stats is not None else CorpusStats()
+    tallies: list[_Tally | None] = []
     if spec.startswith("hf:"):
         sources: list[Iterator[str]] = [_iter_hf(spec, text_field)]
+        tallies.append(None)
         stats.files.append(spec)
     else:
         files = resolve_files(spec)
@@ -182,14 +354,20 @@ def iter_documents(
         for f in files:
             name = _strip_gz(f.name)
             if name.endswith((".jsonl", ".json")):
-                sources.append(_iter_json(f, text_field, stats))
+                tally = _Tally(f, "records", allow_skipped)
+                sources.append(_iter_json(f, text_field, stats, tally))
             elif name.endswith(".parquet"):
+                tally = None
                 sources.append(_iter_parquet(f, text_field))
             else:
-                sources.append(_iter_lines(f, stats))
-    for source in sources:
+                tally = _Tally(f, "lines", allow_skipped)
+                sources.append(_iter_lines(f, stats, tally))
+            tallies.append(tally)
+    for source, tally in zip(sources, tallies):
         for text in source:
             if max_docs is not None and stats.documents >= max_docs:
+                if tally is not None:
+                    tally.check(final=True)  # what was read of this file must pass the rule too
                 return
             stats.documents += 1
             yield text

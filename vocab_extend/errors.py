@@ -1,11 +1,115 @@
-"""The one exception type the CLI turns into a one-sentence message.
+"""The one exception type the CLI turns into a one-sentence message, and the storage failures it covers.
 
 Every check on user input raises :class:`VocabExtendError` with a sentence that says what is wrong and what
 to do about it; the CLI prints ``error: <sentence>`` and exits with status 2 instead of a traceback.
+
+A full disk, a read-only location or a folder we may not write is the user's environment, not a bug:
+:func:`storage_error` turns such an :class:`OSError` (ENOSPC, EDQUOT, EROFS, EACCES, EPERM) into a
+:class:`StorageError` sentence naming the folder; every other ``OSError`` stays a traceback, so real bugs
+stay visible.
+
+>>> import errno
+>>> str(storage_error(OSError(errno.EROFS, "Read-only file system"), "out"))
+'cannot write out: it is on a read-only file system; choose a writable output location'
+>>> storage_error(OSError(errno.ENOENT, "No such file or directory"), "out") is None
+True
+>>> human_size(3 * 1024**2)
+'3.0 MiB'
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+from pathlib import Path
+
 
 class VocabExtendError(Exception):
     """A problem with the user's input or environment, explained in one sentence."""
+
+
+class StorageError(VocabExtendError):
+    """Writing failed because the disk is full, read-only or not ours to write; nothing partial was left."""
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+READ_ONLY = frozenset({errno.EROFS})
+NO_PERMISSION = frozenset({errno.EACCES, errno.EPERM})
+STORAGE_ERRNOS = NO_SPACE | READ_ONLY | NO_PERMISSION
+
+# Libraries that write through their own code (Rust, C++) report the OS error only in their message.
+# (Rust's io::Error prints "... (os error 28)", or "Os { code: 28, ... }" in debug form.)
+_MESSAGES = {os.strerror(code): code for code in STORAGE_ERRNOS} | {
+    f"os error {code})": code for code in STORAGE_ERRNOS
+} | {f"Os {{ code: {code},": code for code in STORAGE_ERRNOS}
+
+
+def human_size(n: int | float) -> str:
+    """``1536`` -> ``'1.5 KiB'``: sizes in messages."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def storage_errno(exc: BaseException) -> int | None:
+    """The storage errno behind ``exc`` (itself, its causes, or a library message quoting the OS error)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in STORAGE_ERRNOS:
+            return current.errno
+        text = str(current)
+        for message, code in _MESSAGES.items():
+            if message in text:
+                return code
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _free_space(folder: Path) -> int | None:
+    for candidate in (folder, *folder.absolute().parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return None
+    return None
+
+
+def storage_error(exc: BaseException, folder: str | os.PathLike[str], *, needed: int | None = None,
+                  written: int | None = None, writing: bool = True) -> StorageError | None:
+    """A one-sentence :class:`StorageError` for a disk-full / read-only / permission failure, else ``None``.
+
+    ``folder`` is what the user has to act on; ``needed`` is the size being written when known, ``written``
+    how much was written before the disk filled up. The free space is read now (after the partial output
+    was removed). ``writing=False`` when it is not known whether ``folder`` was being read or written.
+    """
+    code = storage_errno(exc)
+    if code is None:
+        return None
+    folder = Path(folder)
+    if code in NO_SPACE:
+        free = _free_space(folder)
+        parts = []
+        if needed is not None:
+            parts.append(f"{human_size(needed)} to write")
+        elif written:
+            parts.append(f"at least {human_size(written)} needed")
+        if free is not None:
+            parts.append(f"{human_size(free)} free")
+        detail = f" ({', '.join(parts)})" if parts else ""
+        quota = "disk quota exceeded" if code == errno.EDQUOT else "no space left on the device"
+        return StorageError(f"cannot write {folder}: {quota}{detail}; free some space or choose another "
+                            "output location")
+    if code in READ_ONLY:
+        return StorageError(f"cannot write {folder}: it is on a read-only file system; choose a writable "
+                            "output location")
+    if not writing:
+        return StorageError(f"permission denied on {folder}: fix its permissions or choose another location")
+    return StorageError(f"cannot write {folder}: permission denied; choose an output location you may write "
+                        "or fix its permissions")
