@@ -11,8 +11,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "vocab_extend"
 # Lower layers never import higher ones (docs/architecture.md, "Where things live").
 LAYERS = (
-    ("errors", "console"),
-    ("scripts", "staging", "corpus", "plots", "settings", "metadata", "sources"),
+    ("errors", "console", "signals"),
+    ("locks", "atomic", "staging", "scripts", "corpus", "plots", "settings", "metadata", "sources"),
     ("families",),
     ("tokenizer",),
     ("model",),

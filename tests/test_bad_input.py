@@ -203,3 +203,45 @@ def test_base_language_is_checked_when_no_eval_corpus_has_any(tmp_path: Path) ->
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert set(report["corpora"]) == {"ja"}
     assert report["checks"]["base_language_unchanged"]["checked"] >= 6
+
+
+@pytest.mark.parametrize("target", ["corpus", "corpus_parent", "base_folder"])
+def test_overwrite_never_deletes_an_input_of_merge(capsys, tmp_path: Path, target: str) -> None:
+    import shutil
+
+    from vocab_extend.sources import resolve_tokenizer
+
+    corpus = tmp_path / "ja"
+    shutil.copytree(SAMPLE_JA, corpus)
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy(resolve_tokenizer().path, base / "tokenizer.model")
+    output = {"corpus": corpus, "corpus_parent": tmp_path, "base_folder": base}[target]
+    before = sorted(p.name for p in output.rglob("*"))
+    code, msg = run_cli(capsys, "--base", str(base), "--corpus", str(corpus), "--output-dir", str(output),
+                        "--overwrite")
+    assert code == 2 and "an input of this command" in msg
+    assert sorted(p.name for p in output.rglob("*")) == before
+
+
+def test_measure_and_bpb_json_may_not_replace_an_input(capsys, tmp_path: Path) -> None:
+    import shutil
+
+    corpus = tmp_path / "ja.txt"
+    shutil.copy(SAMPLE_JA / "news.txt", corpus)
+    code = main(["measure", "--tokenizer", "mistral-7b-v0.1", "--corpus", f"ja={corpus}", "--json", str(corpus)])
+    assert code == 2 and "an input of this command" in capsys.readouterr().err
+    assert corpus.read_bytes() == (SAMPLE_JA / "news.txt").read_bytes()
+
+
+def test_utf16_corpus_is_read_as_text(tmp_path: Path) -> None:
+    lines = SAMPLE_JA.joinpath("news.txt").read_text(encoding="utf-8")
+    corpus = tmp_path / "news16.txt"
+    corpus.write_bytes(lines.encode("utf-16"))  # with a byte-order mark
+    out = tmp_path / "o"
+    assert main(["merge", "--corpus", str(corpus), "--output-dir", str(out), "--vocab-size", "1500"]) == 0
+    again = tmp_path / "o8"
+    plain = tmp_path / "news8.txt"
+    plain.write_text(lines, encoding="utf-8")
+    assert main(["merge", "--corpus", str(plain), "--output-dir", str(again), "--vocab-size", "1500"]) == 0
+    assert (out / "tokenizer.json").read_bytes() == (again / "tokenizer.json").read_bytes()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Mapping
+
+from .atomic import atomic_write_bytes
 
 
 def plot_chars_per_token(results: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path,
@@ -27,5 +30,7 @@ def plot_chars_per_token(results: Mapping[str, Mapping[str, Mapping[str, float]]
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    atomic_write_bytes(path, buffer.getvalue())
     plt.close(fig)

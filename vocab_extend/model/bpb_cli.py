@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write_json
 from ..corpus import parse_named_spec, read_documents
 from ..errors import VocabExtendError
+from ..locks import output_lock
+from ..staging import check_output_file
 from ..tokenizer.loader import load_tokenizer
 from .bpb import bits_per_byte, window_settings
 from .loading import DTYPE_CHOICES, load_model
@@ -37,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights dtype (auto: float32 on CPU, the checkpoint's dtype on GPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--allow-invalid-lines", action="store_true",
+                        help="accept corpus files where more than 10%% of the lines are not valid UTF-8 (skipped)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,13 +48,17 @@ def run(args: argparse.Namespace) -> int:
     names = [name for name, _ in corpora]
     if len(set(names)) != len(names):
         raise VocabExtendError(f"corpus names repeat in {names}: give each --corpus a distinct NAME=")
-    if args.json is not None and args.json.is_dir():
-        raise VocabExtendError(f"--json {args.json} is a folder: give a file name such as bpb.json")
+    inputs = [("model", args.model), ("tokenizer", args.tokenizer or args.model)]
+    inputs += [("corpus", spec) for _, spec in corpora]
+    if args.json is not None:
+        if args.json.is_dir():
+            raise VocabExtendError(f"--json {args.json} is a folder: give a file name such as bpb.json")
+        check_output_file(args.json, inputs)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise VocabExtendError(f"--device {device} asks for a GPU but torch sees none: use --device cpu")
     documents = {name: read_documents(spec, text_field=args.text_field, max_docs=args.max_docs,
-                                      max_bytes=args.max_bytes)
+                                      max_bytes=args.max_bytes, allow_skipped=args.allow_invalid_lines)
                  for name, spec in corpora}
     tokenizer = load_tokenizer(args.tokenizer or args.model)
     model = load_model(args.model, device=device, dtype=args.dtype)
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         report = {"model": args.model, "tokenizer": args.tokenizer or args.model, "max_bytes": args.max_bytes,
                   "block_size": block_size, "stride": stride, "results": results}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        with output_lock(args.json):
+            atomic_write_json(args.json, report)
     sys.stdout.flush()
     return 0

@@ -12,6 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from ..locks import output_lock
 from ..metadata import read_metadata
 from ..staging import check_output_dir, staging_folder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
@@ -38,19 +39,26 @@ def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: I
     if config.pad_to_multiple_of is None:
         config.pad_to_multiple_of = meta.pad_to_multiple_of
     output_dir = Path(output_dir)
-    check_output_dir(output_dir, overwrite)
-    tokenizer = load_tokenizer(str(tokenizer_dir))
-    base_tokenizer = load_base_tokenizer(tokenizer_dir)
-    model = load_model(model_spec, device="cpu", dtype=dtype)
-    report = init_embeddings(model, tokenizer, base_tokenizer, meta.first_new_id, config)
-    with staging_folder(output_dir, overwrite) as tmp:
+    inputs = [("tokenizer", tokenizer_dir), ("model", model_spec)]
+    check_output_dir(output_dir, overwrite, inputs)
+    with output_lock(output_dir):  # held from before loading, so a second writer is refused at once
+        tokenizer = load_tokenizer(str(tokenizer_dir))
+        base_tokenizer = load_base_tokenizer(tokenizer_dir)
+        model = load_model(model_spec, device="cpu", dtype=dtype)
+        report = init_embeddings(model, tokenizer, base_tokenizer, meta.first_new_id, config)
+        _save(model, model_spec, tokenizer_dir, output_dir, overwrite, inputs, report)
+    return report
+
+
+def _save(model, model_spec: str, tokenizer_dir: Path, output_dir: Path, overwrite: bool,
+          inputs: list[tuple[str, object]], report: InitReport) -> None:
+    with staging_folder(output_dir, overwrite, inputs) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         for name in TOKENIZER_FILES:
             if (tokenizer_dir / name).is_file():
                 shutil.copyfile(tokenizer_dir / name, tmp / name)
         data = {"model": model_spec, "tokenizer": str(tokenizer_dir), **asdict(report)}
         (tmp / REPORT_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return report
 
 
 # ---------------------------------------------------------------------------------------------- CLI

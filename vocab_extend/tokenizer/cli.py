@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-sample", type=int, default=2_000,
                         help="training-corpus lines sampled for the final verification")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allow-invalid-lines", action="store_true",
+                        help="accept corpus files where more than 10%% of the lines are not valid UTF-8 (skipped)")
 
 
 def config_from_args(args: argparse.Namespace) -> ExtendConfig:
@@ -80,6 +82,7 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
         ),
         verify_sample=args.verify_sample,
         seed=args.seed,
+        allow_invalid_lines=args.allow_invalid_lines,
     )
 
 

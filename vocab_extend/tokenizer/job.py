@@ -9,6 +9,7 @@ failure or Ctrl-C never leaves a half-written output folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import random
@@ -22,6 +23,7 @@ from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documen
 from ..errors import VocabExtendError
 from ..families import get_family
 from ..families.interface import Base, Extension, Family, TrainOptions
+from ..locks import output_lock
 from ..metadata import MergeMetadata, pad_vocab_size
 from ..scripts import ScriptSet, detect_language, get_language
 from ..settings import write_hf_files
@@ -60,6 +62,7 @@ class ExtendConfig:
     train: TrainOptions = field(default_factory=TrainOptions)
     verify_sample: int = 2_000
     seed: int = 0
+    allow_invalid_lines: bool = False
 
     def train_options(self) -> TrainOptions:
         return dataclasses.replace(self.train, new_model_size=self.new_model_size, seed=self.seed)
@@ -98,10 +101,13 @@ def training_documents(config: ExtendConfig, stats: CorpusStats) -> Iterator[str
     for spec in config.corpus:
         own = CorpusStats()
         try:
-            yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=own)
+            yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=own,
+                                      allow_skipped=config.allow_invalid_lines)
         finally:
             stats.documents += own.documents
             stats.skipped_non_utf8 += own.skipped_non_utf8
+            stats.lines += own.lines
+            stats.encodings.update(own.encodings)
             stats.files.extend(own.files)
 
 
@@ -113,7 +119,8 @@ def eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str]) -> di
         if (SAMPLE_CORPORA / "en").is_dir():
             specs = [("en", str(SAMPLE_CORPORA / "en"))]
     for name, spec in specs:
-        corpora[name] = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs)
+        corpora[name] = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs,
+                                       allow_skipped=config.allow_invalid_lines)
     return corpora
 
 
@@ -194,6 +201,16 @@ def _finish(tmp: Path, config: ExtendConfig, family: Family, base: Base, extensi
     return report
 
 
+def inputs_of(config: ExtendConfig, base_path: Path) -> list[tuple[str, str]]:
+    """Everything the merge reads, which ``--overwrite`` must never replace or delete."""
+    found = [("corpus", spec) for spec in config.corpus]
+    found += [("eval corpus", parse_named_spec(value)[1]) for value in config.eval]
+    found += [("base", config.base), ("base", str(base_path))]
+    if config.new_model is not None:
+        found.append(("new-language model", str(config.new_model)))
+    return found
+
+
 def extend_tokenizer(config: ExtendConfig) -> Path:
     """Run the whole job; return the output folder."""
     source = resolve_tokenizer(config.base)
@@ -201,20 +218,26 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
     family.check_options(config.train_options(), source.name, config.new_model)
     if config.lang != "auto":
         get_language(config.lang)
-    check_output_dir(config.output_dir, config.overwrite)
-    base = family.load_base(source)
-    stats = CorpusStats()
-    collector = Collector(config.verify_sample, config.seed)
-    new, scripts = _new_model(config, family, base, collector, stats)
-    if stats.skipped_non_utf8:
-        log(f"note: skipped {stats.skipped_non_utf8:,} corpus lines that are not valid UTF-8")
-    started = time.perf_counter()
-    extension = family.merge(base, new, scripts)
-    target = config.output_dir or default_output_dir(base.name, scripts.name)
-    with staging_folder(target, config.overwrite) as tmp:
-        family.write(base, extension, tmp)
-        write_hf_files(tmp, base.settings, family.derived_settings(base))
-        report = _finish(tmp, config, family, base, extension, scripts, collector.sample)
+    inputs = inputs_of(config, source.path)
+    check_output_dir(config.output_dir, config.overwrite, inputs)
+    with contextlib.ExitStack() as stack:
+        if config.output_dir is not None:  # a second writer is refused now, not after training
+            stack.enter_context(output_lock(config.output_dir))
+        base = family.load_base(source)
+        stats = CorpusStats()
+        collector = Collector(config.verify_sample, config.seed)
+        new, scripts = _new_model(config, family, base, collector, stats)
+        for name, encoding in sorted(stats.encodings.items()):
+            log(f"note: read {name} as {encoding}")
+        if stats.skipped_non_utf8:
+            log(f"note: skipped {stats.skipped_non_utf8:,} corpus lines that are not valid UTF-8")
+        started = time.perf_counter()
+        extension = family.merge(base, new, scripts)
+        target = config.output_dir or default_output_dir(base.name, scripts.name)
+        with staging_folder(target, config.overwrite, inputs) as tmp:
+            family.write(base, extension, tmp)
+            write_hf_files(tmp, base.settings, family.derived_settings(base))
+            report = _finish(tmp, config, family, base, extension, scripts, collector.sample)
     log(f"merged, written and verified in {time.perf_counter() - started:.1f}s")
     _summary(target, report)
     return target

@@ -10,7 +10,6 @@ ids, bundled aliases) on any corpora; the first tokenizer is the reference for `
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,11 +18,14 @@ from typing import Callable, Mapping, Sequence
 import sentencepiece as spm
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_write_json
 from ..corpus import parse_named_spec, read_documents
 from ..errors import VocabExtendError
 from ..families import get_family
+from ..locks import output_lock
 from ..plots import plot_chars_per_token
 from ..sources import ALIASES, is_bytelevel, resolve_tokenizer
+from ..staging import check_output_file
 from .loader import load_tokenizer
 
 BATCH = 1024
@@ -140,7 +142,7 @@ def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int
 
 def measure_tokenizers(
     tokenizers: Mapping[str, str], corpora: Mapping[str, str], *, max_docs: int | None = None,
-    text_field: str = "text", progress: bool = True,
+    text_field: str = "text", progress: bool = True, allow_invalid_lines: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """``{corpus: {tokenizer: stats}}`` for every pair; reduction is relative to the first tokenizer."""
     if not tokenizers:
@@ -150,7 +152,7 @@ def measure_tokenizers(
     encoders = [load_encoder(name, spec) for name, spec in tokenizers.items()]
     results: dict[str, dict[str, dict[str, float]]] = {}
     for corpus_name, spec in corpora.items():
-        texts = read_documents(spec, max_docs=max_docs, text_field=text_field)
+        texts = read_documents(spec, max_docs=max_docs, text_field=text_field, allow_skipped=allow_invalid_lines)
         reference: int | None = None
         results[corpus_name] = {}
         for encoder in encoders:
@@ -185,20 +187,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-field", default="text", help="field holding the text in json/parquet/hf corpora")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
     parser.add_argument("--plot", type=Path, default=None, help="write a chars/token bar chart to this PNG")
+    parser.add_argument("--allow-invalid-lines", action="store_true",
+                        help="accept corpus files where more than 10%% of the lines are not valid UTF-8 (skipped)")
 
 
 def run(args: argparse.Namespace) -> int:
     tokenizers = _named(args.tokenizer, "--tokenizer")
     corpora = _named(args.corpus, "--corpus")
+    inputs = [("tokenizer", spec) for spec in tokenizers.values()] + [("corpus", spec) for spec in corpora.values()]
     for option, path in (("--json", args.json), ("--plot", args.plot)):
-        if path is not None and path.is_dir():
-            raise VocabExtendError(f"{option} {path} is a folder: give a file name")
-    results = measure_tokenizers(tokenizers, corpora, max_docs=args.max_docs, text_field=args.text_field)
+        if path is not None:
+            if path.is_dir():
+                raise VocabExtendError(f"{option} {path} is a folder: give a file name")
+            check_output_file(path, inputs)
+    results = measure_tokenizers(tokenizers, corpora, max_docs=args.max_docs, text_field=args.text_field,
+                                 allow_invalid_lines=args.allow_invalid_lines)
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        with output_lock(args.json):
+            atomic_write_json(args.json, results)
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_chars_per_token(results, args.plot)
+        with output_lock(args.plot):
+            plot_chars_per_token(results, args.plot)
     return 0
