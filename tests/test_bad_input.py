@@ -245,3 +245,29 @@ def test_utf16_corpus_is_read_as_text(tmp_path: Path) -> None:
     plain.write_text(lines, encoding="utf-8")
     assert main(["merge", "--corpus", str(plain), "--output-dir", str(again), "--vocab-size", "1500"]) == 0
     assert (out / "tokenizer.json").read_bytes() == (again / "tokenizer.json").read_bytes()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--verify-sample", "0"], "--verify-sample 0 must be at least 1"),
+    (["--seed", "-1"], "--seed -1 must be between 0"),
+    (["--input-sentence-size", "-1"], "--input-sentence-size -1 must be 0"),
+    (["--vocab-size", "99999999999999999999999"], "beyond what any corpus supports"),
+    (["--base", "smollm2-135m", "--vocab-size", "1000000000"], "beyond what any corpus supports"),
+    (["--character-coverage", "2"], "between 0.98 and 1.0"),
+    (["--max-docs", "0"], "--max-docs 0 must be at least 1"),
+])
+def test_numbers_out_of_range_are_refused_before_any_work(capsys, tmp_path: Path, argv, message) -> None:
+    code, msg = run_cli(capsys, *argv, "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and message in msg and msg.count("\n") <= 1
+    assert "Traceback" not in msg and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "tpu9"], "is not a torch device"),
+    (["--block-size", "0"], "--block-size 0 must be at least 2"),
+    (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
+])
+def test_evaluate_bpb_settings_are_checked_before_loading(capsys, tmp_path: Path, argv, message) -> None:
+    code = main(["evaluate-bpb", "--model", str(tmp_path), "--corpus", f"ja={SAMPLE_JA}", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err

@@ -55,6 +55,16 @@ def run(args: argparse.Namespace) -> int:
             raise VocabExtendError(f"--json {args.json} is a folder: give a file name such as bpb.json")
         check_output_file(args.json, inputs)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise VocabExtendError(f"--device {device} is not a torch device: use cpu, cuda or cuda:N") from None
+    if args.block_size is not None and args.block_size < 2:
+        raise VocabExtendError(f"--block-size {args.block_size} must be at least 2 (BOS plus one token)")
+    if args.batch_size < 1:
+        raise VocabExtendError(f"--batch-size {args.batch_size} must be at least 1")
+    if args.max_bytes is not None and args.max_bytes < 1:
+        raise VocabExtendError(f"--max-bytes {args.max_bytes} must be at least 1")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise VocabExtendError(f"--device {device} asks for a GPU but torch sees none: use --device cpu")
     documents = {name: read_documents(spec, text_field=args.text_field, max_docs=args.max_docs,

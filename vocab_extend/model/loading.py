@@ -74,7 +74,8 @@ def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | to
         kwargs["dtype"] = torch_dtype
     try:
         model = AutoModelForCausalLM.from_pretrained(source.folder, **kwargs)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
+        # a damaged or foreign file (e.g. a GGUF without the metadata transformers needs) is the input's fault
         raise VocabExtendError(
             f"could not load model {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
             "check the path or Hub id, and your network or `huggingface-cli login` for Hub models"

@@ -46,9 +46,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept corpus files where more than 10%% of the lines are not valid UTF-8 (skipped)")
 
 
-def config_from_args(args: argparse.Namespace) -> ExtendConfig:
+# No new-language model needs more pieces; larger sizes only make a trainer allocate memory it cannot get.
+MAX_NEW_MODEL_SIZE = 1_000_000
+MAX_SEED = 2**32 - 1  # SentencePiece takes an unsigned 32-bit seed
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Every number in range, before any work (one sentence each)."""
     if args.vocab_size is not None and args.vocab_size < 100:
         raise VocabExtendError(f"--vocab-size {args.vocab_size} is too small: use at least 100")
+    if args.vocab_size is not None and args.vocab_size > MAX_NEW_MODEL_SIZE:
+        raise VocabExtendError(f"--vocab-size {args.vocab_size} is beyond what any corpus supports: use at most "
+                               f"{MAX_NEW_MODEL_SIZE:,} (16,000 is typical)")
+    if args.verify_sample < 1:
+        raise VocabExtendError(f"--verify-sample {args.verify_sample} must be at least 1 (default 2,000)")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise VocabExtendError(f"--seed {args.seed} must be between 0 and {MAX_SEED:,}")
+    if not 0 <= args.input_sentence_size < 2**62:
+        raise VocabExtendError(f"--input-sentence-size {args.input_sentence_size} must be 0 (all) or a positive count")
+    if not 0.98 <= args.character_coverage <= 1.0:
+        raise VocabExtendError(f"--character-coverage {args.character_coverage} must be between 0.98 and 1.0 "
+                               "(SentencePiece's range; 0.9995 is the default for Japanese and Chinese)")
+    if args.max_docs is not None and args.max_docs < 1:
+        raise VocabExtendError(f"--max-docs {args.max_docs} must be at least 1")
+
+
+def config_from_args(args: argparse.Namespace) -> ExtendConfig:
+    _check_ranges(args)
     if args.max_sentence_length < 64:
         raise VocabExtendError(f"--max-sentence-length {args.max_sentence_length} is too small: use at least 64 bytes")
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
