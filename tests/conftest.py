@@ -40,6 +40,14 @@ def pico_llama_config(vocab_size: int, **overrides):
     return LlamaConfig(**settings)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Converted GGUF models are cached for the session, not in the user's cache."""
+    import os
+
+    os.environ.setdefault("VOCAB_EXTEND_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+
+
 @pytest.fixture(scope="session")
 def sample_ja() -> Path:
     return SAMPLE_JA

@@ -154,7 +154,8 @@ def test_max_docs_applies_to_each_corpus(tmp_path: Path) -> None:
     from vocab_extend.corpus import CorpusStats
     from vocab_extend.tokenizer.job import ExtendConfig, training_documents as _training_documents
 
-    config = ExtendConfig(corpus=[str(SAMPLE_JA / "news.txt"), str(SAMPLE_JA / "narrative.txt")], max_docs=5)
+    config = ExtendConfig(corpus=[str(SAMPLE_JA / "news.txt"), str(SAMPLE_JA / "narrative.txt")], max_docs=5,
+                          heldout_fraction=0)
     stats = CorpusStats()
     docs = list(_training_documents(config, stats))
     assert len(docs) == 10 and stats.documents == 10
@@ -201,7 +202,7 @@ def test_base_language_is_checked_when_no_eval_corpus_has_any(tmp_path: Path) ->
     out = tmp_path / "o"
     assert main(["merge", "--eval", f"ja={SAMPLE_JA}", "--output-dir", str(out)]) == 0
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert set(report["corpora"]) == {"ja"}
+    assert set(report["corpora"]) == {"ja", "ja (held out)"}
     assert report["checks"]["base_language_unchanged"]["checked"] >= 6
 
 
@@ -271,3 +272,37 @@ def test_evaluate_bpb_settings_are_checked_before_loading(capsys, tmp_path: Path
     code = main(["evaluate-bpb", "--model", str(tmp_path), "--corpus", f"ja={SAMPLE_JA}", *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_held_out_documents_are_kept_out_of_training(tmp_path: Path) -> None:
+    """The default merge reports on a content-hashed share it never trained on (the same lines every run)."""
+    import json
+
+    from vocab_extend.heldout import doc_key, heldout
+
+    out = tmp_path / "o"
+    assert main(["merge", "--output-dir", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    lines = [line for p in sorted(SAMPLE_JA.glob("*.txt")) for line in p.read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    held = [line for line in lines if heldout(doc_key(line), 0.05)]
+    assert held and report["corpora"]["ja (held out)"]["chars"] == sum(map(len, held))
+    assert {"ja (held out)", "ja (training sample)", "en"} == set(report["corpora"])
+    held_out, trained = report["corpora"]["ja (held out)"], report["corpora"]["ja (training sample)"]
+    assert 0 < held_out["reduction"] < trained["reduction"]  # text it never saw gains less, honestly
+    assert "held out" in (out / "report.md").read_text(encoding="utf-8")
+    everything = tmp_path / "all"
+    assert main(["merge", "--output-dir", str(everything), "--heldout-fraction", "0"]) == 0
+    assert (everything / "new_language.model").read_bytes() != (out / "new_language.model").read_bytes()
+
+
+def test_heldout_fraction_that_leaves_nothing_to_train_on(capsys, tmp_path: Path) -> None:
+    from vocab_extend.heldout import doc_key, heldout
+
+    line = next(t for t in (f"今日は{i}回目の晴れです。" for i in range(100)) if heldout(doc_key(t), 0.5))
+    corpus = tmp_path / "one.txt"
+    corpus.write_text(line + "\n", encoding="utf-8")
+    code, msg = run_cli(capsys, "--corpus", str(corpus), "--heldout-fraction", "0.5", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "leaves no document" in msg
+    code, msg = run_cli(capsys, "--heldout-fraction", "0.9", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "between 0 and 0.5" in msg

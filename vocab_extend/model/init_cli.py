@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from dataclasses import asdict
@@ -16,6 +17,7 @@ from ..locks import output_lock
 from ..metadata import read_metadata
 from ..staging import check_output_dir, staging_folder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
+from .card import CARD_FILE, push_folder, read_tokenizer_report, render_card
 from .embeddings import METHODS, InitConfig, InitReport, init_embeddings
 from .loading import DTYPE_CHOICES, load_model
 
@@ -59,6 +61,35 @@ def _save(model, model_spec: str, tokenizer_dir: Path, output_dir: Path, overwri
                 shutil.copyfile(tokenizer_dir / name, tmp / name)
         data = {"model": model_spec, "tokenizer": str(tokenizer_dir), **asdict(report)}
         (tmp / REPORT_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        _card(model_spec, tokenizer_dir, output_dir, report).save(tmp / CARD_FILE)
+        usual_modes(tmp)
+
+
+def usual_modes(folder: Path) -> None:
+    """Files get the mode the user's umask gives new files (safetensors writes 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
+
+
+def _card(model_spec: str, tokenizer_dir: Path, output_dir: Path, report: InitReport):
+    meta = read_metadata(tokenizer_dir)
+    made = [
+        f"base model: `{model_spec}`; base tokenizer: `{meta.base}` ({meta.base_kind})",
+        f"tokenizer: {meta.added_pieces:,} {meta.lang} pieces appended after the base's {meta.first_new_id:,} "
+        "ids (every base id, piece and base-language segmentation unchanged)",
+        f"embeddings: {report.embedding_size:,} rows ({report.new_tokens:,} new, {report.padding_rows:,} padding), "
+        f"new rows initialised with `{report.method}`; base rows bit-identical; "
+        f"{'tied' if report.tied else 'untied'} input/output embeddings",
+        "not trained yet: continue pretraining on new-language text (`vocab-extend pretrain`) before use",
+    ]
+    command = (f"vocab-extend init-model --model {model_spec} --tokenizer {tokenizer_dir} --method {report.method} "
+               f"--output-dir {output_dir}")
+    return render_card(title=f"{Path(output_dir).name}: {model_spec} with a {meta.lang} vocabulary",
+                       base=model_spec, lang=meta.lang, made=made, tokenizer_report=read_tokenizer_report(tokenizer_dir),
+                       bpb=None, commands=[command])
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -79,6 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dtype of the saved weights (default: the checkpoint's; GGUF models give float32)")
     parser.add_argument("--output-dir", required=True, type=Path, help="where to write the resized model")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--push-to-hub", metavar="REPO", default=None,
+                        help="also upload the written folder to this Hub model repo (created when missing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,4 +123,6 @@ def run(args: argparse.Namespace) -> int:
           f"({report.method}, {'tied' if report.tied else 'untied'} embeddings)", file=sys.stderr)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
+    if args.push_to_hub:
+        print(f"pushed to {push_folder(args.output_dir, args.push_to_hub)}", file=sys.stderr)
     return 0

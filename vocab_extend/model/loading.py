@@ -14,12 +14,15 @@ as plain ones from their config and state dict; the result saves like any other 
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import torch
 
 from ..errors import VocabExtendError
 from ..sources import resolve_model
+from ..staging import staging_folder
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_CHOICES = ("auto", "checkpoint", *_DTYPES)
@@ -62,24 +65,67 @@ def rebuild_plain(model):
     return plain
 
 
-def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "auto"):
-    """The causal LM named by ``spec`` on ``device``, in eval mode and saveable with ``save_pretrained``."""
+def cache_root() -> Path:
+    """Where converted models are kept: ``$VOCAB_EXTEND_CACHE``, else ``~/.cache/vocab-extend``."""
+    return Path(os.environ.get("VOCAB_EXTEND_CACHE") or Path.home() / ".cache" / "vocab-extend")
+
+
+def gguf_cache_folder(path: Path) -> Path:
+    """The cached plain (float32 safetensors) copy of a GGUF model, keyed by its path, size and time."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    return cache_root() / "gguf" / f"{path.stem}-{key}"
+
+
+def _from_pretrained(folder: str, spec: str, **kwargs: object):
     from transformers import AutoModelForCausalLM
 
-    _quiet_transformers()
-    source = resolve_model(spec)
-    kwargs: dict[str, object] = dict(source.pretrained_kwargs())
-    torch_dtype = resolve_dtype(dtype, device)
-    if torch_dtype is not None:
-        kwargs["dtype"] = torch_dtype
     try:
-        model = AutoModelForCausalLM.from_pretrained(source.folder, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
         # a damaged or foreign file (e.g. a GGUF without the metadata transformers needs) is the input's fault
         raise VocabExtendError(
             f"could not load model {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
             "check the path or Hub id, and your network or `huggingface-cli login` for Hub models"
         ) from None
+
+
+def _plain_from_gguf(gguf: Path, spec: str):
+    """A GGUF model as a plain float32 model: converted once (it takes about a minute for SmolLM2), then
+    loaded from the cache in seconds. The cache is written atomically; a damaged one is rebuilt."""
+    cached = gguf_cache_folder(gguf)
+    if (cached / "config.json").is_file() and (cached / "model.safetensors").is_file():
+        try:
+            return _from_pretrained(str(cached), spec, dtype=torch.float32)
+        except VocabExtendError:
+            pass  # rebuilt below
+    model = rebuild_plain(_from_pretrained(str(gguf.parent), spec, gguf_file=gguf.name, dtype=torch.float32))
+    model.config._name_or_path = ""  # neither where the GGUF file lies nor the name inside it
+    if hasattr(model.config, "_model_name_or_path"):
+        delattr(model.config, "_model_name_or_path")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with staging_folder(cached, overwrite=True) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+    except (OSError, VocabExtendError):  # a read-only or full cache only costs the next run the conversion
+        pass
+    return model
+
+
+def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "auto"):
+    """The causal LM named by ``spec`` on ``device``, in eval mode and saveable with ``save_pretrained``.
+
+    GGUF models (the bundled ``smollm2-135m`` is SmolLM2-135M-Instruct quantized to 4 bits, Q4_1) are
+    de-quantized to float32 once and kept in :func:`cache_root`.
+    """
+    _quiet_transformers()
+    source = resolve_model(spec)
+    torch_dtype = resolve_dtype(dtype, device)
     if source.gguf_file:
-        model = rebuild_plain(model)
+        model = _plain_from_gguf(Path(source.folder) / source.gguf_file, spec)
+        if torch_dtype is not None:
+            model = model.to(torch_dtype)
+    else:
+        kwargs: dict[str, object] = {"dtype": torch_dtype} if torch_dtype is not None else {}
+        model = _from_pretrained(source.folder, spec, **kwargs)
     return model.to(device).eval()

@@ -9,7 +9,7 @@ from ..corpus import parse_named_spec, resolve_files
 from ..errors import VocabExtendError
 from ..families.interface import DEFAULT_VOCAB_SIZE, TrainOptions
 from ..sources import DEFAULT_BASE
-from .job import ExtendConfig, extend_tokenizer
+from .job import DEFAULT_HELDOUT_FRACTION, ExtendConfig, extend_tokenizer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-sample", type=int, default=2_000,
                         help="training-corpus lines sampled for the final verification")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--heldout-fraction", type=float, default=DEFAULT_HELDOUT_FRACTION,
+                        help="share of the corpus kept out of training and reported as '<lang> (held out)' "
+                             f"(content-hashed; default {DEFAULT_HELDOUT_FRACTION}, 0 to train on everything)")
     parser.add_argument("--allow-invalid-lines", action="store_true",
                         help="accept corpus files where more than 10%% of the lines are not valid UTF-8 (skipped)")
 
@@ -67,6 +70,8 @@ def _check_ranges(args: argparse.Namespace) -> None:
     if not 0.98 <= args.character_coverage <= 1.0:
         raise VocabExtendError(f"--character-coverage {args.character_coverage} must be between 0.98 and 1.0 "
                                "(SentencePiece's range; 0.9995 is the default for Japanese and Chinese)")
+    if not 0 <= args.heldout_fraction <= 0.5:
+        raise VocabExtendError(f"--heldout-fraction {args.heldout_fraction} must be between 0 and 0.5")
     if args.max_docs is not None and args.max_docs < 1:
         raise VocabExtendError(f"--max-docs {args.max_docs} must be at least 1")
 
@@ -107,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
         verify_sample=args.verify_sample,
         seed=args.seed,
         allow_invalid_lines=args.allow_invalid_lines,
+        heldout_fraction=args.heldout_fraction,
     )
 
 

@@ -23,6 +23,7 @@ from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documen
 from ..errors import VocabExtendError
 from ..families import get_family
 from ..families.interface import Base, Extension, Family, TrainOptions
+from ..heldout import doc_key, heldout
 from ..locks import output_lock
 from ..metadata import MergeMetadata, pad_vocab_size
 from ..scripts import ScriptSet, detect_language, get_language
@@ -38,6 +39,10 @@ SAMPLE_CORPORA = PACKAGE_ROOT / "corpora"
 KEEP_CHARS = 50_000_000
 # Documents read before training to detect the language (and to fail early on a corpus without any).
 DETECT_DOCS = 2_000
+# Share of the training documents kept out of training and reported on (content-hashed, see heldout.py).
+DEFAULT_HELDOUT_FRACTION = 0.05
+# Held-out documents kept in memory for the report; the rest are still kept out of training.
+HELDOUT_KEEP = 20_000
 
 
 @dataclass
@@ -63,6 +68,7 @@ class ExtendConfig:
     verify_sample: int = 2_000
     seed: int = 0
     allow_invalid_lines: bool = False
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
 
     def train_options(self) -> TrainOptions:
         return dataclasses.replace(self.train, new_model_size=self.new_model_size, seed=self.seed)
@@ -96,13 +102,20 @@ class Collector:
             yield doc
 
 
-def training_documents(config: ExtendConfig, stats: CorpusStats) -> Iterator[str]:
-    """The documents of every --corpus in turn; --max-docs applies to each corpus."""
+def training_documents(config: ExtendConfig, stats: CorpusStats,
+                       held_out: list[str] | None = None) -> Iterator[str]:
+    """The documents of every --corpus in turn; --max-docs applies to each corpus. Documents of the held-out
+    share go to ``held_out`` (the first :data:`HELDOUT_KEEP` of them) instead of training."""
     for spec in config.corpus:
         own = CorpusStats()
         try:
-            yield from iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=own,
-                                      allow_skipped=config.allow_invalid_lines)
+            for doc in iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=own,
+                                      allow_skipped=config.allow_invalid_lines):
+                if config.heldout_fraction and heldout(doc_key(doc), config.heldout_fraction):
+                    if held_out is not None and len(held_out) < HELDOUT_KEEP:
+                        held_out.append(doc)
+                    continue
+                yield doc
         finally:
             stats.documents += own.documents
             stats.skipped_non_utf8 += own.skipped_non_utf8
@@ -111,9 +124,14 @@ def training_documents(config: ExtendConfig, stats: CorpusStats) -> Iterator[str
             stats.files.extend(own.files)
 
 
-def eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str]) -> dict[str, list[str]]:
+def eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str],
+                 held_out: list[str]) -> dict[str, list[str]]:
+    """The corpora the report measures: the held-out share, the --eval corpora (by default a training sample,
+    named as such, and the bundled English)."""
     specs = [parse_named_spec(e) for e in config.eval]
     corpora: dict[str, list[str]] = {}
+    if held_out:
+        corpora[f"{lang} (held out)"] = held_out
     if not specs:
         corpora[f"{lang} ({'corpus' if config.new_model else 'training'} sample)"] = train_sample
         if (SAMPLE_CORPORA / "en").is_dir():
@@ -135,10 +153,10 @@ def default_output_dir(base: str, lang: str) -> Path:
     return Path("outputs") / f"{name}-{lang}"
 
 
-def _new_model(config: ExtendConfig, family: Family, base: Base, collector: Collector,
-               stats: CorpusStats) -> tuple[Any, ScriptSet]:
+def _new_model(config: ExtendConfig, family: Family, base: Base, collector: Collector, stats: CorpusStats,
+               held_out: list[str]) -> tuple[Any, ScriptSet]:
     """Train (or load) the new-language model; the language is detected from the first documents."""
-    docs = collector(training_documents(config, stats))
+    docs = collector(training_documents(config, stats, held_out))
     started = time.perf_counter()
     if config.new_model is not None:
         new = family.load_new_model(Path(config.new_model))
@@ -148,6 +166,9 @@ def _new_model(config: ExtendConfig, family: Family, base: Base, collector: Coll
         texts = collector.sample or family.new_model_text(new)
         return new, get_language(config.lang) if config.lang != "auto" else detect_language(texts)
     head = list(itertools.islice(docs, DETECT_DOCS))
+    if not head and held_out:
+        raise VocabExtendError(f"--heldout-fraction {config.heldout_fraction} leaves no document of "
+                               f"{' '.join(config.corpus)} for training: lower it, or add text")
     if not head:
         raise VocabExtendError(f"corpus {' '.join(config.corpus)} is empty: it has no non-blank text lines")
     scripts = get_language(config.lang) if config.lang != "auto" else detect_language(head)
@@ -166,7 +187,7 @@ def _example(family: Family, base: Base, folder: Path, lines: list[str],
 
 
 def _finish(tmp: Path, config: ExtendConfig, family: Family, base: Base, extension: Extension,
-            scripts: ScriptSet, sample: list[str]) -> dict[str, Any]:
+            scripts: ScriptSet, sample: list[str], held_out: list[str]) -> dict[str, Any]:
     """Write the metadata, verify on the eval corpora and the training sample, write the report."""
     MergeMetadata(
         base=base.name, base_kind=family.name, base_vocab_size=extension.first_new_id,
@@ -174,7 +195,7 @@ def _finish(tmp: Path, config: ExtendConfig, family: Family, base: Base, extensi
         pad_to_multiple_of=config.pad_to_multiple_of, new_model=family.new_model_file,
         extra=extension.metadata_extra,
     ).write(tmp)
-    corpora = eval_corpora(config, scripts.name, sample)
+    corpora = eval_corpora(config, scripts.name, sample, held_out)
     texts = dict(corpora)
     if not any(lines is sample for lines in corpora.values()):  # the default eval already is the sample
         texts.setdefault("training sample", sample)
@@ -193,6 +214,7 @@ def _finish(tmp: Path, config: ExtendConfig, family: Family, base: Base, extensi
         "skipped": dict(sorted(extension.skipped.items())),
         "skipped_examples": dict(sorted(extension.examples.items())),
         "dead_pieces_dropped": extension.skipped.get("dead", 0),
+        "heldout_fraction": config.heldout_fraction,
         "checks": checks,
         "corpora": {name: corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
                                          *counts[name]) for name, lines in corpora.items()},
@@ -226,7 +248,8 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
         base = family.load_base(source)
         stats = CorpusStats()
         collector = Collector(config.verify_sample, config.seed)
-        new, scripts = _new_model(config, family, base, collector, stats)
+        held_out: list[str] = []
+        new, scripts = _new_model(config, family, base, collector, stats, held_out)
         for name, encoding in sorted(stats.encodings.items()):
             log(f"note: read {name} as {encoding}")
         if stats.skipped_non_utf8:
@@ -237,7 +260,7 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
         with staging_folder(target, config.overwrite, inputs) as tmp:
             family.write(base, extension, tmp)
             write_hf_files(tmp, base.settings, family.derived_settings(base))
-            report = _finish(tmp, config, family, base, extension, scripts, collector.sample)
+            report = _finish(tmp, config, family, base, extension, scripts, collector.sample, held_out)
     log(f"merged, written and verified in {time.perf_counter() - started:.1f}s")
     _summary(target, report)
     return target
@@ -249,3 +272,5 @@ def _summary(target: Path, report: dict[str, Any]) -> None:
     for name, c in report["corpora"].items():
         log(f"  {name}: {c['chars_per_token_base']:.2f} -> {c['chars_per_token_extended']:.2f} chars/token "
             f"({c['reduction']:.1%} fewer tokens)")
+    if any(name.endswith("sample)") for name in report["corpora"]):
+        log("  (training sample figures are on text the model was trained on; quote the held-out ones)")

@@ -78,7 +78,13 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
             f"- embedding rows after padding to a multiple of {report['pad_to_multiple_of']}: "
             f"{report['embedding_size']:,}"
         )
-    lines += ["", "## Tokens needed", "",
+    notes = []
+    if any(name.endswith("(held out)") for name in report["corpora"]):
+        notes.append(f"*(held out)*: documents kept out of training ({report.get('heldout_fraction', 0):.0%}, "
+                     "chosen by content hash) — the figures to quote.")
+    if any(name.endswith("sample)") for name in report["corpora"]):
+        notes.append("*(training sample)*: text the new-language model was trained on; it overstates the gain.")
+    lines += ["", "## Tokens needed", "", *([" ".join(notes), ""] if notes else []),
               "| corpus | chars | bytes | base tokens | extended tokens | chars/token base | chars/token extended "
               "| reduction |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, c in report["corpora"].items():

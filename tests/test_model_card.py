@@ -1,0 +1,103 @@
+"""Model folders carry a model card with Hub metadata, and can be pushed to the Hub (the Hub is faked here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import pico_llama_config
+from vocab_extend.cli import main
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("card")
+    tokenizer = root / "tok"
+    assert main(["merge", "--vocab-size", "2000", "--output-dir", str(tokenizer)]) == 0
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(pico_llama_config(32000)).save_pretrained(root / "base")
+    out = root / "model"
+    assert main(["init-model", "--model", str(root / "base"), "--tokenizer", str(tokenizer),
+                 "--output-dir", str(out)]) == 0
+    return tokenizer, out
+
+
+def test_model_card_has_hub_metadata_and_the_figures(made: tuple[Path, Path]) -> None:
+    from huggingface_hub import ModelCard
+
+    tokenizer, out = made
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "transformers" and card.data.language == ["ja"]
+    assert "vocab-extend" in card.data.tags
+    assert card.data.base_model is None  # a local base has no Hub id to name
+    report = json.loads((tokenizer / "report.json").read_text(encoding="utf-8"))
+    text = card.text
+    assert f"{report['added_pieces']:,} ja pieces" in text and "`mean`" in text
+    held_out = report["corpora"]["ja (held out)"]
+    assert f"{held_out['chars_per_token_extended']:.3f}" in text and "held out" in text
+    assert "vocab-extend init-model --model" in text
+    assert "/tmp" not in text.replace(str(out.parent), "")  # only the paths the user gave
+
+
+def test_written_files_get_the_usual_mode(made: tuple[Path, Path]) -> None:
+    _, out = made
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path.name
+
+
+def test_known_bases_name_their_hub_id_and_licence() -> None:
+    from vocab_extend.model.card import render_card
+
+    card = render_card(title="t", base="smollm2-135m", lang="ko", made=["x"], tokenizer_report=None, bpb={"ko": 1.5},
+                       commands=["vocab-extend ..."])
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and card.data.license == "apache-2.0"
+    assert "| ko | 1.5000 |" in card.text
+
+
+def test_push_to_hub_uploads_the_written_folder(made: tuple[Path, Path], tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub
+
+    tokenizer, out = made
+    calls: list[tuple[str, object]] = []
+
+    class FakeApi:
+        def create_repo(self, repo_id: str, **kwargs: object) -> None:
+            calls.append(("create", repo_id))
+
+        def upload_folder(self, *, repo_id: str, folder_path: str, **kwargs: object) -> None:
+            calls.append(("upload", (repo_id, sorted(p.name for p in Path(folder_path).iterdir()))))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    target = tmp_path / "pushed"
+    assert main(["init-model", "--model", str(out.parent / "base"), "--tokenizer", str(tokenizer),
+                 "--output-dir", str(target), "--push-to-hub", "me/pico-ja"]) == 0
+    assert calls[0] == ("create", "me/pico-ja")
+    repo, files = calls[1][1]  # type: ignore[misc]
+    assert repo == "me/pico-ja" and "README.md" in files and "model.safetensors" in files
+
+
+def test_push_to_hub_offline_is_one_sentence_and_keeps_the_folder(made, tmp_path: Path, monkeypatch, capsys) -> None:
+    import huggingface_hub
+
+    tokenizer, out = made
+
+    class OfflineApi:
+        def create_repo(self, *args: object, **kwargs: object) -> None:
+            raise ConnectionError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", OfflineApi)
+    target = tmp_path / "kept"
+    assert main(["init-model", "--model", str(out.parent / "base"), "--tokenizer", str(tokenizer),
+                 "--output-dir", str(target), "--push-to-hub", "me/pico-ja"]) == 2
+    err = capsys.readouterr().err
+    assert "error: could not push" in err and "Traceback" not in err
+    assert (target / "model.safetensors").is_file()
