@@ -5,7 +5,7 @@ the base's is known), how the model was made (tokenizer, added pieces, initialis
 and tokens seen), the token-reduction table of the merge, bits per byte when measured, and the commands
 to reproduce it. Nothing machine-specific is written: paths appear as the user typed them.
 
->>> hub_base_model("smollm2-135m"), hub_base_model("org/name"), hub_base_model("outputs/x")
+>>> hub_base_model("smollm2-135m"), hub_base_model("org/name"), hub_base_model("./outputs/x")
 ('HuggingFaceTB/SmolLM2-135M-Instruct', 'org/name', None)
 """
 
