@@ -149,7 +149,8 @@ def main() -> None:
 
     corpora = args.corpora
     if not corpora.is_dir():
-        raise SystemExit(f"error: {corpora} does not exist: pass --corpora with the shared corpora folder")
+        raise SystemExit(f"error: {corpora} does not exist: pass --corpora with a folder laid out as "
+                         "<lang>/<name>.txt (bench/README.md says how to get equivalent public text)")
     family = get_family("bytelevel")
     loaded = family.load_base(resolve_tokenizer("smollm2-135m"))
     work = Path(tempfile.mkdtemp(prefix="bench-bytelevel-"))

@@ -62,6 +62,9 @@ def main() -> None:
     from vocab_extend.tokenizer.loader import load_tokenizer
 
     torch.set_num_threads(os.cpu_count() or 1)
+    if not args.corpora.is_dir():
+        raise SystemExit(f"error: {args.corpora} does not exist: pass --corpora with a folder laid out as "
+                         "<lang>/<name>.txt (bench/README.md says how to get equivalent public text)")
     folder = args.tokenizer
     if folder is None:
         from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer

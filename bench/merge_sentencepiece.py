@@ -42,6 +42,9 @@ def main() -> None:
     from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
 
     corpora = args.corpora
+    if not args.corpora.is_dir():
+        raise SystemExit(f"error: {args.corpora} does not exist: pass --corpora with a folder laid out as "
+                         "<lang>/<name>.txt (bench/README.md says how to get equivalent public text)")
     train = [str(corpora / f) for f in TRAIN]
     work = Path(tempfile.mkdtemp(prefix="bench-sp-"))
     evals = [f"ja={corpora / HELD_OUT}", f"en={corpora / ENGLISH}"]
