@@ -11,6 +11,7 @@ import dataclasses
 import io
 import os
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -98,6 +99,32 @@ def _progress(texts: Iterable[str], max_sentence_length: int) -> Iterator[str]:
                     yield line
 
 
+class _Ticker:
+    """A progress line with the elapsed time while SentencePiece trains, which itself reports nothing
+    (minutes on a large corpus)."""
+
+    def __init__(self, disable: bool) -> None:
+        self.disable = disable
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.disable or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with tqdm(desc="training SentencePiece", bar_format="{desc}: {elapsed}", mininterval=1.0) as bar:
+            while not self._done.wait(1.0):
+                bar.refresh()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def train_sentencepiece(
     texts: Iterable[str], base: sp_pb2.ModelProto, config: TrainConfig | None = None
 ) -> sp_pb2.ModelProto:
@@ -109,14 +136,16 @@ def train_sentencepiece(
     options = trainer_options(base, config)
     spm.set_random_generator_seed(config.seed)
     reading_error: list[BaseException] = []
+    ticker = _Ticker(disable=isinstance(texts, list))
 
     def sentences() -> Iterator[str]:
         # SentencePiece turns an exception inside the iterator into a RuntimeError; keep the original.
         try:
             yield from _progress(texts, config.max_sentence_length)
-        except (VocabExtendError, KeyboardInterrupt) as exc:
+        except BaseException as exc:
             reading_error.append(exc)
             raise
+        ticker.start()  # everything is read: the trainer works silently from here
 
     try:
         spm.SentencePieceTrainer.train(sentence_iterator=sentences(), model_writer=buffer, **options)
@@ -124,6 +153,8 @@ def train_sentencepiece(
         if reading_error:
             raise reading_error[0] from None
         raise _explain_training_error(exc, config) from None
+    finally:
+        ticker.stop()
     proto = sp_pb2.ModelProto()
     proto.ParseFromString(buffer.getvalue())
     return proto
