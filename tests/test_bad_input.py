@@ -44,10 +44,16 @@ def test_non_utf8_lines_are_skipped_and_counted(capsys, tmp_path: Path) -> None:
 def test_vocab_size_the_corpus_cannot_support(capsys, tmp_path: Path) -> None:
     code, msg = run_cli(capsys, "--corpus", str(SAMPLE_JA / "news.txt"), "--vocab-size", "16000",
                         "--output-dir", str(tmp_path / "o"))
-    assert code == 2 and "too small for --vocab-size 16000" in msg and "largest that works is" in msg
-    largest = int(msg.split("works is ")[1].split(";")[0])
-    assert main(["merge", "--corpus", str(SAMPLE_JA / "news.txt"), "--vocab-size", str(largest),
+    assert code == 2 and "too small for --vocab-size 16000" in msg and "works)" in msg
+    named = int(msg.split("(--vocab-size ")[1].split(" works")[0])
+    # the size named is the one the automatic choice takes, whatever was asked, and it works
+    code, again = run_cli(capsys, "--corpus", str(SAMPLE_JA / "news.txt"), "--vocab-size", "9000",
+                          "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and f"(--vocab-size {named} works)" in again
+    assert main(["merge", "--corpus", str(SAMPLE_JA / "news.txt"), "--vocab-size", str(named),
                  "--output-dir", str(tmp_path / "o")]) == 0
+    auto = main(["merge", "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir", str(tmp_path / "auto")])
+    assert auto == 0 and f"about {named:,} new-model pieces" in capsys.readouterr().err
 
 
 def test_base_that_is_not_sentencepiece(capsys, tmp_path: Path) -> None:

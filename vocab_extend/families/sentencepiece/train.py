@@ -165,8 +165,8 @@ class VocabSizeTooLarge(VocabExtendError):
 
     def __init__(self, requested: int, largest: int) -> None:
         super().__init__(
-            f"the corpus is too small for --vocab-size {requested}: the largest that works is {largest}; "
-            "lower --vocab-size or add text"
+            f"the corpus is too small for --vocab-size {requested}: it supports about {largest:,} new-model "
+            f"pieces (--vocab-size {largest} works); lower --vocab-size or add text"
         )
         self.requested, self.largest = requested, largest
 
@@ -207,8 +207,9 @@ def train_supported(texts: Iterable[str], base: sp_pb2.ModelProto, config: Train
     """Train at ``config.vocab_size``; when the corpus cannot support it, the largest size that it can.
 
     ``everything()`` gives the whole corpus once it has been read (``None`` when it was too large to keep,
-    which always passes). With ``explicit_size`` (the user named the size) a size the corpus cannot
-    support is an error that names the largest that works; otherwise that size is used, with a note.
+    which always passes). The size the corpus supports is searched from SentencePiece's own bound, so it is
+    the same whatever was asked: without ``explicit_size`` it is used, with a note; with it (the user named
+    the size) it is named in the error.
     """
     requested = config.vocab_size
     try:
@@ -216,32 +217,57 @@ def train_supported(texts: Iterable[str], base: sp_pb2.ModelProto, config: Train
         docs = everything()
         if docs is None or config.model_type != "bpe" or corpus_supports(model, docs):
             return model
-        start = requested * 3 // 4
-    except VocabSizeTooLarge as exc:
+    except VocabSizeTooLarge:
         docs = everything()
         if docs is None:
             raise
-        start = exc.largest
-    size, model = _largest_supported(config, base, docs, start)
+    size, model = _largest_supported(config, base, docs, _trainable_bound(config, base, docs))
+    if explicit_size and size > requested:  # support is not quite monotone in the size: stay below the ask
+        size, model = _largest_supported(config, base, docs, requested)
     if explicit_size:
         raise VocabSizeTooLarge(requested, size)
     log(f"note: the corpus supports about {size:,} new-model pieces, not {requested:,}; using {size:,}")
     return model
 
 
+def _trainable_bound(config: TrainConfig, base: sp_pb2.ModelProto, docs: list[str]) -> int:
+    """The largest vocabulary SentencePiece agrees to train on ``docs`` (it says so when asked for more)."""
+    try:
+        train_sentencepiece(docs, base, dataclasses.replace(config, vocab_size=1_000_000))
+    except VocabSizeTooLarge as exc:
+        return exc.largest
+    return 1_000_000
+
+
+SIZE_STEP = 100  # supported sizes are searched on this grid, so the answer does not depend on the start
+
+
 def _largest_supported(config: TrainConfig, base: sp_pb2.ModelProto, docs: list[str],
                        start: int) -> tuple[int, sp_pb2.ModelProto]:
-    """The largest vocabulary from ``start`` down (steps of 3/4) that the corpus supports, and its model."""
-    size = start
-    while size >= 100:
+    """The largest multiple of :data:`SIZE_STEP` up to ``start`` that trains and that the corpus supports,
+    and its model, by bisection (support grows less likely with size). Because the grid is fixed, an
+    explicit ``--vocab-size`` that is too large is told the same size the automatic choice uses.
+    """
+    def attempt(size: int) -> sp_pb2.ModelProto | None:
         try:
             model = train_sentencepiece(docs, base, dataclasses.replace(config, vocab_size=size))
-        except VocabSizeTooLarge as exc:
-            size = min(exc.largest, size * 3 // 4)
-            continue
+        except VocabSizeTooLarge:
+            return None
         except VocabExtendError:
-            break
-        if config.model_type != "bpe" or corpus_supports(model, docs):
-            return size, model
-        size = size * 3 // 4
-    raise VocabExtendError("the corpus is too small to train a new-language model: add text")
+            return None
+        return model if config.model_type != "bpe" or corpus_supports(model, docs) else None
+
+    low, high = 1, start // SIZE_STEP  # in steps; ``high`` may or may not work
+    best: tuple[int, sp_pb2.ModelProto] | None = None
+    if high >= low and (model := attempt(high * SIZE_STEP)) is not None:
+        return high * SIZE_STEP, model
+    while low < high:
+        middle = (low + high) // 2
+        model = attempt(middle * SIZE_STEP)
+        if model is not None:
+            best, low = (middle * SIZE_STEP, model), middle + 1
+        else:
+            high = middle
+    if best is None:
+        raise VocabExtendError("the corpus is too small to train a new-language model: add text")
+    return best
