@@ -106,13 +106,13 @@ def _anchor_comparison(work: Path, ja: list[str], en: list[str]) -> dict[str, ob
     from transformers import AutoTokenizer
 
     from vocab_extend.families.sentencepiece import parse_model
-    from vocab_extend.sources import resolve_tokenizer as resolve_base
+    from vocab_extend.sources import resolve_tokenizer
     from vocab_extend.families.sentencepiece.merge import dead_pieces
     from vocab_extend.scripts import JAPANESE
 
-    base = parse_model(resolve_base().path, 'model')
-    new = parse_model(work / "train0" / "new_language.model", 'model')
-    anchor = parse_model(resolve_base().path, 'model')
+    base = parse_model(resolve_tokenizer().path, "model")
+    new = parse_model(work / "train0" / "new_language.model", "model")
+    anchor = parse_model(resolve_tokenizer().path, "model")
     have = {p.piece for p in base.pieces}
     for p in new.pieces:
         if p.piece not in have:
@@ -145,7 +145,7 @@ def _anchor_comparison(work: Path, ja: list[str], en: list[str]) -> dict[str, ob
     ours = work / "train0"
     return {
         "chinese_llama_style (transformers' conversion)": figures(anchor, AutoTokenizer.from_pretrained(str(folder))),
-        "vocab_extend (our tokenizer.json)": figures(parse_model(ours / "tokenizer.model", 'model'),
+        "vocab_extend (our tokenizer.json)": figures(parse_model(ours / "tokenizer.model", "model"),
                                                      AutoTokenizer.from_pretrained(str(ours))),
     }
 

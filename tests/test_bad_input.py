@@ -113,11 +113,11 @@ def test_overwrite_replaces_atomically(tmp_path: Path) -> None:
 def test_new_model_from_another_project_is_merged(tmp_path: Path) -> None:
     """--new-model skips training; a unigram model (as Chinese-LLaMA published) is merged, dead pieces dropped."""
     from vocab_extend.families.sentencepiece import parse_model
-    from vocab_extend.sources import resolve_tokenizer as resolve_base
+    from vocab_extend.sources import resolve_tokenizer
     from vocab_extend.corpus import read_documents
     from vocab_extend.families.sentencepiece.train import TrainConfig, train_sentencepiece
 
-    base = parse_model(resolve_base().path, 'model')
+    base = parse_model(resolve_tokenizer().path, "model")
     unigram = train_sentencepiece(read_documents(str(SAMPLE_JA)), base,
                                   TrainConfig(vocab_size=2500, model_type="unigram"))
     path = tmp_path / "unigram.model"

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from vocab_extend.sources import resolve_tokenizer as resolve_base
+from vocab_extend.sources import resolve_tokenizer
 from vocab_extend.errors import VocabExtendError
 
 
 def test_alias_file_and_folder(tmp_path: Path) -> None:
-    alias = resolve_base("mistral-7b-v0.1")
+    alias = resolve_tokenizer("mistral-7b-v0.1")
     assert alias.family == "sentencepiece" and alias.path.name == "tokenizer.model.v1"
     shutil.copy(alias.path, tmp_path / "tokenizer.model")
-    assert resolve_base(str(tmp_path)).path == tmp_path / "tokenizer.model"
-    assert resolve_base(str(tmp_path / "tokenizer.model")).family == "sentencepiece"
+    assert resolve_tokenizer(str(tmp_path)).path == tmp_path / "tokenizer.model"
+    assert resolve_tokenizer(str(tmp_path / "tokenizer.model")).family == "sentencepiece"
 
 
 def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,7 +24,7 @@ def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.Monk
 
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()
-    shutil.copy(resolve_base().path, snapshot / "tokenizer.model")
+    shutil.copy(resolve_tokenizer().path, snapshot / "tokenizer.model")
     asked: list[tuple[str, str]] = []
 
     def fake_download(repo_id: str, filename: str, **kwargs: object) -> str:
@@ -34,7 +34,7 @@ def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.Monk
         return str(snapshot / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    base = resolve_base("mistralai/Mistral-7B-v0.1")
+    base = resolve_tokenizer("mistralai/Mistral-7B-v0.1")
     assert (base.name, base.family) == ("mistralai/Mistral-7B-v0.1", "sentencepiece")
     assert asked == [("mistralai/Mistral-7B-v0.1", name) for name in
                      ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")]
@@ -48,12 +48,12 @@ def test_unreachable_hub_id_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(VocabExtendError, match="the Hub did not give its tokenizer"):
-        resolve_base("someone/some-model")
+        resolve_tokenizer("someone/some-model")
 
 
 def test_folder_without_a_tokenizer(tmp_path: Path) -> None:
     with pytest.raises(VocabExtendError, match="holds no tokenizer.model"):
-        resolve_base(str(tmp_path))
+        resolve_tokenizer(str(tmp_path))
 
 
 def _bytelevel_tokenizer_json(path: Path) -> None:
@@ -73,14 +73,14 @@ def test_llama3_style_folder_with_a_tiktoken_tokenizer_model(tmp_path: Path,
 
     (tmp_path / "tokenizer.model").write_text("IQ== 0\nIg== 1\n", encoding="utf-8")
     _bytelevel_tokenizer_json(tmp_path / "tokenizer.json")
-    base = resolve_base(str(tmp_path))
+    base = resolve_tokenizer(str(tmp_path))
     assert (base.family, base.path.name) == ("bytelevel", "tokenizer.json")
 
     def fake_download(repo_id: str, filename: str, **kwargs: object) -> str:
         return str(tmp_path / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    assert resolve_base("meta-llama/Llama-3.2-1B").family == "bytelevel"
+    assert resolve_tokenizer("meta-llama/Llama-3.2-1B").family == "bytelevel"
     (tmp_path / "tokenizer.json").unlink()
     with pytest.raises(VocabExtendError, match="is not a SentencePiece model"):
-        resolve_base(str(tmp_path))
+        resolve_tokenizer(str(tmp_path))

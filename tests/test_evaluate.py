@@ -197,11 +197,11 @@ def test_cli_json_folder_and_missing_gpu_are_one_sentence(tmp_path, capsys):
 def test_sentencepiece_alias_loads_as_a_tokenizer_that_matches_sentencepiece(base_tokenizer):
     import sentencepiece as spm
 
-    from vocab_extend.sources import resolve_tokenizer as resolve_base
+    from vocab_extend.sources import resolve_tokenizer
     from vocab_extend.tokenizer.loader import load_tokenizer
 
     tokenizer = load_tokenizer("mistral-7b-v0.1")
-    sp = spm.SentencePieceProcessor(model_file=str(resolve_base().path))
+    sp = spm.SentencePieceProcessor(model_file=str(resolve_tokenizer().path))
     text = "東京の天気 and  the weather 2024"
     assert tokenizer(text)["input_ids"] == [sp.bos_id()] + sp.encode(text)
     assert len(tokenizer) == len(base_tokenizer) == 32000

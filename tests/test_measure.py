@@ -9,7 +9,7 @@ import pytest
 import sentencepiece as spm
 
 from conftest import SAMPLE_EN, SAMPLE_JA
-from vocab_extend.sources import resolve_tokenizer as resolve_base
+from vocab_extend.sources import resolve_tokenizer
 from vocab_extend.cli import main
 from vocab_extend.corpus import read_documents
 from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
@@ -29,7 +29,7 @@ def test_counts_match_sentencepiece_and_reduction_is_relative_to_the_first(exten
         {"ja": str(SAMPLE_JA), "en": str(SAMPLE_EN)}, progress=False,
     )
     ja_docs = read_documents(str(SAMPLE_JA))
-    base_sp = spm.SentencePieceProcessor(model_file=str(resolve_base().path))
+    base_sp = spm.SentencePieceProcessor(model_file=str(resolve_tokenizer().path))
     ext_sp = spm.SentencePieceProcessor(model_file=str(extended / "tokenizer.model"))
     base_tokens = sum(map(len, base_sp.encode(ja_docs)))
     ext_tokens = sum(map(len, ext_sp.encode(ja_docs)))

@@ -7,7 +7,7 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
 from vocab_extend.families.sentencepiece import parse_model
-from vocab_extend.sources import resolve_tokenizer as resolve_base
+from vocab_extend.sources import resolve_tokenizer
 from vocab_extend.errors import VocabExtendError
 from vocab_extend.families.sentencepiece.tokenizer_json import build_hf_tokenizer
 from vocab_extend.families.sentencepiece.merge import admissible, merge_sentencepiece
@@ -17,7 +17,7 @@ from vocab_extend.scripts import CHINESE, JAPANESE, KOREAN, detect_language
 
 @pytest.fixture(scope="module")
 def base() -> sp_pb2.ModelProto:
-    return parse_model(resolve_base("mistral-7b-v0.1").path, 'model')
+    return parse_model(resolve_tokenizer("mistral-7b-v0.1").path, "model")
 
 
 def new_model(pieces: list[str], model_type: int = sp_pb2.TrainerSpec.BPE) -> sp_pb2.ModelProto:
