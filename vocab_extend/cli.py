@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init-model": ("vocab_extend.embeddings", "resize a model to an extended tokenizer and initialise new rows"),
     "evaluate-bpb": ("vocab_extend.evaluate", "bits per byte of a model on corpora"),
     "pretrain": ("vocab_extend.pretrain.cli", "continued pretraining from a YAML config"),
+    "export-gguf": ("vocab_extend.gguf_export", "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
 }
 
 
