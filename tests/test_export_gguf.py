@@ -367,17 +367,19 @@ class _LlamaCpp:
     def tokenize(self, text: str) -> list[int]:
         return self._post("/tokenize", {"content": text, "add_special": True})["tokens"]
 
-    def top_logprobs(self, ids: list[int], top: int) -> list[dict]:
-        """The ``top`` best next-token log-probabilities after ``ids``, before any sampling step."""
-        result = self._post("/completion", {"prompt": ids, "n_predict": 1, "temperature": 0, "n_probs": top,
-                                            "post_sampling_probs": False})
-        return result["completion_probabilities"][0]["top_logprobs"]
-
-    def greedy(self, ids: list[int], steps: int, banned: list[int]) -> list[int]:
-        """``steps`` greedy tokens after ``ids``; ``banned`` ids are never picked, nothing stops the run early."""
+    def greedy(self, ids: list[int], steps: int, banned: list[int]) -> tuple[list[int], dict[int, list[dict]]]:
+        """``steps`` greedy tokens after ``ids`` (``banned`` ids never picked, nothing stops the run early), and
+        the 10 best log-probabilities before sampling at the steps llama.cpp reports them for: it holds back
+        a token that ends inside a UTF-8 character and reports the step that completes the character."""
         result = self._post("/completion", {"prompt": ids, "n_predict": steps, "temperature": 0, "ignore_eos": True,
-                                            "logit_bias": [[i, False] for i in banned], "return_tokens": True})
-        return result["tokens"]
+                                            "logit_bias": [[i, False] for i in banned], "return_tokens": True,
+                                            "n_probs": 10, "post_sampling_probs": False})
+        tokens, scored, step = result["tokens"], {}, 0
+        for entry in result["completion_probabilities"]:
+            step = tokens.index(entry["id"], step)
+            scored[step] = entry["top_logprobs"]
+            step += 1
+        return tokens, scored
 
 
 @pytest.mark.slow
@@ -397,17 +399,17 @@ def test_llama_cpp_logits_and_greedy_generation(family, export, outtype, toleran
     picks the HF model's tokens (llama.cpp keeps its KV cache in f16, hence a tolerance even for f32)."""
     llama = _LlamaCpp(export(family, outtype))
     tokenizer, model = _hf_tokenizer(family), _hf_model(family)
+    # special tokens banned on both sides, so that neither run stops early
+    banned = sorted(i for i, token in tokenizer.added_tokens_decoder.items() if token.special)
     for prompt in PROMPTS:
         ids = tokenizer(prompt)["input_ids"]
-        with torch.no_grad():
-            want = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1], -1)
-        best = llama.top_logprobs(ids, 10)
-        assert len(best) == 10
-        assert max(abs(b["logprob"] - float(want[b["id"]])) for b in best) < tolerance, prompt
-        assert {b["id"] for b in best[:3]} & set(want.topk(3).indices.tolist())
-        # greedy decoding with the special tokens banned on both sides, so that neither stops early
-        banned = sorted(i for i, token in tokenizer.added_tokens_decoder.items() if token.special)
-        steps = llama.greedy(ids, 8, banned)
-        assert len(steps) == 8 and not set(steps) & set(banned)
+        steps, scored = llama.greedy(ids, 8, banned)
+        assert len(steps) == 8 and not set(steps) & set(banned) and scored
+        for step, best in scored.items():
+            with torch.no_grad():
+                want = torch.log_softmax(model(torch.tensor([ids + steps[:step]])).logits[0, -1], -1)
+            assert len(best) == 10
+            assert max(abs(b["logprob"] - float(want[b["id"]])) for b in best) < tolerance, (prompt, step)
+            assert {b["id"] for b in best[:3]} & set(want.topk(3).indices.tolist())
         if outtype == "f32":
             assert steps == _hf_greedy(model, ids, 8, banned)
