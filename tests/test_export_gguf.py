@@ -248,6 +248,29 @@ def test_plain_folder_without_merge_metadata(sp_model, tmp_path):
 
 
 @pytest.mark.slow
+def test_mistral_model_type_is_written_as_llama(sp_model, tmp_path):
+    """A MistralForCausalLM folder (LLaMA weights under the same names) exports and reads back alike."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    rows = json.loads((sp_model / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(1)
+    config = MistralConfig(vocab_size=rows, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                           initializer_range=0.2, sliding_window=4096)
+    folder = tmp_path / "mistral-pico"  # (a GGUF named exactly "mistral" trips transformers' loader)
+    MistralForCausalLM(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(sp_model / name, folder / name)
+    out = tmp_path / "mistral.gguf"
+    assert main(["export-gguf", "--model", str(folder), "--output", str(out), "--outtype", "f32"]) == 0
+    assert _fields(out)[0]["general.architecture"] == "llama"
+    ids = torch.tensor([_hf_tokenizer(folder)(PROMPTS[0])["input_ids"]])
+    with torch.no_grad():
+        want, got = _hf_model(folder)(ids).logits, _hf_model(folder, out)(ids).logits
+    assert float((got - want).abs().max()) < 1e-4
+
+
+@pytest.mark.slow
 def test_unknown_byte_level_split_names_the_pre_option(bl_model, tmp_path, capsys):
     folder = tmp_path / "custom-split"
     shutil.copytree(bl_model, folder)
@@ -293,9 +316,13 @@ def _bad_folders(root: Path, sp_model: Path) -> dict[str, Path]:
     no_weights = root / "no-weights"
     no_weights.mkdir()
     shutil.copy(sp_model / "config.json", no_weights / "config.json")
+    no_tokenizer = root / "no-tokenizer"
+    shutil.copytree(sp_model, no_tokenizer)
+    (no_tokenizer / "tokenizer.model").unlink()
+    (no_tokenizer / "vocab_extend.json").unlink()
     a_file = root / "a-file"
     a_file.write_text("x")
-    return {"not_llama": not_llama, "no_weights": no_weights, "a_file": a_file}
+    return {"not_llama": not_llama, "no_weights": no_weights, "no_tokenizer": no_tokenizer, "a_file": a_file}
 
 
 @pytest.mark.slow
@@ -304,6 +331,7 @@ def _bad_folders(root: Path, sp_model: Path) -> dict[str, Path]:
     ("a_file", "is a file"),
     ("not_llama", "LLaMA-architecture"),
     ("no_weights", "no model.safetensors"),
+    ("no_tokenizer", "neither a SentencePiece tokenizer.model nor a byte-level BPE tokenizer.json"),
     ("outtype", "unknown --outtype 'q4'"),
     ("output_folder", "is a folder"),
     ("output_exists", "already exists"),

@@ -1,6 +1,6 @@
 """``vocab-extend export-gguf``: an extended LLaMA-architecture HF model folder as one GGUF file for llama.cpp.
 
-The folder is what ``vocab-extend init-model`` (or ``pretrain``) writes, or a plain LLaMA HF folder:
+The folder is what ``vocab-extend init-model`` (or ``pretrain``) writes, or a plain LLaMA (or Mistral) HF folder:
 ``config.json``, ``model.safetensors`` (or shards with an index) and the tokenizer files. The file holds
 
 - the LLaMA hyper-parameters llama.cpp reads (context, embedding and feed-forward lengths, blocks, heads,
@@ -35,6 +35,9 @@ import numpy as np
 from .errors import VocabExtendError
 
 OUTTYPES = ("f32", "f16", "q8_0")
+# model types whose weights are LLaMA's under the same names; llama.cpp runs both as its "llama" architecture
+# (Mistral's sliding window is not stored: llama.cpp attends over the whole context)
+_LLAMA_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
 _Q8_BLOCK = 32
 
 
@@ -153,10 +156,10 @@ def _read_config(model_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise VocabExtendError(f"{path} is not readable JSON ({exc})") from None
     architectures = config.get("architectures") or []
-    if config.get("model_type") != "llama" or any(a != "LlamaForCausalLM" for a in architectures):
+    if config.get("model_type") not in _LLAMA_TYPES or any(a not in _LLAMA_TYPES.values() for a in architectures):
         kind = config.get("model_type") or "unknown"
         raise VocabExtendError(f"{model_dir} holds a {kind!r} model ({', '.join(architectures) or 'no architecture'}):"
-                               " export-gguf writes LLaMA-architecture models (model_type 'llama') only")
+                               " export-gguf writes LLaMA-architecture models (model_type 'llama' or 'mistral') only")
     for flag in ("attention_bias", "mlp_bias"):
         if config.get(flag):
             raise VocabExtendError(f"{model_dir} sets {flag}: export-gguf writes LLaMA models without biases only")

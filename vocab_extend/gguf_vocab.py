@@ -132,7 +132,8 @@ def read_vocab(folder: Path, rows: int, *, pre: str | None = None) -> GGUFVocab:
     folder = Path(folder)
     family = tokenizer_family(folder)
     meta = _read_json(folder / "vocab_extend.json", missing_ok=True)
-    data = _read_json(folder / "tokenizer.json")
+    # a SentencePiece folder may lack tokenizer.json (a slow tokenizer); it then has no added tokens to read
+    data = _read_json(folder / "tokenizer.json", missing_ok=family == "sentencepiece")
     if family == "sentencepiece":
         vocab = _sentencepiece_vocab(folder, data)
     else:
@@ -251,6 +252,11 @@ def _gguf_pre(path: Path) -> str | None:
 def _sentencepiece_proto(path: Path, *, strict: bool):
     from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
+    if not path.is_file():
+        if strict:
+            raise VocabExtendError(f"{path.parent} has no tokenizer.model: a SentencePiece model folder needs it "
+                                   "(as written by `vocab-extend init-model`)")
+        return None
     proto = sp_pb2.ModelProto()
     try:
         proto.ParseFromString(path.read_bytes())
