@@ -309,6 +309,28 @@ def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
 
 
+def test_pre_tokenizer_names_come_from_the_split():
+    from vocab_extend.gguf_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_name
+
+    def split(regex):
+        return {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+
+    assert pre_tokenizer_name(split(LLAMA3_SPLIT), base="someone/qwen2-ja") == "llama-bpe"  # the regex decides
+    assert pre_tokenizer_name(split(QWEN2_SPLIT)) == "qwen2"
+    assert pre_tokenizer_name(split(r"\p{L}+|\s+"), base="meta-llama/Meta-Llama-3-8B") is None
+    assert pre_tokenizer_name({"type": "ByteLevel", "use_regex": True}, base="smollm2-135m") == "gpt-2"
+    digits = {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True},
+                                                     {"type": "ByteLevel", "use_regex": True}]}
+    assert pre_tokenizer_name(digits) == "smollm"
+    # no pre-tokenizer at all: the base's name is the only hint
+    assert pre_tokenizer_name(None, base="HuggingFaceTB/SmolLM2-360M") == "smollm"
+    assert pre_tokenizer_name(None, base="meta-llama/Meta-Llama-3-8B") == "llama-bpe"
+    assert pre_tokenizer_name(None, base="Qwen/Qwen2.5-0.5B") == "qwen2"
+    assert pre_tokenizer_name(None, base="gpt2") is None
+
+
 def _bad_folders(root: Path, sp_model: Path) -> dict[str, Path]:
     not_llama = root / "gpt2"
     not_llama.mkdir()

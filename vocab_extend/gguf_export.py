@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outtype", default="f16", metavar="{f32,f16,q8_0}",
                         help="weight type: f32 (exact), f16 (default), q8_0 (8-bit blocks)")
     parser.add_argument("--pre", default=None, metavar="NAME",
-                        help="llama.cpp pre-tokenizer name of a byte-level tokenizer (default: decided from the base)")
+                        help="llama.cpp pre-tokenizer name of a byte-level tokenizer (default: named from the "
+                        "pre-tokenizer in tokenizer.json)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
