@@ -167,7 +167,8 @@ def test_metadata_and_vocabulary_rows(family, export):
     tokens, types = fields["tokenizer.ggml.tokens"], fields["tokenizer.ggml.token_type"]
     assert len(tokens) == len(types) == rows == fields["llama.vocab_size"] == int(tensors["token_embd.weight"].shape[1])
     padding = rows - meta["vocab_size"]
-    assert padding == (12 if config["tie_word_embeddings"] else 0)  # 50,676 tokens padded to 50,688 rows
+    # the byte-level folder is padded to a multiple of 64 (and has padding rows), the SentencePiece one is not
+    assert (padding > 0 and rows % 64 == 0) if config["tie_word_embeddings"] else padding == 0
     assert all(types[i] == TokenType.UNUSED and tokens[i] == f"[PAD{i}]" for i in range(meta["vocab_size"], rows))
     assert TokenType.UNUSED not in types[: meta["vocab_size"]]
     assert fields["llama.block_count"] == config["num_hidden_layers"]
@@ -290,7 +291,7 @@ def test_unknown_byte_level_split_names_the_pre_option(bl_model, tmp_path, capsy
 
 @pytest.mark.slow
 def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeypatch, capsys):
-    from vocab_extend import gguf_export
+    from vocab_extend.model import gguf_export
 
     out = tmp_path / "model.gguf"
     out.write_bytes(b"previous")
@@ -310,7 +311,7 @@ def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeyp
 
 
 def test_pre_tokenizer_names_come_from_the_split():
-    from vocab_extend.gguf_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_name
+    from vocab_extend.model.gguf_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_name
 
     def split(regex):
         return {"type": "Sequence", "pretokenizers": [

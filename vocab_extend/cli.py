@@ -31,7 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init-model": ("vocab_extend.model.init_cli", "resize a model to an extended tokenizer and initialise new rows"),
     "evaluate-bpb": ("vocab_extend.model.bpb_cli", "bits per byte of a model on corpora"),
     "pretrain": ("vocab_extend.pretrain.cli", "continued pretraining from a YAML config"),
-    "export-gguf": ("vocab_extend.gguf_export", "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
+    "export-gguf": ("vocab_extend.model.gguf_export", "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
 }
 
 

@@ -33,7 +33,8 @@ from typing import Any
 
 from gguf import GGUFWriter, TokenType
 
-from .errors import VocabExtendError
+from ..errors import VocabExtendError
+from ..sources import is_bytelevel
 
 # The split regexes of the byte-level families llama.cpp knows by name (as their tokenizer.json spell them).
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -94,7 +95,7 @@ def tokenizer_family(folder: Path) -> str:
     if (folder / "tokenizer.model").is_file() and _sentencepiece_proto(folder / "tokenizer.model", strict=False):
         return "sentencepiece"
     data = _read_json(folder / "tokenizer.json", missing_ok=True)
-    if (data.get("model") or {}).get("type") == "BPE" and "ByteLevel" in json.dumps(data.get("pre_tokenizer")):
+    if data and is_bytelevel(data):
         return "bytelevel"
     raise VocabExtendError(
         f"{folder} has neither a SentencePiece tokenizer.model nor a byte-level BPE tokenizer.json: "

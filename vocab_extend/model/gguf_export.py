@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import VocabExtendError
+from ..errors import VocabExtendError
+from .gguf_vocab import read_vocab
 
 OUTTYPES = ("f32", "f16", "q8_0")
 # model types whose weights are LLaMA's under the same names; llama.cpp runs both as its "llama" architecture
@@ -77,8 +78,6 @@ def export_gguf(model_dir: str | Path, output: str | Path, outtype: str = "f16",
                 overwrite: bool = False) -> ExportSummary:
     """Write ``model_dir`` as the GGUF file ``output``; see the module docstring for what it holds."""
     import gguf
-
-    from .gguf_vocab import read_vocab
 
     model_dir, output = Path(model_dir), Path(output)
     if outtype not in OUTTYPES:
