@@ -71,7 +71,8 @@ def main() -> None:
 
         folder = Path(tempfile.mkdtemp(prefix="bench-init-")) / "extended"
         extend_tokenizer(ExtendConfig(base=args.model, corpus=[str(args.corpora / f) for f in TRAIN],
-                                      new_model_size=args.vocab_size, output_dir=folder, lang="ja"))
+                                      new_model_size=args.vocab_size, output_dir=folder, lang="ja",
+                                      heldout_fraction=0))  # its held-out text is its own file
     meta = read_metadata(folder)
     extended = AutoTokenizer.from_pretrained(str(folder))
     # The model's own tokenizer is the base: the extended one has the same ids below base_vocab_size.

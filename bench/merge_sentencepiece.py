@@ -53,14 +53,15 @@ def main() -> None:
     for run in range(args.runs):
         out = work / f"train{run}"
         start = time.perf_counter()
-        extend_tokenizer(ExtendConfig(corpus=train, new_model_size=args.vocab_size, output_dir=out, eval=evals))
+        extend_tokenizer(ExtendConfig(corpus=train, new_model_size=args.vocab_size, output_dir=out, eval=evals,
+                                      heldout_fraction=0))  # held-out text is its own file here
         train_times.append(time.perf_counter() - start)
     new_model = work / "train0" / "new_language.model"
     for run in range(args.runs):
         out = work / f"merge{run}"
         start = time.perf_counter()
         extend_tokenizer(ExtendConfig(corpus=[str(corpora / TRAIN[2])], new_model=new_model, output_dir=out,
-                                      eval=evals))
+                                      eval=evals, heldout_fraction=0))
         merge_times.append(time.perf_counter() - start)
     report = json.loads((work / "train0" / "report.json").read_text(encoding="utf-8"))
 
