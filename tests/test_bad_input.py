@@ -312,3 +312,11 @@ def test_heldout_fraction_that_leaves_nothing_to_train_on(capsys, tmp_path: Path
     assert code == 2 and "leaves no document" in msg
     code, msg = run_cli(capsys, "--heldout-fraction", "0.9", "--output-dir", str(tmp_path / "o"))
     assert code == 2 and "between 0 and 0.5" in msg
+
+
+def test_training_options_with_new_model_are_refused(capsys, tmp_path: Path) -> None:
+    from vocab_extend.sources import resolve_tokenizer
+
+    code, msg = run_cli(capsys, "--new-model", str(resolve_tokenizer().path), "--vocab-size", "8000",
+                        "--model-type", "unigram", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and "--vocab-size, --model-type set training, but --new-model skips training" in msg

@@ -76,8 +76,26 @@ def _check_ranges(args: argparse.Namespace) -> None:
         raise VocabExtendError(f"--max-docs {args.max_docs} must be at least 1")
 
 
+def _check_new_model_options(args: argparse.Namespace) -> None:
+    """Training options do nothing when --new-model skips training: say so instead of ignoring them."""
+    if args.new_model is None:
+        return
+    defaults = TrainOptions()
+    given = [option for option, changed in (
+        ("--vocab-size", args.vocab_size is not None),
+        ("--model-type", args.model_type != defaults.model_type),
+        ("--character-coverage", args.character_coverage != defaults.character_coverage),
+        ("--input-sentence-size", args.input_sentence_size != defaults.input_sentence_size),
+        ("--max-sentence-length", args.max_sentence_length != defaults.max_sentence_length),
+    ) if changed]
+    if given:
+        raise VocabExtendError(f"{', '.join(given)} set training, but --new-model skips training: drop "
+                               f"{'it' if len(given) == 1 else 'them'} or drop --new-model")
+
+
 def config_from_args(args: argparse.Namespace) -> ExtendConfig:
     _check_ranges(args)
+    _check_new_model_options(args)
     if args.max_sentence_length < 64:
         raise VocabExtendError(f"--max-sentence-length {args.max_sentence_length} is too small: use at least 64 bytes")
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
