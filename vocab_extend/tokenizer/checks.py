@@ -120,8 +120,7 @@ def _check_text(checks: dict[str, Check], hf: Any, base_ref: Reference, ext_ref:
     counts: dict[str, tuple[int, int]] = {}
     for name, lines in texts.items():
         lines = list(lines)
-        ours, theirs = ext_ref.encode(lines, specials=True), base_ref.encode(lines, specials=True)
-        plain, base_plain = ext_ref.encode(lines, specials=False), base_ref.encode(lines, specials=False)
+        (ours, plain), (theirs, base_plain) = ext_ref.encode_both(lines), base_ref.encode_both(lines)
         hf_ids = hf(lines, add_special_tokens=True, return_attention_mask=False,
                     split_special_tokens=True)["input_ids"]
         hf_text = hf.batch_decode(hf_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)

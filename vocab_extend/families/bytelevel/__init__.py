@@ -58,6 +58,9 @@ class TokenizersReference:
     def encode(self, lines: Sequence[str], *, specials: bool) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(list(lines), add_special_tokens=specials)]
 
+    def encode_both(self, lines: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
+        return self.encode(lines, specials=True), self.encode(lines, specials=False)
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids))
 

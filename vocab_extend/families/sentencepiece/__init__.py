@@ -56,12 +56,14 @@ class SentencePieceReference:
         self.add_bos, self.add_eos = add_bos, add_eos
 
     def encode(self, lines: Sequence[str], *, specials: bool) -> list[list[int]]:
-        ids = self.processor.encode(list(lines), num_threads=0)
-        if not specials:
-            return ids
+        with_specials, plain = self.encode_both(lines)
+        return with_specials if specials else plain
+
+    def encode_both(self, lines: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
+        plain = self.processor.encode(list(lines), num_threads=0)
         bos = [self.processor.bos_id()] if self.add_bos and self.processor.bos_id() >= 0 else []
         eos = [self.processor.eos_id()] if self.add_eos and self.processor.eos_id() >= 0 else []
-        return [bos + line + eos for line in ids]
+        return [bos + line + eos for line in plain], plain
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.processor.decode(list(ids))
