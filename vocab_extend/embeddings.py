@@ -24,6 +24,11 @@ After a merge the tokenizer has ids the model has never seen. ``vocab-extend ini
     token, so the model's distribution on base text barely moves.
 ``random``
     N(0, ``initializer_range``), as Chinese-LLaMA did.
+``distill``
+    ``mean``, then token distillation from the frozen base model on contexts of ``--corpus`` (see
+    :mod:`vocab_extend.distill`): input rows are optimised so the model reading a new token matches the model
+    reading its base pieces; output rows of untied models are fitted to the base model's probability of the
+    whole piece sequence. Tokens absent from the corpus keep ``mean``.
 
 *Tied models* (``tie_word_embeddings``, e.g. SmolLM2) have one matrix serving as input and output
 embeddings; it is initialised with the input rule, so ``first`` equals ``mean`` there (the report says so).
@@ -57,11 +62,12 @@ from typing import Sequence
 
 import torch
 
+from .distill import DistillConfig, distill_embeddings
 from .errors import VocabExtendError
 from .models import DTYPE_CHOICES
 from .staging import check_output_dir, staging_folder
 
-METHODS = ("mean", "first", "hewitt", "random")
+METHODS = ("mean", "first", "hewitt", "random", "distill")
 WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ
 HEWITT_EPSILON = 1e-9  # transformers' scale of the covariance in resize_token_embeddings(mean_resizing=True)
 REPORT_FILE = "init_embeddings.json"
@@ -76,12 +82,15 @@ class InitConfig:
     """How to grow and fill the embeddings.
 
     ``pad_to_multiple_of``: embedding rows are padded up to a multiple of it (``None``: the merge metadata's
-    value, 0 or 1: no padding); ``seed`` drives ``hewitt`` and ``random``.
+    value, 0 or 1: no padding); ``seed`` drives ``hewitt``, ``random`` and ``distill``; ``corpus`` (a corpus
+    spec) and ``distill`` (budget) are used by ``distill`` only.
     """
 
     method: str = "mean"
     pad_to_multiple_of: int | None = None
     seed: int = 0
+    corpus: str | None = None
+    distill: DistillConfig | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -107,6 +116,7 @@ class InitReport:
     bare_whitespace_dropped: int = 0
     special_new_tokens: int = 0  # added special tokens: initialised with the mean of the base rows
     notes: list[str] = field(default_factory=list)
+    distill: dict = field(default_factory=dict)  # DistillReport of method distill
 
 
 @dataclass
@@ -219,17 +229,20 @@ def _fill(weight: torch.Tensor, rows: torch.Tensor, start: int, pad_start: int, 
 
 
 def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
-                    config: InitConfig | None = None) -> InitReport:
+                    config: InitConfig | None = None, texts: Sequence[str] | None = None) -> InitReport:
     """Resize ``model`` in place to ``tokenizer`` (padded) and initialise every row from ``base_vocab_size`` on.
 
     ``tokenizer`` is the extended tokenizer, ``base_tokenizer`` the base one (same ids below
     ``base_vocab_size``). Afterwards ``config.vocab_size`` equals the rows of both matrices, rows below
     ``base_vocab_size`` are bit-identical to before, and rows ``len(tokenizer)`` onward are padding.
+    ``texts`` are the contexts of method ``distill`` (required there).
     """
     from .evaluate import MAX_PADDING_ROWS
     from .merge import pad_vocab_size
 
     config = config or InitConfig()
+    if config.method == "distill" and texts is None:
+        raise VocabExtendError("--method distill needs a corpus in which the new tokens occur: give --corpus SPEC")
     input_embeddings = model.get_input_embeddings()
     old_rows = input_embeddings.weight.shape[0]
     if old_rows < base_vocab_size:
@@ -276,6 +289,12 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
     notes = []
     if tied and config.method == "first":
         notes.append("the model ties input and output embeddings: 'first' was applied as 'mean'")
+    distilled = {}
+    if config.method == "distill":  # the rows hold their mean init (see _new_rows)
+        distill_config = config.distill or DistillConfig(seed=config.seed)
+        distilled = asdict(distill_embeddings(model, tokenizer, base_tokenizer, base_vocab_size, texts or [],
+                                              distill_config))
+        notes.extend(distilled["notes"])
     return InitReport(
         method=config.method,
         tied=tied,
@@ -290,6 +309,7 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
         bare_whitespace_dropped=decomposition.whitespace_dropped,
         special_new_tokens=decomposition.special,
         notes=notes,
+        distill=distilled,
     )
 
 
@@ -312,10 +332,21 @@ def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: I
         config.pad_to_multiple_of = meta.pad_to_multiple_of
     output_dir = Path(output_dir)
     check_output_dir(output_dir, overwrite)
+    texts = None
+    if config.method == "distill":  # read before the model is loaded, so a bad corpus fails fast
+        from .corpus import read_documents
+
+        corpus = config.corpus or meta.extra.get("corpus")
+        if not corpus:
+            raise VocabExtendError(f"--method distill needs --corpus SPEC (text in which the new tokens occur): "
+                                   f"{tokenizer_dir}/vocab_extend.json names no training corpus")
+        budget = (config.distill or DistillConfig()).max_corpus_bytes
+        specs = [corpus] if isinstance(corpus, str) else list(corpus)
+        texts = [text for spec in specs for text in read_documents(spec, max_bytes=budget)]
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     base_tokenizer = load_base_tokenizer(tokenizer_dir)
     model = load_model(model_spec, device="cpu", dtype=dtype)
-    report = init_embeddings(model, tokenizer, base_tokenizer, meta.base_vocab_size, config)
+    report = init_embeddings(model, tokenizer, base_tokenizer, meta.base_vocab_size, config, texts)
     with staging_folder(output_dir, overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         for name in TOKENIZER_FILES:
@@ -336,10 +367,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extended tokenizer folder written by `vocab-extend merge`")
     parser.add_argument("--method", choices=METHODS, default="mean",
                         help="new rows: mean of their base pieces' rows (default), first (output rows from the "
-                             "first piece), hewitt (mean of all rows + tiny noise), random (N(0, init range))")
+                             "first piece), hewitt (mean of all rows + tiny noise), random (N(0, init range)), "
+                             "distill (mean, then distilled from the base model on --corpus)")
+    parser.add_argument("--corpus", default=None, metavar="SPEC",
+                        help="distill: text in which the new tokens occur (default: the merge's training corpus "
+                             "when vocab_extend.json names one)")
+    parser.add_argument("--distill-contexts", type=int, default=DistillConfig.contexts_per_token,
+                        help=f"distill: context windows per new token (default {DistillConfig.contexts_per_token})")
+    parser.add_argument("--distill-steps", type=int, default=DistillConfig.steps,
+                        help=f"distill: optimiser steps of the input rows (default {DistillConfig.steps})")
     parser.add_argument("--pad-to-multiple-of", type=int, default=None,
                         help="pad the embedding rows to a multiple of this (default: the merge's setting)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws and of distill")
     parser.add_argument("--dtype", default="checkpoint", choices=DTYPE_CHOICES,
                         help="dtype of the saved weights (default: the checkpoint's; GGUF models give float32)")
     parser.add_argument("--output-dir", required=True, type=Path, help="where to write the resized model")
@@ -347,7 +386,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed)
+    distill = DistillConfig(contexts_per_token=args.distill_contexts, steps=args.distill_steps, seed=args.seed)
+    config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed,
+                        corpus=args.corpus, distill=distill)
     report = init_model(args.model, args.tokenizer, args.output_dir, config, overwrite=args.overwrite,
                         dtype=args.dtype)
     print(f"wrote {args.output_dir}: {report.base_vocab_size:,} + {report.new_tokens:,} new "
