@@ -166,4 +166,5 @@ def test_cli_distill_writes_its_report(merged, tmp_path):
                  "--output-dir", str(out)]) == 0
     report = json.loads((out / "init_embeddings.json").read_text(encoding="utf-8"))
     assert report["method"] == "distill" and report["distill"]["contexts"] > 0
-    assert 0 < report["distill"]["input_rows_distilled"] == report["distill"]["output_rows_fitted"]
+    # 2 steps of 16 windows use some of the windows; every window's tokens get a fitted output row
+    assert 0 < report["distill"]["input_rows_distilled"] <= report["distill"]["output_rows_fitted"]

@@ -96,7 +96,7 @@ class DistillReport:
     contexts: int = 0
     student_tokens: int = 0
     teacher_tokens: int = 0
-    input_rows_distilled: int = 0  # new tokens that occur in a context; the others keep ``mean``
+    input_rows_distilled: int = 0  # new tokens in a context an optimiser step used; the others keep ``mean``
     output_rows_fitted: int = 0
     loss_first_pass: float = float("nan")  # mean distillation loss over the first pass through the contexts
     loss_last_pass: float = float("nan")  # ... and over the last one
@@ -190,7 +190,7 @@ def teacher_pass(model, contexts: Sequence[Context], base_vocab_size: int, *, wi
     """Run the frozen model over the teacher sequences (base rows only) and keep the aligned hidden states;
     with ``with_logits``, also each token's output target ``log p(span | before) + lse(before)``."""
     decoder = _decoder(model)
-    head = model.get_output_embeddings().weight[:base_vocab_size] if with_logits else None
+    head = model.get_output_embeddings().weight[:base_vocab_size].float().T if with_logits else None
     targets: list[torch.Tensor] = []
     scores: list[torch.Tensor] = []
     for i in tqdm(range(0, len(contexts), batch_size), desc="distill: teacher", disable=not progress):
@@ -202,7 +202,7 @@ def teacher_pass(model, contexts: Sequence[Context], base_vocab_size: int, *, wi
             if head is None:
                 continue
             n = len(c.teacher)
-            logits = hidden[row, :n - 1] @ head.float().T
+            logits = hidden[row, :n - 1] @ head
             nxt = ids[row, 1:n]
             raw = logits.gather(1, nxt[:, None])[:, 0]
             logp = raw - torch.logsumexp(logits, dim=1)
@@ -286,19 +286,20 @@ def distill_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int, t
         teacher = teacher_pass(model, contexts, base_vocab_size, with_logits=not tied,
                                batch_size=config.batch_size, progress=config.progress)
         new_ids = torch.tensor(sorted({t for c in contexts for t in c.student if t >= base_vocab_size}))
-        report.input_rows_distilled = len(new_ids)
         rows = torch.nn.Parameter(input_weight.detach()[new_ids].float().clone())
         optimiser = torch.optim.Adam([rows], lr=config.lr)
         order: list[int] = []
         shuffler = random.Random(config.seed + 1)
         per_pass = -(-len(contexts) // config.batch_size)
         losses: list[float] = []
+        used: set[int] = set()
         for _ in tqdm(range(config.steps), desc="distill: input rows", disable=not config.progress):
             if len(order) < config.batch_size:
                 fresh = list(range(len(contexts)))
                 shuffler.shuffle(fresh)
                 order.extend(fresh)
             picked, order = order[:config.batch_size], order[config.batch_size:]
+            used.update(t for i in picked for t in contexts[i].student if t >= base_vocab_size)
             loss = student_loss(model, [contexts[i] for i in picked], [teacher.targets[i] for i in picked],
                                 rows, new_ids, base_vocab_size)
             optimiser.zero_grad()
@@ -308,6 +309,7 @@ def distill_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int, t
         if losses:
             report.loss_first_pass = sum(losses[:per_pass]) / len(losses[:per_pass])
             report.loss_last_pass = sum(losses[-per_pass:]) / len(losses[-per_pass:])
+        report.input_rows_distilled = len(used)
         with torch.no_grad():
             input_weight[new_ids] = rows.detach().to(input_weight.dtype)
         if not tied:
