@@ -106,7 +106,8 @@ def main() -> None:
             rows, seconds = encoded[name], statistics.median(times[name])
             tokens = sum(len(r) for r in rows)
             entry[name] = {"tokens": tokens, "steps": max(len(r) for r in rows), "seconds": round(seconds, 3),
-                           "chars_per_second": round(chars / seconds, 2), "tokens_per_second": round(tokens / seconds, 2)}
+                           "chars_per_second": round(chars / seconds, 2),
+                           "tokens_per_second": round(tokens / seconds, 2)}
             print(f"batch {batch} {name}: {tokens} tokens, {chars / seconds:.1f} chars/s", flush=True)
         speedup = entry["extended"]["chars_per_second"] / entry["base"]["chars_per_second"]
         token_ratio = entry["base"]["tokens"] / entry["extended"]["tokens"]
