@@ -24,6 +24,11 @@ After a merge the tokenizer has ids the model has never seen. ``vocab-extend ini
     token, so the model's distribution on base text barely moves.
 ``random``
     N(0, ``initializer_range``), as Chinese-LLaMA did.
+``distill``
+    ``mean``, then token distillation from the frozen base model on contexts of ``--corpus`` (see
+    :mod:`vocab_extend.distill`): input rows are optimised so the model reading a new token matches the model
+    reading its base pieces; output rows of untied models are fitted to the base model's probability of the
+    whole piece sequence. Tokens absent from the corpus keep ``mean``.
 
 *Tied models* (``tie_word_embeddings``, e.g. SmolLM2) have one matrix serving as input and output
 embeddings; it is initialised with the input rule, so ``first`` equals ``mean`` there (the report says so).
@@ -46,7 +51,7 @@ A worked example of the ``mean`` rule for a merged Japanese piece, with Mistral'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from typing import Sequence
 
@@ -55,9 +60,10 @@ import torch
 from ..errors import VocabExtendError
 from ..families import get_family
 from ..sources import is_bytelevel
+from .distill import DistillConfig, distill_embeddings
 from .sizing import MAX_PADDING_ROWS, pad_vocab_size
 
-METHODS = ("mean", "first", "hewitt", "random")
+METHODS = ("mean", "first", "hewitt", "random", "distill")
 WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ
 HEWITT_EPSILON = 1e-9  # transformers' scale of the covariance in resize_token_embeddings(mean_resizing=True)
 
@@ -67,12 +73,15 @@ class InitConfig:
     """How to grow and fill the embeddings.
 
     ``pad_to_multiple_of``: embedding rows are padded up to a multiple of it (``None``: the merge metadata's
-    value, 0 or 1: no padding); ``seed`` drives ``hewitt`` and ``random``.
+    value, 0 or 1: no padding); ``seed`` drives ``hewitt``, ``random`` and ``distill``; ``corpus`` (a corpus
+    spec) and ``distill`` (budget) are used by ``distill`` only.
     """
 
     method: str = "mean"
     pad_to_multiple_of: int | None = None
     seed: int = 0
+    corpus: str | None = None
+    distill: DistillConfig | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -98,6 +107,7 @@ class InitReport:
     bare_whitespace_dropped: int = 0
     special_new_tokens: int = 0  # added special tokens: initialised with the mean of the base rows
     notes: list[str] = field(default_factory=list)
+    distill: dict = field(default_factory=dict)  # DistillReport of method distill
 
 
 @dataclass
@@ -202,14 +212,17 @@ def _fill(weight: torch.Tensor, rows: torch.Tensor, start: int, pad_start: int, 
 
 
 def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
-                    config: InitConfig | None = None) -> InitReport:
+                    config: InitConfig | None = None, texts: Sequence[str] | None = None) -> InitReport:
     """Resize ``model`` in place to ``tokenizer`` (padded) and initialise every row from ``base_vocab_size`` on.
 
     ``tokenizer`` is the extended tokenizer, ``base_tokenizer`` the base one (same ids below
     ``base_vocab_size``). Afterwards ``config.vocab_size`` equals the rows of both matrices, rows below
     ``base_vocab_size`` are bit-identical to before, and rows ``len(tokenizer)`` onward are padding.
+    ``texts`` are the contexts of method ``distill`` (required there).
     """
     config = config or InitConfig()
+    if config.method == "distill" and texts is None:
+        raise VocabExtendError("--method distill needs a corpus in which the new tokens occur: give --corpus SPEC")
     input_embeddings = model.get_input_embeddings()
     old_rows = input_embeddings.weight.shape[0]
     if old_rows < base_vocab_size:
@@ -256,6 +269,12 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
     notes = []
     if tied and config.method == "first":
         notes.append("the model ties input and output embeddings: 'first' was applied as 'mean'")
+    distilled = {}
+    if config.method == "distill":  # the rows hold their mean init (see _new_rows)
+        distill_config = config.distill or DistillConfig(seed=config.seed)
+        distilled = asdict(distill_embeddings(model, tokenizer, base_tokenizer, base_vocab_size, texts or [],
+                                              distill_config))
+        notes.extend(distilled["notes"])
     return InitReport(
         method=config.method,
         tied=tied,
@@ -270,4 +289,5 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
         bare_whitespace_dropped=decomposition.whitespace_dropped,
         special_new_tokens=decomposition.special,
         notes=notes,
+        distill=distilled,
     )

@@ -13,11 +13,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from ..corpus import read_documents
+from ..errors import VocabExtendError
 from ..locks import output_lock
 from ..metadata import read_metadata
 from ..staging import check_output_dir, staging_folder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .card import CARD_FILE, push_folder, read_tokenizer_report, render_card
+from .distill import DistillConfig
 from .embeddings import METHODS, InitConfig, InitReport, init_embeddings
 from .loading import DTYPE_CHOICES, load_model
 
@@ -42,14 +45,30 @@ def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: I
         config.pad_to_multiple_of = meta.pad_to_multiple_of
     output_dir = Path(output_dir)
     inputs = [("tokenizer", tokenizer_dir), ("model", model_spec)]
+    if config.corpus:
+        inputs.append(("corpus", config.corpus))
     check_output_dir(output_dir, overwrite, inputs)
     with output_lock(output_dir):  # held from before loading, so a second writer is refused at once
+        texts = _distill_texts(config, meta, tokenizer_dir)  # before the model: a bad corpus fails fast
         tokenizer = load_tokenizer(str(tokenizer_dir))
         base_tokenizer = load_base_tokenizer(tokenizer_dir)
         model = load_model(model_spec, device="cpu", dtype=dtype)
-        report = init_embeddings(model, tokenizer, base_tokenizer, meta.first_new_id, config)
+        report = init_embeddings(model, tokenizer, base_tokenizer, meta.first_new_id, config, texts)
         _save(model, model_spec, tokenizer_dir, output_dir, overwrite, inputs, report)
     return report
+
+
+def _distill_texts(config: InitConfig, meta, tokenizer_dir: Path) -> list[str] | None:
+    """The contexts of ``--method distill``: ``--corpus``, else a corpus the merge metadata names."""
+    if config.method != "distill":
+        return None
+    corpus = config.corpus or meta.extra.get("corpus")
+    if not corpus:
+        raise VocabExtendError(f"--method distill needs --corpus SPEC (text in which the new tokens occur): "
+                               f"{tokenizer_dir}/vocab_extend.json names no training corpus")
+    budget = (config.distill or DistillConfig()).max_corpus_bytes
+    specs = [corpus] if isinstance(corpus, str) else list(corpus)
+    return [text for spec in specs for text in read_documents(spec, max_bytes=budget)]
 
 
 def _save(model, model_spec: str, tokenizer_dir: Path, output_dir: Path, overwrite: bool,
@@ -102,10 +121,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extended tokenizer folder written by `vocab-extend merge`")
     parser.add_argument("--method", choices=METHODS, default="mean",
                         help="new rows: mean of their base pieces' rows (default), first (output rows from the "
-                             "first piece), hewitt (mean of all rows + tiny noise), random (N(0, init range))")
+                             "first piece), hewitt (mean of all rows + tiny noise), random (N(0, init range)), "
+                             "distill (mean, then distilled from the base model on --corpus)")
+    parser.add_argument("--corpus", default=None, metavar="SPEC",
+                        help="distill: text in which the new tokens occur (default: the merge's training corpus "
+                             "when vocab_extend.json names one)")
+    parser.add_argument("--distill-contexts", type=int, default=DistillConfig.contexts_per_token,
+                        help=f"distill: context windows per new token (default {DistillConfig.contexts_per_token})")
+    parser.add_argument("--distill-steps", type=int, default=DistillConfig.steps,
+                        help=f"distill: optimiser steps of the input rows (default {DistillConfig.steps})")
     parser.add_argument("--pad-to-multiple-of", type=int, default=None,
                         help="pad the embedding rows to a multiple of this (default: the merge's setting)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hewitt and random draws and of distill")
     parser.add_argument("--dtype", default="checkpoint", choices=DTYPE_CHOICES,
                         help="dtype of the saved weights (default: the checkpoint's; GGUF models give float32)")
     parser.add_argument("--output-dir", required=True, type=Path, help="where to write the resized model")
@@ -115,7 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed)
+    distill = DistillConfig(contexts_per_token=args.distill_contexts, steps=args.distill_steps, seed=args.seed)
+    config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed,
+                        corpus=args.corpus, distill=distill)
     report = init_model(args.model, args.tokenizer, args.output_dir, config, overwrite=args.overwrite,
                         dtype=args.dtype)
     print(f"wrote {args.output_dir}: {report.base_vocab_size:,} + {report.new_tokens:,} new "

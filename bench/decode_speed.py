@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Benchmark of decoding speed: characters per second of SmolLM2-135M with its own and the extended tokenizer.
+
+Decodes the same held-out Japanese text token by token with a KV cache, teacher-forced (each step is fed the
+text's next token, so both tokenizers produce exactly the same characters and the work per step is a real
+decoding step: one token through the model and the full lm_head), for the base model with its own tokenizer
+and for the extended model (``mean`` init; the speed does not depend on the init), at each batch size (row
+``i`` of a batch decodes the ``i``-th held-out segment of ``--max-bytes``). Reports characters per second,
+the speed-up, and its ratio to the token-count ratio (the limit, less the larger lm_head). Target: at least
+0.9 of the token-count ratio. Timings are the median of ``--runs``, the arms alternating; on a machine shared
+with other jobs use several runs.
+
+    python bench/decode_speed.py --tokenizer DIR --json bench/results/decode_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = "ja/jsquad_test_wikipedia.txt"
+
+
+def segments(texts: list[str], count: int, max_bytes: int) -> list[str]:
+    """``count`` consecutive pieces of the corpus of about ``max_bytes`` UTF-8 bytes each (whole characters)."""
+    text = "\n".join(texts)
+    out, position = [], 0
+    for _ in range(count):
+        piece, size = [], 0
+        while position < len(text) and size + len(text[position].encode("utf-8")) <= max_bytes:
+            size += len(text[position].encode("utf-8"))
+            piece.append(text[position])
+            position += 1
+        out.append("".join(piece))
+    return out
+
+
+def decode_seconds(model, rows: list[list[int]], start: int, pad: int) -> float:
+    """Seconds to decode ``rows`` (right-padded) one token per step with a KV cache, after a context token."""
+    import torch
+    from transformers import DynamicCache
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width + 1), pad, dtype=torch.long)
+    ids[:, 0] = start
+    for i, r in enumerate(rows):
+        ids[i, 1:len(r) + 1] = torch.tensor(r)
+    began = time.perf_counter()
+    with torch.inference_mode():
+        cache = DynamicCache()
+        for step in range(width):
+            model(input_ids=ids[:, step:step + 1], past_key_values=cache, use_cache=True)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--tokenizer", type=Path, required=True, help="extended tokenizer folder (vocab-extend merge)")
+    parser.add_argument("--max-bytes", type=int, default=1500, help="UTF-8 bytes of Japanese per batch row")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from vocab_extend.corpus import read_documents
+    from vocab_extend.model.embeddings import InitConfig, init_embeddings
+    from vocab_extend.model.bpb import context_token_id
+    from vocab_extend.metadata import read_metadata
+    from vocab_extend.model.loading import load_model
+    from vocab_extend.tokenizer.loader import load_tokenizer
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    meta = read_metadata(args.tokenizer)
+    extended = AutoTokenizer.from_pretrained(str(args.tokenizer))
+    base_tokenizer = load_tokenizer(args.model)
+    base_model = load_model(args.model, device="cpu").eval()
+    extended_model = copy.deepcopy(base_model)
+    init_embeddings(extended_model, extended, base_tokenizer, meta.base_vocab_size, InitConfig(method="mean"))
+    extended_model.eval()
+    texts = read_documents(str(args.corpora / EVAL))
+    arms = {"base": (base_model, base_tokenizer), "extended": (extended_model, extended)}
+    results: dict[str, dict] = {}
+    for batch in args.batch_sizes:
+        rows_text = segments(texts, batch, args.max_bytes)
+        chars = sum(len(t) for t in rows_text)
+        entry: dict[str, dict] = {}
+        encoded = {name: tokenizer(rows_text, add_special_tokens=False)["input_ids"]
+                   for name, (_, tokenizer) in arms.items()}
+        times: dict[str, list[float]] = {name: [] for name in arms}
+        for _ in range(args.runs):  # the arms alternate, so a change in machine load hits both
+            for name, (model, tokenizer) in arms.items():
+                start = context_token_id(tokenizer)
+                times[name].append(decode_seconds(model, encoded[name], start, start))
+        for name in arms:
+            rows, seconds = encoded[name], statistics.median(times[name])
+            tokens = sum(len(r) for r in rows)
+            entry[name] = {"tokens": tokens, "steps": max(len(r) for r in rows), "seconds": round(seconds, 3),
+                           "chars_per_second": round(chars / seconds, 2),
+                           "tokens_per_second": round(tokens / seconds, 2)}
+            print(f"batch {batch} {name}: {tokens} tokens, {chars / seconds:.1f} chars/s", flush=True)
+        speedup = entry["extended"]["chars_per_second"] / entry["base"]["chars_per_second"]
+        token_ratio = entry["base"]["tokens"] / entry["extended"]["tokens"]
+        results[str(batch)] = {"characters": chars, **entry, "speedup": round(speedup, 4),
+                               "token_count_ratio": round(token_ratio, 4),
+                               "step_count_ratio": round(entry["base"]["steps"] / entry["extended"]["steps"], 4),
+                               "speedup_over_token_ratio": round(speedup / token_ratio, 4)}
+    figures = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, cpu, float32",
+        "model": args.model, "base_vocab_size": meta.base_vocab_size, "extended_vocab_size": len(extended),
+        "eval_corpus": EVAL, "max_bytes_per_row": args.max_bytes, "timing_runs": args.runs,
+        "results": results,
+        "targets": {f"batch_{b}_speedup_at_least_0.9_of_token_ratio": r["speedup_over_token_ratio"] >= 0.9
+                    for b, r in results.items()},
+    }
+    print(json.dumps({b: {k: r[k] for k in ("speedup", "token_count_ratio", "speedup_over_token_ratio")}
+                      for b, r in results.items()}, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

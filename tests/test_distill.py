@@ -1,0 +1,171 @@
+"""Token distillation (``--method distill``) on pico LLaMA models and a real merged Japanese tokenizer."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from conftest import SAMPLE_JA, pico_llama_config
+from vocab_extend.cli import main
+from vocab_extend.model.distill import DistillConfig, select_contexts, student_loss, teacher_pass, token_spans
+from vocab_extend.model.embeddings import InitConfig, init_embeddings
+from vocab_extend.errors import VocabExtendError
+from vocab_extend.model.bpb import bits_per_byte, context_token_id
+
+SMALL = dict(max_contexts=48, context_length=24, steps=12, batch_size=8, progress=False)
+
+
+def _split() -> tuple[list[str], list[str]]:
+    """Every tenth line of the bundled Japanese corpus is held out."""
+    lines = [line for path in sorted(SAMPLE_JA.glob("*.txt"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [x for i, x in enumerate(lines) if i % 10], [x for i, x in enumerate(lines) if not i % 10]
+
+
+@pytest.fixture(scope="session")
+def merged(tmp_path_factory):
+    """Mistral's tokenizer extended with ~800 Japanese pieces of the bundled corpus, through the CLI."""
+    from transformers import AutoTokenizer
+
+    from vocab_extend.metadata import read_metadata
+    from vocab_extend.tokenizer.loader import load_base_tokenizer
+
+    folder = tmp_path_factory.mktemp("distill") / "mistral-ja"
+    assert main(["merge", "--corpus", str(SAMPLE_JA), "--vocab-size", "2000", "--output-dir", str(folder)]) == 0
+    meta = read_metadata(folder)
+    return folder, AutoTokenizer.from_pretrained(str(folder)), load_base_tokenizer(folder), meta.base_vocab_size
+
+
+def _pico(vocab_size: int, tied: bool, seed: int = 0):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(pico_llama_config(vocab_size, tie_word_embeddings=tied)).eval()
+
+
+def _train(model, base, texts: list[str], steps: int = 200, length: int = 48, batch: int = 8):
+    """A few hundred steps of next-token training on the base tokenization, so the model knows some Japanese."""
+    ids = torch.tensor([i for row in base(texts, add_special_tokens=False)["input_ids"] for i in [1, *row]])
+    generator = torch.Generator().manual_seed(0)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, len(ids) - length, (batch,), generator=generator)
+        x = torch.stack([ids[s:s + length] for s in starts])
+        loss = model(input_ids=x, labels=x).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trained(merged):
+    """Pico models (untied and tied) trained on the non-held-out lines; built once per session."""
+    _, _, base, base_size = merged
+    train, _ = _split()
+    return {tied: _train(_pico(base_size, tied), base, train) for tied in (False, True)}
+
+
+def _distilled(model, merged, **overrides):
+    _, tokenizer, base, base_size = merged
+    model = copy.deepcopy(model)
+    config = InitConfig(method="distill", distill=DistillConfig(**{**SMALL, **overrides}))
+    report = init_embeddings(model, tokenizer, base, base_size, config, _split()[0])
+    return model, report
+
+
+def _mean(model, merged):
+    _, tokenizer, base, base_size = merged
+    model = copy.deepcopy(model)
+    init_embeddings(model, tokenizer, base, base_size, InitConfig(method="mean"))
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tied", [False, True])
+def test_base_rows_bit_identical_deterministic_and_absent_tokens_keep_mean(merged, tied):
+    _, tokenizer, _, base_size = merged
+    model = _pico(base_size, tied, seed=3)
+    old_in = model.get_input_embeddings().weight.detach().clone()
+    old_out = model.get_output_embeddings().weight.detach().clone()
+    first, report = _distilled(model, merged)
+    second, _ = _distilled(model, merged)
+    mean = _mean(model, merged)
+    for a, b in ((first, second), (first, mean)):
+        assert a.get_input_embeddings().weight.shape == b.get_input_embeddings().weight.shape
+    w1, w2, wm = (m.get_input_embeddings().weight.detach() for m in (first, second, mean))
+    o1, o2, om = (m.get_output_embeddings().weight.detach() for m in (first, second, mean))
+    assert torch.equal(w1[:base_size], old_in) and torch.equal(o1[:base_size], old_out)
+    assert torch.equal(w1, w2) and torch.equal(o1, o2)  # same inputs -> bit-identical rows
+    changed = ~(w1 == wm).all(1)
+    assert 0 < report.distill["input_rows_distilled"] == int(changed.sum()) < len(tokenizer) - base_size
+    assert not changed[:base_size].any() and not changed[len(tokenizer):].any()  # padding keeps the mean
+    if tied:
+        assert first.get_output_embeddings().weight is first.get_input_embeddings().weight
+        assert report.distill["output_rows_fitted"] == 0
+    else:
+        assert torch.equal(~(o1 == om).all(1), changed)  # the same tokens got fitted output rows
+        assert report.distill["output_rows_fitted"] == int(changed.sum())
+
+
+@pytest.mark.slow
+def test_distillation_lowers_the_loss_it_optimises(merged, trained):
+    _, tokenizer, base, base_size = merged
+    config = DistillConfig(**SMALL)
+    mean, (distilled, _) = _mean(trained[False], merged), _distilled(trained[False], merged)
+    spans = token_spans(tokenizer, base, base_size)
+    encoded = tokenizer(_split()[0], add_special_tokens=False)["input_ids"]
+    contexts = select_contexts(encoded, spans, base_size, context_token_id(tokenizer), config)
+    # the teacher reads base pieces only: the same for both models, whose base rows are identical
+    teacher = teacher_pass(mean, contexts, base_size, with_logits=False, batch_size=8, progress=False)
+    ids = torch.arange(base_size, len(tokenizer))
+    with torch.no_grad():
+        losses = [float(student_loss(m, contexts, teacher.targets, m.get_input_embeddings().weight[ids], ids,
+                                     base_size)) for m in (mean, distilled)]
+    assert losses[1] < 0.8 * losses[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tied", [False, True])
+def test_distill_beats_mean_at_step_zero_on_held_out_text(merged, trained, tied):
+    _, tokenizer, base, _ = merged
+    held_out = _split()[1]
+    model = trained[tied]
+    base_bpb = bits_per_byte(model, base, held_out, progress=False, block_size=128).bpb
+    mean_bpb = bits_per_byte(_mean(model, merged), tokenizer, held_out, progress=False, block_size=128).bpb
+    distilled, _ = _distilled(model, merged, max_contexts=256, steps=48)
+    distill_bpb = bits_per_byte(distilled, tokenizer, held_out, progress=False, block_size=128).bpb
+    assert distill_bpb < mean_bpb - 0.02 * (mean_bpb - base_bpb), (base_bpb, mean_bpb, distill_bpb)
+
+
+def test_distill_without_texts_or_corpus_is_one_error(merged, tmp_path, capsys):
+    folder, tokenizer, base, base_size = merged
+    with pytest.raises(VocabExtendError, match="--corpus"):
+        init_embeddings(_pico(base_size, False), tokenizer, base, base_size, InitConfig(method="distill"))
+    model_dir = tmp_path / "pico"
+    _pico(base_size, False).save_pretrained(model_dir)
+    args = ["init-model", "--model", str(model_dir), "--tokenizer", str(folder), "--method", "distill"]
+    assert main([*args, "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --method distill needs --corpus SPEC") and not (tmp_path / "out").exists()
+    assert main([*args, "--corpus", str(SAMPLE_JA), "--distill-steps", "-1", "--output-dir", str(tmp_path / "o")]) == 2
+    assert "error: --distill-steps must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_distill_writes_its_report(merged, tmp_path):
+    folder, tokenizer, _, base_size = merged
+    model_dir = tmp_path / "pico"
+    _pico(base_size, False).save_pretrained(model_dir)
+    out = tmp_path / "out"
+    assert main(["init-model", "--model", str(model_dir), "--tokenizer", str(folder), "--method", "distill",
+                 "--corpus", str(SAMPLE_JA / "news.txt"), "--distill-contexts", "1", "--distill-steps", "2",
+                 "--output-dir", str(out)]) == 0
+    report = json.loads((out / "init_embeddings.json").read_text(encoding="utf-8"))
+    assert report["method"] == "distill" and report["distill"]["contexts"] > 0
+    # 2 steps of 16 windows use some of the windows; every window's tokens get a fitted output row
+    assert 0 < report["distill"]["input_rows_distilled"] <= report["distill"]["output_rows_fitted"]
