@@ -68,6 +68,12 @@ def staging_path(output_dir: Path, step: int) -> Path:
     return Path(output_dir) / CHECKPOINTS / f".tmp-{PREFIX}{step:08d}"
 
 
+def clear(staging: Path) -> None:
+    """An empty staging folder (a crashed attempt at the same step is discarded)."""
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+
+
 def write_rank_state(staging: Path, rank: int) -> None:
     """Every rank writes its RNG state into the staging folder (created by rank 0 beforehand)."""
     torch.save(rng_state(), staging / f"rng-rank{rank}.pt")
