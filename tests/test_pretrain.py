@@ -188,10 +188,12 @@ def test_new_rows_stage_counts_only_the_new_rows_as_trainable():
     from vocab_extend.pretrain.config import StageConfig
     from vocab_extend.pretrain.stages import prepare_stage
 
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=120, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False))
-    assert prepare_stage(model, StageConfig("new-rows", 1), 100).trainable == 2 * 20 * 16
-    assert prepare_stage(model, StageConfig("embeddings", 1), 100).trainable == 2 * 120 * 16
+    def model():
+        return LlamaForCausalLM(LlamaConfig(vocab_size=120, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                            num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False))
+
+    assert prepare_stage(model(), StageConfig("new-rows", 1), 100).trainable == 2 * 20 * 16
+    assert prepare_stage(model(), StageConfig("embeddings", 1), 100).trainable == 2 * 120 * 16
 
 
 def test_embeddings_stage_freezes_transformer_blocks(cache_dir, tmp_path):

@@ -36,8 +36,10 @@ DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 class StageConfig:
     """One training stage; unset optimiser settings inherit the top-level ones.
 
-    ``new-rows``: only the rows of embeddings/lm_head added by the merge learn (a gradient mask keeps the
-    base rows bit-identical); ``embeddings``: embeddings + lm_head (Chinese-LLaMA stage 1); ``lora``: LoRA
+    ``new-rows``: only the rows of embeddings/lm_head added by the merge learn (held as parameters of their
+    own; the base rows are frozen and stay bit-identical); ``embeddings``: embeddings + lm_head
+    (Chinese-LLaMA stage 1; ``split_rows: true`` holds base and new rows apart so that ``new_rows_lr`` can
+    give the new rows their own learning rate); ``lora``: LoRA
     on attention and MLP plus trainable embeddings/lm_head, merged into the model when the stage ends
     (stage 2); ``full``: every parameter.
     """
@@ -52,6 +54,8 @@ class StageConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+    split_rows: bool = False  # embeddings stage: base and new rows as separate parameters
+    new_rows_lr: float | None = None  # new-rows / split embeddings: the new rows' learning rate
 
 
 @dataclass
@@ -269,6 +273,8 @@ def validate(config: PretrainConfig) -> None:
             raise VocabExtendError(f"{where}: warmup_steps must be zero or more, not {source.warmup_steps!r}")
         if source.min_lr_ratio is not None and not 0 <= source.min_lr_ratio <= 1:
             raise VocabExtendError(f"{where}: min_lr_ratio must be between 0 and 1, not {source.min_lr_ratio!r}")
+        if stage is not None and stage.new_rows_lr is not None and stage.new_rows_lr <= 0:
+            raise VocabExtendError(f"{where}: new_rows_lr must be positive, not {stage.new_rows_lr!r}")
         if source.weight_decay is not None and source.weight_decay < 0:
             raise VocabExtendError(f"{where}: weight_decay must be zero or more, not {source.weight_decay!r}")
     betas = config.adam_betas

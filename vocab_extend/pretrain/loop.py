@@ -112,7 +112,7 @@ class Trainer:
         model = prepared.model.to(dist.device)
         if mid_stage:
             self.checkpointer.load_model(model)
-        optimizer, scheduler = make_optimizer(config, stage, prepared.params, prepared.no_decay, steps)
+        optimizer, scheduler = make_optimizer(config, stage, prepared.params, prepared.no_decay, steps, prepared.lr)
         if mid_stage:  # continue this stage's optimiser and every rank's RNG
             self.checkpointer.load_trainer(optimizer, scheduler)
         else:  # a stage starts: fresh optimiser, per-rank seeded RNG (dropout), as in an uninterrupted run
@@ -172,7 +172,6 @@ class Trainer:
                     loss = model(input_ids=chunk, labels=chunk, use_cache=False).loss
                 (loss / accum).backward()
             loss_sum += float(loss.detach())
-        prepared.mask_grads()
         grad_norm = None
         if config.max_grad_norm:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(prepared.params, config.max_grad_norm))

@@ -26,16 +26,17 @@ def lr_lambda(warmup: int, total: int, min_ratio: float):
     return factor
 
 
-def make_optimizer(config: PretrainConfig, stage: StageConfig, params, no_decay: set[int], steps: int):
-    """AdamW over ``params`` (weight decay on tensors of 2+ dimensions not in ``no_decay``) and its schedule."""
-    decay = config.stage_setting(stage, "weight_decay")
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2 and id(p) not in no_decay], "weight_decay": decay},
-        {"params": [p for p in params if p.ndim < 2 or id(p) in no_decay], "weight_decay": 0.0},
-    ]
-    groups = [g for g in groups if g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=config.stage_setting(stage, "lr"), betas=tuple(config.adam_betas),
-                                  eps=config.adam_eps)
+def make_optimizer(config: PretrainConfig, stage: StageConfig, params, no_decay: set[int], steps: int,
+                   lr_of: dict[int, float] | None = None):
+    """AdamW over ``params`` and its schedule: weight decay on tensors of 2+ dimensions not in ``no_decay``,
+    the stage's lr except for parameters whose id ``lr_of`` maps to their own."""
+    decay, lr, lr_of = config.stage_setting(stage, "weight_decay"), config.stage_setting(stage, "lr"), lr_of or {}
+    groups: dict[tuple[float, float], list] = {}
+    for p in params:
+        key = (decay if p.ndim >= 2 and id(p) not in no_decay else 0.0, lr_of.get(id(p), lr))
+        groups.setdefault(key, []).append(p)
+    optimizer = torch.optim.AdamW([{"params": ps, "weight_decay": d, "lr": r} for (d, r), ps in groups.items()],
+                                  lr=lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
     warmup = min(config.stage_setting(stage, "warmup_steps"), steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(warmup, steps, config.stage_setting(stage, "min_lr_ratio")))
