@@ -24,6 +24,7 @@ from vocab_extend.pretrain.config import apply_overrides, config_from_dict
 from vocab_extend.pretrain.data import build_training_blocks, doc_key, eval_documents, exclusion_set
 from vocab_extend.pretrain.data import training_documents
 from vocab_extend.pretrain.model import build_merged_tokenizer, build_model
+from vocab_extend.pretrain.checkpoint import read_model_tensors
 from vocab_extend.pretrain.outputs import read_metrics
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -272,8 +273,10 @@ def test_tied_embeddings_and_resume_at_a_stage_boundary(cache_dir, tmp_path, mon
     assert all(torch.equal(a[k], b[k]) for k in a)  # the LoRA delta merged in depends on its initialisation
     config = pico_config(cache_dir, tmp_path / "x", pico=pico)
     initial = build_model(config, build_tokenizer(config)).model.embed_tokens.weight
-    saved = load_file(str(cut / "checkpoints" / "step-00000002" / "model.safetensors"))
-    (after_new_rows,) = [t for k, t in saved.items() if k in ("model.embed_tokens.weight", "lm_head.weight")]
+    saved = read_model_tensors(cut / "checkpoints" / "step-00000002")
+    matrices = [t for k, t in saved.items() if k in ("model.embed_tokens.weight", "lm_head.weight")]
+    after_new_rows = matrices[0]
+    assert all(torch.equal(m, after_new_rows) for m in matrices)  # one tied matrix, listed under its names
     assert torch.equal(after_new_rows[:32000], initial[:32000])
     assert not torch.equal(after_new_rows[32000:], initial[32000:])
 

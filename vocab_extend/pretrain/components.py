@@ -26,6 +26,8 @@ from . import checkpoint as ckpt
 from .config import PretrainConfig
 from .dist import Dist
 from .outputs import MetricsLog
+from .stream import load_state as load_stream_state
+from .stream import save_state as save_stream_state
 
 
 def autocast(config: PretrainConfig, device: torch.device):
@@ -88,7 +90,10 @@ class Validator:
         """Every rank calls this (a sharded model needs them all to run forward); rank 0 records."""
         from ..evaluate import bits_per_byte
 
-        if self.docs and self.dist.main:
+        from .parallel import is_sharded
+
+        # a sharded model needs every rank in its forward passes; rank 0 alone holds a plain one
+        if self.docs and (self.dist.main or is_sharded(model)):
             bpb, loss = {}, {}
             for name, texts in self.docs.items():
                 with autocast(self.config, self.dist.device):
@@ -98,6 +103,7 @@ class Validator:
                                            device=self.dist.device, progress=False)
                 bpb[name], loss[name] = round(result.bpb, 6), round(result.loss, 6)
             self.metrics.write({"kind": "eval", "step": step, "bpb": bpb, "loss": loss})
+            model.train()
             self.metrics.message(f"step {step}: bits per byte " + ", ".join(f"{k} {v:.4f}" for k, v in bpb.items()))
         self.dist.barrier()
 
@@ -109,6 +115,13 @@ class Checkpointer:
         self.config, self.dist, self.out, self.resume_from = config, dist, out, resume_from
         self.every, self.total = config.save_every, config.total_steps
         self.state = ckpt.read_state(resume_from) if resume_from is not None else None
+        self.blocks = None  # the training blocks, whose stream position (if streamed) a checkpoint keeps
+
+    def restore_data(self, blocks) -> None:
+        """Seek the streamed training corpora to the checkpoint's position (nothing for cached corpora)."""
+        self.blocks = blocks
+        if self.resume_from is not None:
+            load_stream_state(blocks, self.resume_from)
 
     @property
     def start_step(self) -> int:
@@ -117,28 +130,34 @@ class Checkpointer:
     def should_save(self, step: int) -> bool:
         return bool(self.every) and step % self.every == 0 and step < self.total
 
-    def save(self, step: int, model: torch.nn.Module, optimizer, scheduler, stage_index: int,
-             extra: dict[str, Any] | None = None) -> None:
+    def save(self, step: int, trained: torch.nn.Module, optimizer, scheduler, stage_index: int, *,
+             boundary: bool, extra: dict[str, Any] | None = None) -> None:
+        """Every rank calls this. ``boundary``: the stage has just ended and ``trained`` is the plain model."""
         dist = self.dist
         staging = ckpt.staging_path(self.out, step)
         if dist.main:
             ckpt.clear(staging)
         dist.barrier()
         ckpt.write_rank_state(staging, dist.rank)
-        if dist.main:
-            state = {"step": step, "optimizer_stage": stage_index, "lora": hasattr(model, "merge_and_unload"),
-                     "data_position": step * self.config.batch_size, "world_size": dist.world, **(extra or {})}
-            ckpt.write_main_state(staging, model, optimizer, scheduler, state)
+        ckpt.write_state(staging, trained, optimizer, dist.main, model_only=boundary)
         dist.barrier()
         if dist.main:
+            state = {"step": step, "optimizer_stage": stage_index, "boundary": boundary,
+                     "data_position": step * self.config.batch_size, "world_size": dist.world,
+                     "parallelism": self.config.parallelism, **(extra or {})}
+            if self.blocks is not None:  # the same on every rank: each reads whole global batches
+                save_stream_state(self.blocks, staging)
+            ckpt.write_main_state(staging, None if boundary else scheduler, state)
             ckpt.publish(staging, self.config.keep_checkpoints)
         dist.barrier()
 
     def load_model(self, model: torch.nn.Module) -> None:
+        """The checkpoint's plain model (a stage-boundary checkpoint) into ``model``."""
         assert self.resume_from is not None
         ckpt.load_model_weights(self.resume_from, model)
 
-    def load_trainer(self, optimizer, scheduler) -> None:
+    def load_trainer(self, trained: torch.nn.Module, optimizer, scheduler) -> None:
+        """Model and optimiser shards of a checkpoint inside a stage, the schedule and this rank's RNG."""
         assert self.resume_from is not None
-        ckpt.load_trainer_state(self.resume_from, optimizer, scheduler)
+        ckpt.load_trainer_state(self.resume_from, trained, optimizer, scheduler)
         ckpt.load_rng_state(self.resume_from, self.dist.rank)

@@ -28,6 +28,7 @@ from ..errors import VocabExtendError
 
 STAGES = ("new-rows", "embeddings", "lora", "full")
 PRECISIONS = ("auto", "fp32", "bf16")
+PARALLELISMS = ("ddp", "fsdp")
 # LLaMA/Mistral/SmolLM2 names of the attention and MLP projections (LoRA targets).
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -80,6 +81,7 @@ class PretrainConfig:
     base_vocab_size: int | None = None  # rows below this are the base's; default: the tokenizer's metadata
     # --- data
     train: list[str] = field(default_factory=list)  # corpus specs (NAME=SPEC or SPEC)
+    train_weights: dict[str, float] = field(default_factory=dict)  # NAME -> weight: a weighted mixture
     eval: dict[str, str] = field(default_factory=dict)  # name -> corpus spec
     heldout_fraction: float = 0.0  # documents of the training corpora held out and evaluated
     text_field: str = "text"
@@ -103,6 +105,7 @@ class PretrainConfig:
     max_grad_norm: float | None = 1.0
     precision: str = "auto"  # auto: fp32 on CPU, bf16 autocast on GPU
     gradient_checkpointing: bool = False
+    parallelism: str = "ddp"  # several processes: ddp (a replica each) or fsdp (FSDP2 shards)
     seed: int = 0
     device: str | None = None  # default: cuda when available
     # --- evaluation, logging, checkpoints
@@ -250,6 +253,16 @@ def validate(config: PretrainConfig) -> None:
     """Checks that need no model or data; each failure is one sentence."""
     if not config.train:
         raise VocabExtendError("the config has no training corpus: set train to one or more corpus specs")
+    if config.train_weights:
+        from ..corpus import parse_named_spec
+        from .mixture import check_weights
+
+        if not isinstance(config.train_weights, Mapping):
+            raise VocabExtendError("train_weights must map training-corpus names to weights, e.g. {ja: 0.9, en: 0.1}")
+        config.train_weights = check_weights([parse_named_spec(v)[0] for v in config.train], config.train_weights)
+    if config.parallelism not in PARALLELISMS:
+        raise VocabExtendError(
+            f"parallelism {config.parallelism!r} is unknown: choose one of {', '.join(PARALLELISMS)}")
     if config.precision not in PRECISIONS:
         raise VocabExtendError(f"precision {config.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
     positive = {"batch_size": config.batch_size, "block_size": config.block_size, "log_every": config.log_every}

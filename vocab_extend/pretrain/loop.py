@@ -28,11 +28,14 @@ from ..errors import VocabExtendError
 from ..staging import staging_folder
 from .components import Checkpointer, MetricsLogger, Validator, autocast
 from .config import PretrainConfig, StageConfig
-from .data import PackedBlocks, build_training_blocks, eval_documents, exclusion_set
+from .data import PackedBlocks, build_mixture, build_training_blocks, corpus_groups, eval_documents, exclusion_set
+from .mixture import MixedBlocks
+from .stream import StreamedBlocks
 from .dist import micro_batches, setup_dist
 from .model import base_vocab_size, build_merged_tokenizer, build_model, tokenizer_source
 from .optim import make_optimizer
 from .outputs import token_reduction_rows, write_report
+from .parallel import check_parallelism, clip_grad_norm, gather, gradient_sync, rebind, skeleton, wrap
 from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output
 from .stages import check_stage, finish_stage, prepare_stage
 
@@ -61,13 +64,17 @@ class Trainer:
         self.tokenizer = load_tokenizer(self.tokenizer_dir)
         self.eval_docs = eval_documents(config)
         exclude = exclusion_set(self.eval_docs)
+        build = build_mixture if config.train_weights else build_training_blocks
         # The main process builds the on-disk cache; the others load it once it is there.
         if config.streaming or dist.main:
-            self.blocks: PackedBlocks = build_training_blocks(config, self.tokenizer, exclude, is_main=True)
+            self.blocks: PackedBlocks | MixedBlocks | StreamedBlocks = build(config, self.tokenizer, exclude, is_main=True)
         if not config.streaming and dist.world > 1:
             dist.barrier()
             if not dist.main:
-                self.blocks = build_training_blocks(config, self.tokenizer, exclude, is_main=False)
+                self.blocks = build(config, self.tokenizer, exclude, is_main=False)
+        names = list(corpus_groups(config.train))
+        self.corpus_blocks = (self.blocks.counts if isinstance(self.blocks, MixedBlocks)
+                              else (lambda n: {names[0]: n}) if len(names) == 1 else None)
         self.base_rows = base_vocab_size(config)
         self.model = build_model(config, self.tokenizer)
         if config.gradient_checkpointing:
@@ -79,11 +86,16 @@ class Trainer:
         config, dist = self.config, self.dist
         self._setup()
         per_rank, micro = micro_batches(config.batch_size, config.micro_batch_size, dist)
+        check_parallelism(config.parallelism, dist)
+        # under FSDP the mixed-precision policy casts the layers; autocast is for the other modes
+        fsdp = config.parallelism == "fsdp" and dist.world > 1
+        self.autocast = lambda: contextlib.nullcontext() if fsdp else autocast(config, dist.device)
         for stage, _, _ in config.stage_plan():
             check_stage(self.model, stage, self.base_rows)
         self.checkpointer = Checkpointer(config, dist, self.out, self.resume_from)
         if self.resume_from is not None:
             check_resume(config, self.out, self.resume_from, self.checkpointer.start_step)
+        self.checkpointer.restore_data(self.blocks)
         if dist.main:
             claim_output(config, self.out, resuming=self.resume_from is not None)
         dist.barrier()
@@ -100,7 +112,7 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------- stages
     def _start_stage(self, model: torch.nn.Module, index: int, stage: StageConfig, first: int, steps: int):
-        """The stage's model (prepared and wrapped), trainable parameters, optimiser and schedule."""
+        """The stage's model prepared and wrapped, its trainable parameters, optimiser and schedule."""
         config, dist, start = self.config, self.dist, self.checkpointer.start_step
         resuming_here = self.checkpointer.state is not None and first <= start
         mid_stage = resuming_here and start > first  # the checkpoint holds this stage's shape of the model
@@ -109,24 +121,38 @@ class Trainer:
         if not mid_stage:  # the same LoRA initialisation on every rank, resumed or not
             torch.manual_seed(config.seed + 1000 * index)
         prepared = prepare_stage(model, stage, self.base_rows)
-        model = prepared.model.to(dist.device)
-        if mid_stage:
-            self.checkpointer.load_model(model)
-        optimizer, scheduler = make_optimizer(config, stage, prepared.params, prepared.no_decay, steps, prepared.lr)
-        if mid_stage:  # continue this stage's optimiser and every rank's RNG
-            self.checkpointer.load_trainer(optimizer, scheduler)
+        model = prepared.model
+        params, no_decay, lr = prepared.params, prepared.no_decay, prepared.lr
+        shape = None
+        if config.parallelism == "fsdp" and dist.world > 1:
+            names = {id(p): n for n, p in model.named_parameters()}
+            shape = skeleton(model)
+            trained = wrap(model, dist, config.parallelism, config.precision)
+            now = rebind(params, names, trained)
+            params = [now[id(p)] for p in params]
+            no_decay = {id(now[i]) for i in no_decay}
+            lr = {id(now[i]): v for i, v in lr.items()}
+        else:
+            trained = wrap(model, dist, config.parallelism, config.precision)
+        model = model.to(dist.device)
+        optimizer, scheduler = make_optimizer(config, stage, params, no_decay, steps, lr)
+        if mid_stage:  # continue this stage's model, optimiser and every rank's RNG
+            self.checkpointer.load_trainer(trained, optimizer, scheduler)
         else:  # a stage starts: fresh optimiser, per-rank seeded RNG (dropout), as in an uninterrupted run
             torch.manual_seed(config.seed + 1000 * index + 1 + dist.rank)
-        trained = model
-        if dist.world > 1:
-            trained = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
         left = first + steps - max(start, first)
         self.metrics.message(
             f"stage {index + 1}/{len(config.stage_plan())}: {stage.name}, {left} steps"
-            + (f" (of {steps}, resumed)" if left < steps else "") + f", {prepared.trainable:,} trainable parameters")
-        model.train()
-        return model, trained, prepared, optimizer, scheduler
+            + (f" (of {steps}, resumed)" if left < steps else "") + f", {prepared.trainable:,} trainable parameters"
+            + (f", sharded over {dist.world} processes" if shape is not None else ""))
+        trained.train()
+        return model, trained, shape, params, optimizer, scheduler
+
+    def _end_stage(self, model: torch.nn.Module, trained: torch.nn.Module, shape) -> torch.nn.Module:
+        """The plain model once a stage is over (gathered onto rank 0 when it was sharded)."""
+        if shape is not None:
+            model = gather(trained, shape, self.dist)
+        return finish_stage(model)
 
     # ---------------------------------------------------------------------------------------- train
     def train(self) -> Path:
@@ -138,23 +164,24 @@ class Trainer:
         for index, (stage, first, steps) in enumerate(self.config.stage_plan()):
             if first + steps <= step:
                 continue
-            model, trained, prepared, optimizer, scheduler = self._start_stage(model, index, stage, first, steps)
+            model, trained, shape, params, optimizer, scheduler = self._start_stage(model, index, stage, first, steps)
             while step < first + steps:
-                record = self._step(trained, prepared, optimizer, scheduler, step, per_rank, micro)
+                record = self._step(trained, params, optimizer, scheduler, step, per_rank, micro)
                 record["stage"] = stage.name
                 step += 1
                 self.metrics.train_step(record)
-                if step == first + steps:
-                    model = finish_stage(model)
+                boundary = step == first + steps
+                if boundary:
+                    model = trained = self._end_stage(model, trained, shape)
                 if self.validator.should_validate(step):
                     self.validator.validate(model, step)
                 if self.checkpointer.should_save(step):
-                    self.checkpointer.save(step, model, optimizer, scheduler, index)
+                    self.checkpointer.save(step, trained, optimizer, scheduler, index, boundary=boundary)
             del trained
         self.model = model
         return self._finish(model)
 
-    def _step(self, model, prepared, optimizer, scheduler, step: int, per_rank: int, micro: int) -> dict[str, Any]:
+    def _step(self, model, params, optimizer, scheduler, step: int, per_rank: int, micro: int) -> dict[str, Any]:
         """One optimiser step over the global batch of ``step`` (0-based); returns its training record."""
         config, dist = self.config, self.dist
         started = time.perf_counter()
@@ -165,16 +192,14 @@ class Trainer:
         loss_sum = 0.0
         for i in range(accum):
             chunk = inputs[i * micro:(i + 1) * micro]
-            sync = i == accum - 1 or dist.world == 1
-            context = contextlib.nullcontext() if sync else model.no_sync()
-            with context:
-                with autocast(config, dist.device):
+            with gradient_sync(model, i == accum - 1):
+                with self.autocast():
                     loss = model(input_ids=chunk, labels=chunk, use_cache=False).loss
                 (loss / accum).backward()
             loss_sum += float(loss.detach())
         grad_norm = None
         if config.max_grad_norm:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(prepared.params, config.max_grad_norm))
+            grad_norm = clip_grad_norm(params, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -184,6 +209,8 @@ class Trainer:
                   "tokens_per_s": round(config.batch_size * config.block_size / max(elapsed, 1e-9), 1)}
         if grad_norm is not None:
             record["grad_norm"] = round(grad_norm, 6)
+        if self.corpus_blocks is not None:
+            record["corpus_blocks"] = self.corpus_blocks((step + 1) * config.batch_size)
         return record
 
     # --------------------------------------------------------------------------------------- finish
