@@ -1,17 +1,19 @@
-"""The training loop: stages in sequence, AdamW with warmup + cosine, gradient accumulation, DDP.
+"""The training loop: stages in sequence, AdamW with warmup + cosine, gradient accumulation, DDP or FSDP2.
 
 One process or many: under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) the model is wrapped in
-DistributedDataParallel (gloo on CPU, NCCL on GPU). ``batch_size`` is the global batch: at step ``s`` the
-run reads blocks ``s*B .. s*B+B-1`` of its fixed shuffled order (:class:`~.data.PackedBlocks`); rank ``r``
-of ``W`` takes the ``r``-th of ``W`` equal slices and splits it into micro-batches. Every block has
-``block_size`` tokens, so the mean of the ranks' mean losses is the global mean loss, and a 2-process run
-follows the 1-process run with the same global batch (up to float rounding).
+DistributedDataParallel or sharded with FSDP2 (``parallelism``; :mod:`.parallel`), over gloo on CPU and
+NCCL on GPU. ``batch_size`` is the global batch: at step ``s`` the run reads blocks ``s*B .. s*B+B-1`` of
+its fixed order (:class:`~.data.PackedBlocks`, :class:`~.mixture.MixedBlocks` or
+:class:`~.stream.StreamedBlocks`); rank ``r`` of ``W`` takes the ``r``-th of ``W`` equal slices and splits
+it into micro-batches. Every block has ``block_size`` tokens, so the mean of the ranks' mean losses is the
+global mean loss, and a 2-process run follows the 1-process run with the same global batch (up to float
+rounding).
 
 Each stage gets a fresh AdamW and a schedule of linear warmup then cosine decay to ``lr * min_lr_ratio``
-over the steps the stage runs. :class:`Trainer.train` only sequences the steps; the components of
-:mod:`.components` decide when to log, evaluate and checkpoint. A stage's special shape (LoRA adapters) is
-undone when the stage ends, before any checkpoint of that step, so a checkpoint at a stage boundary holds a
-plain model.
+over the steps the stage runs. :meth:`Trainer.train` only sequences the steps; the components of
+:mod:`.components` decide when to log, evaluate and checkpoint. A stage's own shape (LoRA adapters, split
+rows, FSDP shards) is undone when the stage ends, before any checkpoint of that step, so a checkpoint at a
+stage boundary holds a plain model.
 """
 
 from __future__ import annotations
@@ -84,9 +86,10 @@ class Trainer:
     def _start(self) -> tuple[int, int]:
         """Every check, then the output folder and the components; returns (per-rank sequences, micro-batch)."""
         config, dist = self.config, self.dist
-        self._setup()
+        # the checks that need neither model nor data come before tokenizing and loading
         per_rank, micro = micro_batches(config.batch_size, config.micro_batch_size, dist)
         check_parallelism(config.parallelism, dist)
+        self._setup()
         # under FSDP the mixed-precision policy casts the layers; autocast is for the other modes
         fsdp = config.parallelism == "fsdp" and dist.world > 1
         self.autocast = lambda: contextlib.nullcontext() if fsdp else autocast(config, dist.device)

@@ -137,6 +137,3 @@ def finish_stage(model: torch.nn.Module) -> torch.nn.Module:
         p.requires_grad_(False)
     return model
 
-
-def is_lora(model: torch.nn.Module) -> bool:
-    return hasattr(model, "merge_and_unload")

@@ -180,7 +180,7 @@ class StreamedBlocks:
         meta = {"position": asdict(self.position), "cursor": self.cursor, "filled": self.filled,
                 "rng": self.rng.bit_generator.state, "epoch_blocks": self._epoch_blocks}
         return {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-                "pending": self.pending, "buffer": self.buffer[:self.filled]}
+                "pending": self.pending.copy(), "buffer": self.buffer[:self.filled].copy()}
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
         meta = json.loads(bytes(state["meta"]).decode("utf-8"))
