@@ -17,7 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import ROOT
+from conftest import ROOT, SAMPLE_EN, SAMPLE_JA
 from test_pretrain import _free_port, cache_dir, losses, pico_config  # noqa: F401  (cache_dir is a fixture)
 from vocab_extend.errors import VocabExtendError
 from vocab_extend.pretrain import pretrain
@@ -25,6 +25,9 @@ from vocab_extend.pretrain.checkpoint import list_checkpoints
 from vocab_extend.pretrain.outputs import read_metrics
 
 STAGES = "new-rows:5,embeddings:5,lora:5,full:5"
+# a weighted mixture with base-language replay, so the runs also show it draws the same blocks on 1 and 2
+COMMON = dict(stages=STAGES, batch_size=4, micro_batch_size=1, weight_decay=0.1, eval={},
+              train=[f"ja={SAMPLE_JA}", f"en={SAMPLE_EN}"], train_weights={"ja": 0.8, "en": 0.2})
 TIED = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
         "max_position_embeddings": 64, "tie_word_embeddings": True}
 # A script that runs the CLI but kills its own process with SIGKILL when step ``KILL_AT`` (0-based) begins.
@@ -43,8 +46,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def config_file(cache: Path, out: Path, **overrides) -> Path:
-    data = dict(stages=STAGES, batch_size=4, micro_batch_size=1, weight_decay=0.1)
-    data.update(overrides)
+    data = {**COMMON, **overrides}
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(pico_config(cache, out, **data).to_dict()), encoding="utf-8")
     return path
@@ -85,25 +87,36 @@ def shared_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def single_run(shared_cache, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single") / "run"
-    pretrain(pico_config(shared_cache, out, stages=STAGES, batch_size=4, micro_batch_size=1, weight_decay=0.1))
+    pretrain(pico_config(shared_cache, out, **COMMON))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(shared_cache, single_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fsdp") / "run"
+    launch(config_file(shared_cache, out, parallelism="fsdp", save_every=3), 2)
     return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied+checkpointing"])
-def test_fsdp_on_two_processes_follows_one_process_in_every_stage(shared_cache, single_run, tmp_path, tied):
+def test_fsdp_on_two_processes_follows_one_process_in_every_stage(shared_cache, single_run, tmp_path, tied,
+                                                                  request):
     extra = dict(pico=TIED, gradient_checkpointing=True) if tied else {}
     if tied:
-        single = tmp_path / "single"
-        pretrain(pico_config(shared_cache, single, stages=STAGES, batch_size=4, micro_batch_size=1,
-                             weight_decay=0.1, **extra))
+        single, out = tmp_path / "single", tmp_path / "fsdp"
+        pretrain(pico_config(shared_cache, single, **COMMON, **extra))
+        launch(config_file(shared_cache, out, parallelism="fsdp", **extra), 2)
     else:
-        single = single_run
-    out = tmp_path / "fsdp"
-    launch(config_file(shared_cache, out, parallelism="fsdp", **extra), 2)
+        single, out = single_run, request.getfixturevalue("fsdp_run")
     one, two = losses(single), losses(out)
     assert len(one) == 20 and close(one, two), (one, two)
-    stages = [r["stage"] for r in read_metrics(out) if r["kind"] == "train"]
+    records = [r for r in read_metrics(out) if r["kind"] == "train"]
+    assert [r["corpus_blocks"] for r in records] == [r["corpus_blocks"] for r in read_metrics(single)
+                                                     if r["kind"] == "train"]
+    drawn = records[-1]["corpus_blocks"]
+    assert sum(drawn.values()) == 80 and abs(drawn["ja"] / 80 - 0.8) <= 0.02
+    stages = [r["stage"] for r in records]
     assert stages == ["new-rows"] * 5 + ["embeddings"] * 5 + ["lora"] * 5 + ["full"] * 5
     a = load_file(str(single / "model" / "model.safetensors"))
     b = load_file(str(out / "model" / "model.safetensors"))
@@ -112,7 +125,8 @@ def test_fsdp_on_two_processes_follows_one_process_in_every_stage(shared_cache, 
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_on_the_same_and_another_number_of_processes(shared_cache, single_run, tmp_path):
+def test_kill_9_then_resume_on_the_same_and_another_number_of_processes(shared_cache, single_run, fsdp_run,
+                                                                       tmp_path):
     reference = losses(single_run)
     # 2 FSDP processes, killed at step 8 (after the checkpoint at step 6, inside the embeddings stage)
     cut = tmp_path / "cut"
@@ -122,10 +136,8 @@ def test_kill_9_then_resume_on_the_same_and_another_number_of_processes(shared_c
     assert len(list((cut / "checkpoints" / "step-00000006").glob("*.distcp"))) == 2  # one shard per rank
     copy = tmp_path / "cut-on-one"
     shutil.copytree(cut, copy)
-    full = tmp_path / "fsdp-full"
-    launch(config_file(shared_cache, full, parallelism="fsdp", save_every=3), 2)
     launch(config, 2, "--resume")  # 2 -> 2: the same losses, exactly
-    assert losses(cut) == losses(full)
+    assert losses(cut) == losses(fsdp_run)
     launch(config_file(shared_cache, copy, save_every=3), 1, "--resume")  # 2 -> 1
     assert close(losses(copy), reference)
 
@@ -141,6 +153,16 @@ def test_fsdp_on_one_process_is_one_sentence(cache_dir, tmp_path):
     with pytest.raises(VocabExtendError, match="parallelism fsdp needs several processes") as info:
         pretrain(pico_config(cache_dir, tmp_path / "run", parallelism="fsdp"))
     assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_one_sentence():
+    from vocab_extend.pretrain.dist import Dist, micro_batches
+    from vocab_extend.pretrain.parallel import check_parallelism
+
+    with pytest.raises(VocabExtendError, match="batch_size 4 does not split over 3 processes: use a multiple of 3"):
+        micro_batches(4, None, Dist(world=3))
+    assert micro_batches(6, 1, Dist(world=3)) == (2, 1)
+    check_parallelism("fsdp", Dist(world=2))  # no error: fsdp on two processes
 
 
 def test_unknown_parallelism_is_one_sentence(tmp_path):
