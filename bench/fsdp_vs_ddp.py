@@ -125,8 +125,9 @@ def new_rows_optimizer_bytes() -> dict:
     opt.step()
     masked = model()
     matrices = [masked.model.embed_tokens.weight, masked.lm_head.weight]
+    wanted = {id(p) for p in matrices}
     for p in masked.parameters():
-        p.requires_grad_(p in matrices)
+        p.requires_grad_(id(p) in wanted)
     opt_mask = torch.optim.AdamW(matrices, weight_decay=0.0)
     masked(input_ids=ids, labels=ids).loss.backward()
     for p in matrices:
