@@ -35,7 +35,7 @@ PREFIX = "step-"
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence what DCP and the state-dict helpers say about process groups (expected here: one process
+    """Silence what DCP and the state-dict functions say about process groups (expected here: one process
     without a group, gloo on CPU)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(process group|ProcessGroup|_get_pg_default_device).*")
