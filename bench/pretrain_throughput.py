@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from vocab_extend.pretrain.loop import setup_dist
+    from vocab_extend.pretrain.dist import setup_dist
 
     setup_dist(args.device)
     results = {}

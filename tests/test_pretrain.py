@@ -24,6 +24,7 @@ from vocab_extend.pretrain.config import apply_overrides, config_from_dict
 from vocab_extend.pretrain.data import build_training_blocks, doc_key, eval_documents, exclusion_set
 from vocab_extend.pretrain.data import training_documents
 from vocab_extend.pretrain.model import build_merged_tokenizer, build_model
+from vocab_extend.pretrain.checkpoint import read_model_tensors
 from vocab_extend.pretrain.outputs import read_metrics
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -188,10 +189,12 @@ def test_new_rows_stage_counts_only_the_new_rows_as_trainable():
     from vocab_extend.pretrain.config import StageConfig
     from vocab_extend.pretrain.stages import prepare_stage
 
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=120, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False))
-    assert prepare_stage(model, StageConfig("new-rows", 1), 100).trainable == 2 * 20 * 16
-    assert prepare_stage(model, StageConfig("embeddings", 1), 100).trainable == 2 * 120 * 16
+    def model():
+        return LlamaForCausalLM(LlamaConfig(vocab_size=120, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                            num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False))
+
+    assert prepare_stage(model(), StageConfig("new-rows", 1), 100).trainable == 2 * 20 * 16
+    assert prepare_stage(model(), StageConfig("embeddings", 1), 100).trainable == 2 * 120 * 16
 
 
 def test_embeddings_stage_freezes_transformer_blocks(cache_dir, tmp_path):
@@ -270,8 +273,10 @@ def test_tied_embeddings_and_resume_at_a_stage_boundary(cache_dir, tmp_path, mon
     assert all(torch.equal(a[k], b[k]) for k in a)  # the LoRA delta merged in depends on its initialisation
     config = pico_config(cache_dir, tmp_path / "x", pico=pico)
     initial = build_model(config, build_tokenizer(config)).model.embed_tokens.weight
-    saved = load_file(str(cut / "checkpoints" / "step-00000002" / "model.safetensors"))
-    (after_new_rows,) = [t for k, t in saved.items() if k in ("model.embed_tokens.weight", "lm_head.weight")]
+    saved = read_model_tensors(cut / "checkpoints" / "step-00000002")
+    matrices = [t for k, t in saved.items() if k in ("model.embed_tokens.weight", "lm_head.weight")]
+    after_new_rows = matrices[0]
+    assert all(torch.equal(m, after_new_rows) for m in matrices)  # one tied matrix, listed under its names
     assert torch.equal(after_new_rows[:32000], initial[:32000])
     assert not torch.equal(after_new_rows[32000:], initial[32000:])
 

@@ -1,4 +1,5 @@
-"""Continued pretraining of an extended model: staged training, bits-per-byte eval, exact resume, DDP.
+"""Continued pretraining of an extended model: staged training, bits-per-byte eval, exact resume, DDP or
+FSDP2, DCP checkpoints, weighted mixtures, streamed data that resumes by seeking.
 
 From Python::
 

@@ -1,10 +1,13 @@
 """Checkpoints: model, optimiser, scheduler, RNG states and data position, written atomically.
 
-A checkpoint is a folder ``checkpoints/step-00000040`` holding ``model.safetensors`` (the model being
-trained, LoRA adapters included when a ``lora`` stage is under way), ``trainer.pt`` (optimiser and
-scheduler), ``rng-rank<R>.pt`` (each rank's Python, NumPy, torch and CUDA generator states) and
-``state.json`` (step, stage, data position). It is written under a temporary name and renamed when
-complete, so a crash never leaves a checkpoint that looks whole.
+A checkpoint is a folder ``checkpoints/step-00000040`` written with ``torch.distributed.checkpoint``
+(DCP): every rank writes its own shard of the model being trained (LoRA adapters or split rows included
+while such a stage is under way) and of the AdamW state into ``*.distcp`` files, described by DCP's
+``.metadata``; beside them ``scheduler.pt``, ``rng-rank<R>.pt`` (each rank's Python, NumPy, torch and CUDA
+generator states) and ``state.json`` (step, stage, data position, world size). DCP reshards on load, so a
+checkpoint written by 2 processes resumes on 1 and the other way round. A checkpoint is written under a
+temporary name and renamed when complete (``state.json`` last), so a crash, even ``kill -9``, never
+leaves a checkpoint that looks whole.
 
 >>> step_of(Path("checkpoints/step-00000040"))
 40
@@ -12,11 +15,13 @@ complete, so a crash never leaves a checkpoint that looks whole.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import warnings
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -24,7 +29,17 @@ import torch
 from ..errors import VocabExtendError
 
 CHECKPOINTS = "checkpoints"
+MODEL_KEY, OPTIM_KEY = "model", "optimizer"
 PREFIX = "step-"
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence what DCP and the state-dict functions say about process groups (expected here: one process
+    without a group, gloo on CPU)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(process group|ProcessGroup|_get_pg_default_device).*")
+        yield
 
 
 def step_of(path: Path) -> int:
@@ -68,19 +83,41 @@ def staging_path(output_dir: Path, step: int) -> Path:
     return Path(output_dir) / CHECKPOINTS / f".tmp-{PREFIX}{step:08d}"
 
 
+def clear(staging: Path) -> None:
+    """An empty staging folder (a crashed attempt at the same step is discarded)."""
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+
+
 def write_rank_state(staging: Path, rank: int) -> None:
     """Every rank writes its RNG state into the staging folder (created by rank 0 beforehand)."""
     torch.save(rng_state(), staging / f"rng-rank{rank}.pt")
 
 
-def write_main_state(
-    staging: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: dict[str, Any]
-) -> None:
-    """Rank 0 writes the model, optimiser, scheduler and ``state.json``."""
-    from safetensors.torch import save_model
+@quiet()
+def write_state(staging: Path, trained: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                dist_main: bool, *, model_only: bool = False) -> None:
+    """Every rank writes its shard of the model (and optimiser) with DCP into ``staging``.
 
-    save_model(model, str(staging / "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "trainer.pt")
+    ``trained`` is the module the steps ran (plain, DDP or FSDP). ``model_only`` (at a stage boundary, where
+    the next stage starts a fresh optimiser) saves the plain model, which only rank 0 holds under FSDP.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+
+    if model_only:
+        state = {MODEL_KEY: get_model_state_dict(trained) if dist_main else {}}
+    else:
+        model_state, optim_state = get_state_dict(trained, optimizer)
+        state = {MODEL_KEY: model_state, OPTIM_KEY: optim_state}
+    with quiet():
+        dcp.save(state, checkpoint_id=str(staging))
+
+
+def write_main_state(staging: Path, scheduler: Any, state: dict[str, Any]) -> None:
+    """Rank 0 writes the scheduler and ``state.json`` (the file whose presence marks a whole checkpoint)."""
+    if scheduler is not None:
+        torch.save(scheduler.state_dict(), staging / "scheduler.pt")
     (staging / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -100,21 +137,46 @@ def read_state(path: Path) -> dict[str, Any]:
     return json.loads((Path(path) / "state.json").read_text(encoding="utf-8"))
 
 
+@quiet()
 def load_model_weights(path: Path, model: torch.nn.Module) -> None:
-    from safetensors.torch import load_model
+    """Load the checkpoint's model into ``model`` (plain, DDP or FSDP; any number of processes)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
 
-    missing, unexpected = load_model(model, str(Path(path) / "model.safetensors"), strict=False)
-    if missing or unexpected:
+    state = get_model_state_dict(model)
+    try:
+        with quiet():
+            dcp.load({MODEL_KEY: state}, checkpoint_id=str(path))
+    except (RuntimeError, KeyError, ValueError) as exc:
         raise VocabExtendError(
-            f"checkpoint {path} does not fit the model ({len(missing)} missing, {len(unexpected)} unexpected "
-            "tensors): resume with the config the run was started with"
-        )
+            f"checkpoint {path} does not fit the model ({str(exc).strip().splitlines()[0][:120]}): resume with "
+            "the config the run was started with") from None
+    set_model_state_dict(model, state)
 
 
-def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
-    trainer = torch.load(Path(path) / "trainer.pt", weights_only=False)
-    optimizer.load_state_dict(trainer["optimizer"])
-    scheduler.load_state_dict(trainer["scheduler"])
+@quiet()
+def load_trainer_state(path: Path, trained: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       scheduler: Any) -> None:
+    """Load model and optimiser shards (resharded to this run's processes) and the scheduler."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optim_state = get_state_dict(trained, optimizer)
+    with quiet():
+        dcp.load({MODEL_KEY: model_state, OPTIM_KEY: optim_state}, checkpoint_id=str(path))
+    set_state_dict(trained, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
+    scheduler.load_state_dict(torch.load(Path(path) / "scheduler.pt", weights_only=False))
+
+
+def read_model_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's model tensors, whole, in one process (for inspection and tests)."""
+    import tempfile
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    with tempfile.TemporaryDirectory() as tmp, quiet():
+        dcp_to_torch_save(str(path), f"{tmp}/all.pt")
+        return torch.load(f"{tmp}/all.pt", weights_only=False)[MODEL_KEY]
 
 
 def load_rng_state(path: Path, rank: int) -> None:

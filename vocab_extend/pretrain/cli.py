@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 
 from .config import PretrainConfig, load_config
+from .loop import pretrain
 
 _PREFIX = "override_"
 INTERRUPTED = "interrupted: checkpoints written so far are kept (--resume continues from the latest, if any)"
@@ -32,8 +33,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .loop import pretrain
-
     config = load_config(args.config, overrides_from_args(args))
     pretrain(config, resume=args.resume)
     return 0

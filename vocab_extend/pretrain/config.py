@@ -24,10 +24,13 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..corpus import parse_named_spec
 from ..errors import VocabExtendError
+from .mixture import check_weights
 
 STAGES = ("new-rows", "embeddings", "lora", "full")
 PRECISIONS = ("auto", "fp32", "bf16")
+PARALLELISMS = ("ddp", "fsdp")
 # LLaMA/Mistral/SmolLM2 names of the attention and MLP projections (LoRA targets).
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -36,8 +39,10 @@ DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 class StageConfig:
     """One training stage; unset optimiser settings inherit the top-level ones.
 
-    ``new-rows``: only the rows of embeddings/lm_head added by the merge learn (a gradient mask keeps the
-    base rows bit-identical); ``embeddings``: embeddings + lm_head (Chinese-LLaMA stage 1); ``lora``: LoRA
+    ``new-rows``: only the rows of embeddings/lm_head added by the merge learn (held as parameters of their
+    own; the base rows are frozen and stay bit-identical); ``embeddings``: embeddings + lm_head
+    (Chinese-LLaMA stage 1; ``split_rows: true`` holds base and new rows apart so that ``new_rows_lr`` can
+    give the new rows their own learning rate); ``lora``: LoRA
     on attention and MLP plus trainable embeddings/lm_head, merged into the model when the stage ends
     (stage 2); ``full``: every parameter.
     """
@@ -52,6 +57,8 @@ class StageConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+    split_rows: bool = False  # embeddings stage: base and new rows as separate parameters
+    new_rows_lr: float | None = None  # new-rows / split embeddings: the new rows' learning rate
 
 
 @dataclass
@@ -76,6 +83,7 @@ class PretrainConfig:
     base_vocab_size: int | None = None  # rows below this are the base's; default: the tokenizer's metadata
     # --- data
     train: list[str] = field(default_factory=list)  # corpus specs (NAME=SPEC or SPEC)
+    train_weights: dict[str, float] = field(default_factory=dict)  # NAME -> weight: a weighted mixture
     eval: dict[str, str] = field(default_factory=dict)  # name -> corpus spec
     heldout_fraction: float = 0.0  # documents of the training corpora held out and evaluated
     text_field: str = "text"
@@ -99,6 +107,7 @@ class PretrainConfig:
     max_grad_norm: float | None = 1.0
     precision: str = "auto"  # auto: fp32 on CPU, bf16 autocast on GPU
     gradient_checkpointing: bool = False
+    parallelism: str = "ddp"  # several processes: ddp (a replica each) or fsdp (FSDP2 shards)
     seed: int = 0
     device: str | None = None  # default: cuda when available
     # --- evaluation, logging, checkpoints
@@ -182,8 +191,6 @@ def _as_list(value: Any) -> list[str]:
 
 
 def _as_eval(value: Any) -> dict[str, str]:
-    from ..corpus import parse_named_spec
-
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     return dict(parse_named_spec(v) for v in _as_list(value))
@@ -246,6 +253,13 @@ def validate(config: PretrainConfig) -> None:
     """Checks that need no model or data; each failure is one sentence."""
     if not config.train:
         raise VocabExtendError("the config has no training corpus: set train to one or more corpus specs")
+    if config.train_weights:
+        if not isinstance(config.train_weights, Mapping):
+            raise VocabExtendError("train_weights must map training-corpus names to weights, e.g. {ja: 0.9, en: 0.1}")
+        config.train_weights = check_weights([parse_named_spec(v)[0] for v in config.train], config.train_weights)
+    if config.parallelism not in PARALLELISMS:
+        raise VocabExtendError(
+            f"parallelism {config.parallelism!r} is unknown: choose one of {', '.join(PARALLELISMS)}")
     if config.precision not in PRECISIONS:
         raise VocabExtendError(f"precision {config.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
     positive = {"batch_size": config.batch_size, "block_size": config.block_size, "log_every": config.log_every}
@@ -269,6 +283,8 @@ def validate(config: PretrainConfig) -> None:
             raise VocabExtendError(f"{where}: warmup_steps must be zero or more, not {source.warmup_steps!r}")
         if source.min_lr_ratio is not None and not 0 <= source.min_lr_ratio <= 1:
             raise VocabExtendError(f"{where}: min_lr_ratio must be between 0 and 1, not {source.min_lr_ratio!r}")
+        if stage is not None and stage.new_rows_lr is not None and stage.new_rows_lr <= 0:
+            raise VocabExtendError(f"{where}: new_rows_lr must be positive, not {stage.new_rows_lr!r}")
         if source.weight_decay is not None and source.weight_decay < 0:
             raise VocabExtendError(f"{where}: weight_decay must be zero or more, not {source.weight_decay!r}")
     betas = config.adam_betas
@@ -324,7 +340,3 @@ def apply_overrides(config: PretrainConfig, overrides: Mapping[str, str]) -> Pre
     data.update(_parse_overrides(overrides))
     return config_from_dict(data)
 
-
-def override_keys() -> list[str]:
-    """The top-level keys, as command-line options (``--max-steps``)."""
-    return [f.name.replace("_", "-") for f in dataclasses.fields(PretrainConfig)]

@@ -28,20 +28,13 @@ import numpy as np
 
 from ..corpus import iter_documents, parse_named_spec, read_documents, resolve_files
 from ..errors import VocabExtendError
+from ..heldout import doc_key, heldout
 from .config import PretrainConfig
+from .mixture import MixedBlocks, Mixture
+from .stream import StreamedBlocks
 
 CACHE_VERSION = "2"
 _PACK_DOCS = 10_000  # documents per packing batch
-
-
-def doc_key(text: str) -> int:
-    """A 64-bit content hash of a document."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
-
-
-def heldout(key: int, fraction: float) -> bool:
-    """Whether the document with hash ``key`` belongs to the held-out share ``fraction``."""
-    return key < fraction * 2**64
 
 
 def training_documents(
@@ -144,18 +137,14 @@ class PackedBlocks:
     """The packed training blocks, read in a fixed shuffled order: epoch ``e`` is a permutation seeded by
     ``seed + e``, so position ``k`` of the run is always the same block (exact resume, any world size)."""
 
-    dataset: Any  # datasets.Dataset (numpy format) or datasets.IterableDataset when streaming
+    dataset: Any  # datasets.Dataset (numpy format)
     block_size: int
     seed: int
-    num_blocks: int | None  # None when streaming
+    num_blocks: int
     _perms: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
-    _stream: Any = field(default=None, repr=False)
-    _cursor: int = field(default=0, repr=False)
 
     def get(self, start: int, count: int) -> np.ndarray:
         """Blocks ``start .. start + count - 1`` of the run's order, as an ``(count, block_size)`` array."""
-        if self.num_blocks is None:
-            return self._get_streaming(start, count)
         rows = []
         for k in range(start, start + count):
             epoch, pos = divmod(k, self.num_blocks)
@@ -165,42 +154,19 @@ class PackedBlocks:
             rows.append(int(self._perms[epoch][pos]))
         return np.asarray(self.dataset[rows]["input_ids"], dtype=np.int64).reshape(count, self.block_size)
 
-    def _get_streaming(self, start: int, count: int) -> np.ndarray:
-        if self._stream is None or start < self._cursor:
-            self._stream, self._cursor, self._epoch = None, 0, 0
-            self._stream = self._epoch_iter(0)
-        out = []
-        while len(out) < count:
-            try:
-                block = next(self._stream)
-            except StopIteration:
-                if self._cursor == 0:
-                    raise VocabExtendError("the streamed training corpus has less text than one block") from None
-                self._epoch += 1
-                self._stream = self._epoch_iter(self._epoch)
-                continue
-            if self._cursor >= start:
-                out.append(block)
-            self._cursor += 1
-        return np.asarray(out, dtype=np.int64).reshape(count, self.block_size)
-
-    def _epoch_iter(self, epoch: int) -> Iterator[np.ndarray]:
-        self.dataset.set_epoch(epoch)
-        for row in self.dataset:
-            yield row["input_ids"]
-
     @property
     def tokens(self) -> int | None:
         return None if self.num_blocks is None else self.num_blocks * self.block_size
 
 
 def build_training_blocks(
-    config: PretrainConfig, tokenizer, exclude: frozenset[int], *, is_main: bool = True
-) -> PackedBlocks:
+    config: PretrainConfig, tokenizer, exclude: frozenset[int], *, is_main: bool = True, batch_size: int | None = None
+) -> Any:
     """Tokenize and pack the training corpora (or load them from the cache); see the module docstring.
 
     In a multi-process run only the main process builds the cache (``is_main``); the others wait at a
-    barrier outside this function and then load it.
+    barrier outside this function and then load it. ``streaming: true`` gives a
+    :class:`~.stream.StreamedBlocks` instead (read in whole batches of ``batch_size``, default the run's).
     """
     import datasets
 
@@ -211,13 +177,13 @@ def build_training_blocks(
                   max_docs=config.max_docs)
     features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
     if config.streaming:
-        stream = datasets.IterableDataset.from_generator(
-            _doc_records, gen_kwargs={"specs": tuple(config.train), "kwargs": kwargs})
-        stream = stream.map(_tokenize, batched=True, remove_columns=["text"],
-                            fn_kwargs={"tokenizer": tokenizer, "eos": eos})
-        stream = stream.map(_pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": config.block_size})
-        stream = stream.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer)
-        return PackedBlocks(stream, config.block_size, config.seed, None)
+        def keep(text: str) -> bool:
+            key = doc_key(text)
+            return key not in exclude and not heldout(key, config.heldout_fraction)
+
+        return StreamedBlocks(config.train, tokenizer, block_size=config.block_size, batch_size=batch_size or
+                              config.batch_size, buffer_size=config.shuffle_buffer, seed=config.seed, keep=keep,
+                              text_field=config.text_field, max_docs=config.max_docs)
 
     key = cache_key(config, tokenizer, exclude)
     root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
@@ -267,3 +233,25 @@ def _doc_records(specs: tuple[str, ...], kwargs: dict[str, Any]) -> Iterator[dic
 
 def exclusion_set(eval_docs: dict[str, list[str]]) -> frozenset[int]:
     return frozenset(doc_key(t) for docs in eval_docs.values() for t in docs)
+
+
+def corpus_groups(specs: list[str]) -> dict[str, list[str]]:
+    """Training specs by corpus name (``ja=a``, ``ja=b`` are one corpus ``ja``), in order of first mention."""
+    groups: dict[str, list[str]] = {}
+    for value in specs:
+        groups.setdefault(parse_named_spec(value)[0], []).append(value)
+    return groups
+
+
+def build_mixture(config: PretrainConfig, tokenizer, exclude: frozenset[int], *, is_main: bool = True):
+    """One :class:`PackedBlocks` per training corpus (each cached on its own, each with its own shuffled
+    order), drawn from as ``train_weights`` says (:mod:`.mixture`)."""
+    import dataclasses
+
+    groups = corpus_groups(config.train)
+    corpora = [build_training_blocks(dataclasses.replace(config, train=specs, seed=config.seed + 7919 * (i + 1)),
+                                     tokenizer, exclude, is_main=is_main, batch_size=1)
+               for i, specs in enumerate(groups.values())]
+    names = list(groups)
+    mixture = Mixture(names, [config.train_weights[n] for n in names], config.seed)
+    return MixedBlocks(mixture, corpora, config.block_size, config.batch_size)

@@ -16,6 +16,10 @@ from typing import Any
 import torch
 
 from ..errors import VocabExtendError
+from ..metadata import METADATA_FILE, pad_vocab_size, read_metadata
+from ..model.loading import load_model
+from ..model.sizing import check_vocabulary_fits
+from ..tokenizer.job import ExtendConfig, extend_tokenizer
 from .config import PretrainConfig
 from .data import _corpus_fingerprint, default_cache_dir
 
@@ -37,8 +41,6 @@ def merged_tokenizer_dir(config: PretrainConfig) -> Path:
 
 def build_merged_tokenizer(config: PretrainConfig) -> Path:
     """Run ``vocab-extend merge`` for ``tokenizer_merge`` unless its cached output exists."""
-    from ..tokenizer.job import ExtendConfig, extend_tokenizer
-
     target = merged_tokenizer_dir(config)
     if not (target / "tokenizer.json").is_file():
         merge = config.tokenizer_merge
@@ -63,8 +65,6 @@ def base_vocab_size(config: PretrainConfig) -> int | None:
     """Rows below this are the base model's: from the config, else the merge metadata of the tokenizer."""
     if config.base_vocab_size is not None:
         return config.base_vocab_size
-    from ..metadata import METADATA_FILE, read_metadata
-
     folder = Path(tokenizer_source(config))
     if (folder / METADATA_FILE).is_file():
         return read_metadata(folder).base_vocab_size
@@ -72,8 +72,6 @@ def base_vocab_size(config: PretrainConfig) -> int | None:
 
 
 def _embedding_rows(tokenizer, multiple: int | None) -> int:
-    from ..metadata import pad_vocab_size
-
     return pad_vocab_size(len(tokenizer), multiple)
 
 
@@ -94,8 +92,6 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
         torch.manual_seed(config.seed)
         model = LlamaForCausalLM(pico_config)
     else:
-        from ..model.loading import load_model
-
         model = load_model(config.model, device="cpu", dtype=torch.float32)
     check_fit(model, tokenizer, config.block_size, config.eval_block_size)
     return model.train()
@@ -103,8 +99,6 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
 
 def check_fit(model: torch.nn.Module, tokenizer, block_size: int, eval_block_size: int | None = None) -> None:
     """Tokenizer/model vocabulary and block sizes/context checks, one sentence each."""
-    from ..model.sizing import check_vocabulary_fits
-
     check_vocabulary_fits(model, tokenizer)
     context = getattr(model.config, "max_position_embeddings", None)
     for name, size in (("block_size", block_size), ("eval_block_size", eval_block_size)):

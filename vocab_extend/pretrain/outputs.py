@@ -3,7 +3,10 @@
 ``metrics.jsonl`` holds one JSON object per line. Training records::
 
     {"kind": "train", "step": 12, "stage": "embeddings", "loss": 6.91, "lr": 0.0003, "tokens_per_s": 5120.4,
-     "grad_norm": 1.7}
+     "grad_norm": 1.7, "corpus_blocks": {"ja": 87, "en": 9}}
+
+``corpus_blocks`` counts the blocks drawn from each training corpus so far (a weighted mixture, or the one
+training corpus).
 
 Eval records::
 
@@ -133,6 +136,17 @@ def write_report(output_dir: Path, config: Mapping[str, Any], reduction: list[di
             lines.append(f"| {name} | {before if before is None else f'{before:.4f}'} | {after:.4f} | {change} |")
         lines += ["", f"![bits per byte]({BPB_PLOT})", ""]
         _plot(evals, output_dir / BPB_PLOT, "bits per byte", "bits per byte")
+    if train and train[-1].get("corpus_blocks"):
+        drawn = train[-1]["corpus_blocks"]
+        total = max(sum(drawn.values()), 1)
+        weights = config.get("train_weights") or {}
+        norm = sum(weights.values()) or 1.0
+        lines += ["## Training mixture", "", f"Blocks drawn from each training corpus over {total:,} blocks.", "",
+                  "| corpus | weight | blocks | realised share |", "|---|---:|---:|---:|"]
+        for name, n in drawn.items():
+            weight = f"{weights[name] / norm:.1%}" if name in weights else "(natural)"
+            lines.append(f"| {name} | {weight} | {n:,} | {n / total:.1%} |")
+        lines.append("")
     if train:
         speeds = [r["tokens_per_s"] for r in train[1:]] or [train[0]["tokens_per_s"]]
         lines += ["## Training", "", f"- final loss: {train[-1]['loss']:.4f}",

@@ -1,38 +1,37 @@
 """What learns in each stage: ``new-rows``, ``embeddings``, ``lora``, ``full``.
 
 :func:`prepare_stage` freezes and unfreezes parameters (wrapping the model with peft LoRA for ``lora``) and
-returns the model to train, its trainable parameters and a gradient mask to apply after every backward
-pass; :func:`finish_stage` merges LoRA into the weights when a ``lora`` stage ends.
+returns the model to train and its trainable parameters; :func:`finish_stage` undoes the stage's shape when
+it ends (LoRA merged into the weights, split rows joined back).
 
-The ``new-rows`` mask zeroes the gradient of the base rows of the embeddings and lm_head. With AdamW a
-parameter entry whose gradient is always zero gets exactly zero update (its moments stay zero) as long as
-its weight decay is zero, so the stage uses no weight decay on those matrices and the base rows stay
-bit-identical.
+``new-rows`` holds the base rows of the embeddings and lm_head as frozen parameters and the added rows as
+parameters of their own (:mod:`.rows`): only the new rows have gradients and AdamW state, and the base rows
+stay bit-identical whatever the weight decay. ``embeddings`` with ``split_rows: true`` uses the same split
+with both halves trainable, so ``new_rows_lr`` can give the new rows their own learning rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import VocabExtendError
 from .config import StageConfig
+from .rows import has_split_rows, join_rows, split_rows
 
 
 @dataclass
 class PreparedStage:
     model: torch.nn.Module  # the model to train (a peft model in a lora stage)
     params: list[torch.nn.Parameter]  # trainable, deduplicated (tied embeddings appear once)
-    no_decay: set[int]  # ids of parameters that must not get weight decay
-    mask_grads: Callable[[], None]  # call after backward, before clipping
-    frozen_rows: int = 0  # new-rows: the base rows of each trainable matrix, which the mask keeps fixed
+    no_decay: set[int] = field(default_factory=set)  # ids of parameters that must not get weight decay
+    lr: dict[int, float] = field(default_factory=dict)  # ids of parameters with a learning rate of their own
 
     @property
     def trainable(self) -> int:
-        """Parameters that actually learn (the masked base rows not counted)."""
-        return sum(p.numel() - self.frozen_rows * p[0].numel() for p in self.params)
+        """Parameters that learn (elements; a parameter shared by two modules counts once)."""
+        return sum(p.numel() for p in self.params)
 
 
 def embedding_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -74,7 +73,15 @@ def check_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: int
                 f"base_vocab_size {base_vocab_size} leaves no new rows in embeddings of {rows} rows: "
                 "the new-rows stage needs an extended model"
             )
-    elif stage.name not in ("full", "embeddings"):  # config validation makes this unreachable
+    if stage.split_rows and stage.name != "embeddings":
+        raise VocabExtendError(f"split_rows is a setting of the embeddings stage (new-rows always splits), "
+                               f"not of {stage.name}")
+    if stage.name == "embeddings" and stage.split_rows:
+        check_stage(model, StageConfig("new-rows", stage.steps), base_vocab_size)
+    if stage.new_rows_lr is not None and not (stage.name == "new-rows" or stage.split_rows):
+        raise VocabExtendError("new_rows_lr needs the new rows as their own parameters: use it in a new-rows "
+                               "stage or an embeddings stage with split_rows: true")
+    if stage.name not in ("full", "embeddings", "new-rows", "lora"):  # config validation makes this unreachable
         raise VocabExtendError(f"unknown stage {stage.name!r}")
 
 
@@ -84,23 +91,18 @@ def prepare_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: i
     for p in model.parameters():
         p.requires_grad_(False)
     matrices = embedding_matrices(model)
-    mask: Callable[[], None] = lambda: None
-    no_decay: set[int] = set()
+    lr: dict[int, float] = {}
     if stage.name == "full":
         for p in model.parameters():
             p.requires_grad_(True)
-    elif stage.name in ("embeddings", "new-rows"):
+    elif stage.name == "new-rows" or stage.split_rows:
+        assert base_vocab_size is not None  # check_stage
+        new = split_rows(model, base_vocab_size, train_base=stage.name == "embeddings")
+        if stage.new_rows_lr is not None:
+            lr = {id(p): stage.new_rows_lr for p in new}
+    elif stage.name == "embeddings":
         for p in matrices:
             p.requires_grad_(True)
-        if stage.name == "new-rows":
-            assert base_vocab_size is not None  # check_stage
-            no_decay = {id(p) for p in matrices}
-
-            def mask() -> None:
-                for p in matrices:
-                    if p.grad is not None:
-                        p.grad[:base_vocab_size].zero_()
-
     elif stage.name == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -112,8 +114,7 @@ def prepare_stage(model: torch.nn.Module, stage: StageConfig, base_vocab_size: i
         for p in matrices:  # trainable embeddings/lm_head in place, as Chinese-LLaMA stage 2
             p.requires_grad_(True)
     params = [p for p in _unique(model.parameters()) if p.requires_grad]
-    frozen = base_vocab_size if stage.name == "new-rows" and base_vocab_size else 0
-    return PreparedStage(model, params, no_decay, mask, frozen)
+    return PreparedStage(model, params, lr=lr)
 
 
 def _unique(params) -> list[torch.nn.Parameter]:
@@ -127,13 +128,12 @@ def _unique(params) -> list[torch.nn.Parameter]:
 
 
 def finish_stage(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain model after a stage: LoRA merged into the weights (a no-op for other stages)."""
+    """The plain model after a stage: LoRA merged into the weights, split rows joined back."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    if has_split_rows(model):
+        model = join_rows(model)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
 
-
-def is_lora(model: torch.nn.Module) -> bool:
-    return hasattr(model, "merge_and_unload")

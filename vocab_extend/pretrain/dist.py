@@ -1,0 +1,81 @@
+"""The process group of a run: rank, world size, device, and how a global batch splits over the ranks.
+
+``batch_size`` is the global batch in sequences: with ``W`` processes each takes ``batch_size / W`` of them
+and splits its share into ``micro_batch_size`` micro-batches (gradient accumulation).
+
+>>> micro_batches(8, None, Dist(world=2))
+(4, 4)
+>>> micro_batches(8, 2, Dist(world=2))
+(4, 2)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import VocabExtendError
+
+
+@dataclass
+class Dist:
+    """The process group of a run (world size 1 when not launched by torchrun/accelerate)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over the ranks (in float64)."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(t)
+        return float(t.item()) / self.world
+
+
+def setup_dist(device: str | None) -> Dist:
+    """Read torchrun's environment, pick the device and start the process group (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise VocabExtendError(f"device {device!r} is not a torch device: use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VocabExtendError(f"device {device!r} asks for a GPU but torch sees none: use --device cpu")
+        if dev.index is None:  # each process of a torchrun/accelerate launch takes its own GPU
+            dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank, world, local_rank, dev)
+
+
+def micro_batches(batch_size: int, micro_batch_size: int | None, dist: Dist) -> tuple[int, int]:
+    """(sequences per rank per step, micro-batch size); one sentence when they do not divide."""
+    if batch_size % dist.world:
+        raise VocabExtendError(
+            f"batch_size {batch_size} does not split over {dist.world} processes: use a multiple of {dist.world}")
+    per_rank = batch_size // dist.world
+    micro = micro_batch_size or per_rank
+    if per_rank % micro:
+        raise VocabExtendError(
+            f"micro_batch_size {micro} does not divide the {per_rank} sequences each process gets per step: "
+            "choose a divisor")
+    return per_rank, micro

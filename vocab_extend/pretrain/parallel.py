@@ -1,0 +1,157 @@
+"""How a stage's model is spread over the processes: ``parallelism: ddp`` or ``fsdp`` (PyTorch FSDP2).
+
+- ``ddp``: every process holds the whole model; gradients are averaged (DistributedDataParallel).
+- ``fsdp``: :func:`torch.distributed.fsdp.fully_shard` on every decoder layer (the model's
+  ``_no_split_modules``) and on the root, so each process holds ``1/W`` of the parameters, gradients and
+  AdamW state. On GPUs under ``precision: auto|bf16`` the layers compute in bf16 with gradients reduced in
+  fp32 (``MixedPrecisionPolicy``); on CPUs (gloo) everything is fp32.
+
+Between stages the model is plain again (LoRA merged, split rows joined): :func:`gather` collects the trained
+model's full state dict onto rank 0's CPU (``cpu_offload``), which fills a parameter-less copy of the stage's
+model taken before sharding (:func:`skeleton`); the other ranks keep that copy on the meta device and get
+their shards back from rank 0 when the next stage is sharded (``broadcast_from_rank0``). So rank 0 holds the
+whole model once, in CPU memory, and the other ranks never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..errors import VocabExtendError
+from .checkpoint import quiet
+from .dist import Dist
+
+
+def check_parallelism(parallelism: str, dist: Dist) -> None:
+    if parallelism == "fsdp" and dist.world == 1:
+        raise VocabExtendError(
+            "parallelism fsdp needs several processes (launch with torchrun --nproc_per_node N); one process "
+            "trains unsharded with parallelism ddp")
+
+
+def is_sharded(model: nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The modules FSDP shards one by one: instances of the model's ``_no_split_modules`` classes."""
+    names: set[str] = set()
+    for m in model.modules():
+        names.update(getattr(m, "_no_split_modules", None) or [])
+    layers = [m for m in model.modules() if type(m).__name__ in names]
+    if not layers:
+        raise VocabExtendError(f"{type(model).__name__} names no decoder-layer class (_no_split_modules): FSDP "
+                               "cannot shard it layer by layer; use parallelism ddp")
+    return layers
+
+
+def mixed_precision(precision: str, device: torch.device):
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy()
+
+
+def skeleton(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters are on the meta device (no memory); buffers are copied."""
+    from torch.utils.hooks import RemovableHandle
+
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for m in model.modules():  # hook handles kept as attributes (peft, checkpointing) are shared, not copied
+        for value in vars(m).values():
+            if isinstance(value, RemovableHandle):
+                memo[id(value)] = value
+    return copy.deepcopy(model, memo)
+
+
+def shard(model: nn.Module, dist: Dist, precision: str) -> nn.Module:
+    """FSDP2 over ``model`` in place; rank 0's values (the only real ones) are broadcast into the shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    full = model.state_dict() if dist.main else {}
+    policy = mixed_precision(precision, dist.device)
+    for layer in decoder_layers(model):
+        fully_shard(layer, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
+    with quiet():
+        set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    _materialise_buffers(model, dist)
+    return model
+
+
+def _materialise_buffers(model: nn.Module, dist: Dist) -> None:
+    """Buffers (rotary tables...) to the device, equal to rank 0's."""
+    for module in model.modules():
+        for name, buf in list(module._buffers.items()):
+            if buf is None:
+                continue
+            moved = buf.to(dist.device) if not buf.is_meta else torch.empty_like(buf, device=dist.device)
+            torch.distributed.broadcast(moved, src=0)
+            module._buffers[name] = moved
+
+
+def wrap(model: nn.Module, dist: Dist, parallelism: str, precision: str) -> nn.Module:
+    """The module the steps run: ``model`` itself (one process), DDP around it, or ``model`` sharded."""
+    if dist.world == 1:
+        return model.to(dist.device)
+    if parallelism == "fsdp":
+        return shard(model, dist, precision)
+    model = model.to(dist.device)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+
+
+def gradient_sync(trained: nn.Module, sync: bool):
+    """Context for one micro-batch's backward: gradients are reduced only when ``sync`` (the last one)."""
+    if is_sharded(trained):
+        trained.set_requires_gradient_sync(sync)
+        return contextlib.nullcontext()
+    if sync or not isinstance(trained, nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return trained.no_sync()
+
+
+def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> float:
+    """The total gradient norm before clipping, over every rank's shards."""
+    norm = torch.nn.utils.clip_grad_norm_(list(params), max_norm)
+    if hasattr(norm, "full_tensor"):
+        norm = norm.full_tensor()
+    return float(norm)
+
+
+def gather(trained: nn.Module, shape: nn.Module, dist: Dist) -> nn.Module:
+    """The sharded ``trained`` as the unsharded ``shape`` (its :func:`skeleton`): real on rank 0, meta elsewhere."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    with quiet():
+        full = get_model_state_dict(trained, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if dist.main:
+        shared: dict[int, list[str]] = {}  # tied weights: one parameter under several names
+        for name, p in shape.named_parameters(remove_duplicate=False):
+            shared.setdefault(id(p), []).append(name)
+        shape.load_state_dict(full, strict=False, assign=True)
+        for names in shared.values():  # assign=True put a tensor of its own under each name: tie them again
+            for name in names[1:]:
+                owner, _, leaf = name.rpartition(".")
+                setattr(shape.get_submodule(owner), leaf, shape.get_parameter(names[0]))
+        missing = [n for n, p in shape.named_parameters() if p.is_meta]
+        if missing:
+            raise RuntimeError(f"gathered state dict lacks {missing[:3]}")
+    return shape
+
+
+def rebind(params: list[nn.Parameter], names_before: dict[int, str], model: nn.Module) -> dict[int, nn.Parameter]:
+    """Map the ids of ``params`` (taken before sharding) to the parameters ``model`` holds now, by name."""
+    now = dict(model.named_parameters())
+    return {id(p): now[names_before[id(p)]] for p in params}

@@ -1,0 +1,220 @@
+"""Streamed training blocks that resume in O(1): the stream's state is part of every checkpoint.
+
+``streaming: true`` reads the training corpora once per epoch, never all at once: documents are read in
+order (eval documents and the held-out share left out, as in :mod:`.data`), tokenized in batches, each
+followed by EOS, cut into ``block_size`` blocks and shuffled through a buffer of ``shuffle_buffer`` blocks
+(each incoming block takes the place of a randomly chosen one, which is emitted). When the corpora run out
+the next epoch starts from the first file; the buffer carries over.
+
+Every rank reads the whole global batch of each step and keeps its slice, so after step ``s`` the stream
+stands at the same place on every rank. Its state there (:meth:`StreamedBlocks.state`) is small and is
+saved with the checkpoint: where the reader is (corpus, file, byte offset into a ``.txt`` / ``.jsonl``
+file), the tokens read but not yet cut into blocks, the buffer's blocks and the generator's state.
+Resuming restores it and seeks to the byte offset, so it reads no document twice however late the
+checkpoint (:attr:`StreamedBlocks.documents_read` counts them). Files that cannot be seeked by byte
+(gzip, ``.json``, parquet, ``hf:`` datasets) are resumed by skipping the documents already read in the
+current file, without tokenizing them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..corpus import iter_documents, parse_named_spec, resolve_files
+from ..errors import VocabExtendError
+
+TOKENIZE_DOCS = 256  # documents per tokenizer call
+STATE_FILE = "stream.npz"
+
+
+@dataclass
+class Position:
+    """Where the reader stands: the next document is at ``offset`` of file ``file`` of corpus ``spec``."""
+
+    spec: int = 0
+    file: int = 0
+    offset: int = 0  # bytes into a .txt/.jsonl file; documents into any other source
+    docs: int = 0  # documents taken from this corpus so far (for max_docs)
+    epoch: int = 0
+
+
+def _seekable(path: Path) -> bool:
+    return path.suffix in (".txt", ".jsonl")
+
+
+class StreamedBlocks:
+    """Blocks of the streamed corpora, read in whole global batches; see the module docstring."""
+
+    num_blocks = None
+    tokens = None
+
+    def __init__(self, specs: list[str], tokenizer, *, block_size: int, batch_size: int, buffer_size: int,
+                 seed: int, keep, text_field: str, max_docs: int | None) -> None:
+        self.specs = [parse_named_spec(v)[1] for v in specs]
+        self.files = [[spec] if spec.startswith("hf:") else [str(f) for f in resolve_files(spec)]
+                      for spec in self.specs]
+        self.tokenizer, self.eos = tokenizer, tokenizer.eos_token_id
+        self.block_size, self.batch_size, self.buffer_size = block_size, batch_size, max(1, buffer_size)
+        self.keep, self.text_field, self.max_docs = keep, text_field, max_docs
+        self.rng = np.random.default_rng(seed)
+        self.position = Position()
+        self.pending = np.zeros(0, dtype=np.int32)
+        self.buffer = np.zeros((self.buffer_size, block_size), dtype=np.int32)
+        self.filled = 0
+        self.cursor = 0  # blocks emitted so far (positions of the run's order)
+        self.documents_read = 0
+        self._docs: Iterator[tuple[str, Position]] | None = None
+        self._batch: tuple[int, np.ndarray] | None = None
+        self._epoch_blocks = 0
+
+    # ------------------------------------------------------------------------------------ reading
+    def _documents(self) -> Iterator[tuple[str, Position]]:
+        """Documents from the current position on, each with the position after it; epochs go on forever."""
+        pos = Position(**asdict(self.position))
+        while True:
+            while pos.spec < len(self.specs):
+                files = self.files[pos.spec]
+                while pos.file < len(files):
+                    for text, after in self._file_documents(files[pos.file], pos):
+                        if self.max_docs is not None and pos.docs >= self.max_docs:
+                            break
+                        pos.offset, pos.docs = after, pos.docs + 1
+                        if self.keep(text):
+                            yield text, Position(**asdict(pos))
+                    if self.max_docs is not None and pos.docs >= self.max_docs:
+                        break
+                    pos.file, pos.offset = pos.file + 1, 0
+                pos.spec, pos.file, pos.offset, pos.docs = pos.spec + 1, 0, 0, 0
+            if self._epoch_blocks == 0 and self.filled == 0 and self.cursor == 0 and len(self.pending) < self.block_size:
+                raise VocabExtendError("the streamed training corpus has less text than one block")
+            pos = Position(epoch=pos.epoch + 1)
+            yield "", Position(**asdict(pos))  # an epoch boundary: nothing to tokenize
+
+    def _file_documents(self, name: str, pos: Position) -> Iterator[tuple[str, int]]:
+        """(document, offset after it) from ``pos.offset`` of file ``name``."""
+        path = Path(name)
+        if not name.startswith("hf:") and _seekable(path):
+            with open(path, "rb") as fh:
+                fh.seek(pos.offset)
+                offset = pos.offset
+                for raw in fh:
+                    offset += len(raw)
+                    try:
+                        line = raw.decode("utf-8").rstrip("\r\n")
+                    except UnicodeDecodeError:
+                        continue
+                    if not line.strip():
+                        continue
+                    if path.suffix == ".jsonl":
+                        try:
+                            record = json.loads(line)
+                        except ValueError:
+                            raise VocabExtendError(f"{path} has a line that is not valid JSON: fix or remove it") from None
+                        text = record.get(self.text_field) if isinstance(record, dict) else None
+                        if not isinstance(text, str) or not text.strip():
+                            continue
+                        line = text
+                    self.documents_read += 1
+                    yield line, offset
+            return
+        for number, text in enumerate(iter_documents(name, text_field=self.text_field), 1):
+            self.documents_read += 1
+            if number > pos.offset:
+                yield text, number
+
+    def _refill(self) -> None:
+        """Tokenize the next documents into ``pending``."""
+        if self._docs is None:
+            self._docs = self._documents()
+        texts, last = [], self.position
+        for text, after in self._docs:
+            last = after
+            if not text:  # epoch boundary
+                self._epoch_blocks = 0
+                break
+            texts.append(text)
+            if len(texts) >= TOKENIZE_DOCS:
+                break
+        self.position = last
+        if texts:
+            ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            flat = np.fromiter((t for seq in ids for t in [*seq, self.eos]), dtype=np.int32)
+            self.pending = np.concatenate([self.pending, flat])
+
+    def _next_block(self) -> np.ndarray:
+        while True:
+            while len(self.pending) < self.block_size:
+                self._refill()
+            block, self.pending = self.pending[:self.block_size].copy(), self.pending[self.block_size:]
+            self._epoch_blocks += 1
+            if self.filled < self.buffer_size:
+                self.buffer[self.filled] = block
+                self.filled += 1
+                continue
+            i = int(self.rng.integers(self.buffer_size))
+            out = self.buffer[i].copy()
+            self.buffer[i] = block
+            self.cursor += 1
+            return out
+
+    def get(self, start: int, count: int) -> np.ndarray:
+        """Blocks ``start .. start + count - 1`` of the run's order; reads the whole global batch of that step."""
+        first = start - start % self.batch_size
+        if self._batch is None or self._batch[0] != first:
+            if first < self.cursor:
+                raise VocabExtendError(f"the stream is at block {self.cursor} and cannot go back to block {first}")
+            while self.cursor < first:
+                self._next_block()
+            self._batch = (first, np.stack([self._next_block() for _ in range(self.batch_size)]))
+        rows = self._batch[1][start - first:start - first + count]
+        return rows.astype(np.int64)
+
+    # -------------------------------------------------------------------------------------- state
+    def state(self) -> dict[str, np.ndarray]:
+        """The stream where it stands (after the last whole batch read)."""
+        meta = {"position": asdict(self.position), "cursor": self.cursor, "filled": self.filled,
+                "rng": self.rng.bit_generator.state, "epoch_blocks": self._epoch_blocks}
+        return {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+                "pending": self.pending.copy(), "buffer": self.buffer[:self.filled].copy()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        meta = json.loads(bytes(state["meta"]).decode("utf-8"))
+        self.position, self.cursor, self.filled = Position(**meta["position"]), meta["cursor"], meta["filled"]
+        self._epoch_blocks = meta["epoch_blocks"]
+        self.rng.bit_generator.state = meta["rng"]
+        self.pending = np.asarray(state["pending"], dtype=np.int32)
+        self.buffer[:self.filled] = state["buffer"]
+        self._docs, self._batch = None, None
+
+
+def save_state(blocks: Any, folder: Path) -> None:
+    """``stream.npz`` in a checkpoint folder: the state of every streamed corpus of ``blocks``."""
+    arrays = {f"{i}/{k}": v for i, s in enumerate(streams_of(blocks)) for k, v in s.state().items()}
+    if arrays:
+        np.savez(folder / STATE_FILE, **arrays)
+
+
+def load_state(blocks: Any, folder: Path) -> None:
+    streams = streams_of(blocks)
+    if not streams:
+        return
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise VocabExtendError(
+            f"--resume: checkpoint {folder} holds no stream position for the streamed training corpora "
+            "(it was written without one), so there is no place to seek to: resume with streaming false or "
+            "start a new run")
+    with np.load(path) as data:
+        for i, stream in enumerate(streams):
+            stream.restore({k: data[f"{i}/{k}"] for k in ("meta", "pending", "buffer")})
+
+
+def streams_of(blocks: Any) -> list[StreamedBlocks]:
+    if isinstance(blocks, StreamedBlocks):
+        return [blocks]
+    return [c for c in getattr(blocks, "corpora", []) if isinstance(c, StreamedBlocks)]
