@@ -439,3 +439,36 @@ def test_bare_overwrite_flag_and_resume_without_checkpoint(tmp_path, capsys):
     code = main(["pretrain", "--config", str(ROOT / "configs" / "pico-smoke.yaml"), "--output-dir", str(out),
                  "--resume", "--overwrite"])
     assert code == 2 and "holds no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(stages="full:2", lr=float("inf")), "lr must be a finite number"),
+    (dict(stages="full:2", lr=1e30), "far above any learning rate that trains"),
+    (dict(stages="full:2", weight_decay=float("nan")), "weight_decay must be a finite number"),
+])
+def test_non_finite_and_absurd_settings_are_refused_up_front(cache_dir, tmp_path, overrides, message):
+    with pytest.raises(VocabExtendError, match=message):
+        pretrain(pico_config(cache_dir, tmp_path / "run", **overrides))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_diverging_run_stops_with_one_sentence(cache_dir, tmp_path, monkeypatch):
+    """A NaN loss (here forced at the second step) ends the run: no NaN model, metrics stay valid JSON."""
+    real_step = loop_module.Trainer._step
+    calls = []
+
+    def diverging(self, *args, **kwargs):
+        record = real_step(self, *args, **kwargs)
+        calls.append(record["step"])
+        if len(calls) >= 2:
+            record["loss"] = float("nan")
+        return record
+
+    monkeypatch.setattr(loop_module.Trainer, "_step", diverging)
+    out = tmp_path / "run"
+    with pytest.raises(VocabExtendError, match="training diverged at step 2 \\(loss nan\\)"):
+        pretrain(pico_config(cache_dir, out))
+    assert not (out / "model").exists()
+    lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]  # valid JSON: no bare NaN
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1]

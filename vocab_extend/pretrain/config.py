@@ -15,6 +15,7 @@ Unknown keys are rejected with the closest known key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import difflib
 import types
 import typing
@@ -33,6 +34,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 PARALLELISMS = ("ddp", "fsdp")
 # LLaMA/Mistral/SmolLM2 names of the attention and MLP projections (LoRA targets).
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+# Larger learning rates only diverge; refused up front rather than found as a NaN loss at step 2.
+MAX_LR = 1.0
 
 
 @dataclass
@@ -277,8 +282,15 @@ def validate(config: PretrainConfig) -> None:
             raise VocabExtendError(f"{name} must be {need}, not {value!r}")
     for where, stage in [("config", None), *((f"stage {s.name}", s) for s in config.stages)]:
         source = stage or config
+        for f in dataclasses.fields(source):
+            value = getattr(source, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise VocabExtendError(f"{where}: {f.name} must be a finite number, not {value!r}")
         if source.lr is not None and source.lr <= 0:
             raise VocabExtendError(f"{where}: lr must be positive, not {source.lr!r}")
+        if source.lr is not None and source.lr > MAX_LR:
+            raise VocabExtendError(f"{where}: lr {source.lr!r} is far above any learning rate that trains: "
+                                   f"use at most {MAX_LR} (3e-4 is typical)")
         if source.warmup_steps is not None and source.warmup_steps < 0:
             raise VocabExtendError(f"{where}: warmup_steps must be zero or more, not {source.warmup_steps!r}")
         if source.min_lr_ratio is not None and not 0 <= source.min_lr_ratio <= 1:

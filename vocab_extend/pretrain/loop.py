@@ -19,6 +19,7 @@ stage boundary holds a plain model.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import time
 from pathlib import Path
@@ -171,6 +172,7 @@ class Trainer:
             while step < first + steps:
                 record = self._step(trained, params, optimizer, scheduler, step, per_rank, micro)
                 record["stage"] = stage.name
+                self._stop_if_diverged(record)
                 step += 1
                 self.metrics.train_step(record)
                 boundary = step == first + steps
@@ -183,6 +185,19 @@ class Trainer:
             del trained
         self.model = model
         return self._finish(model)
+
+    def _stop_if_diverged(self, record: dict[str, Any]) -> None:
+        """A non-finite loss or gradient norm ends the run with one sentence (every rank sees the same value:
+        both are reduced over the processes), before anything from that step is logged or saved."""
+        bad = {k: record.get(k) for k in ("loss", "grad_norm")
+               if record.get(k) is not None and not math.isfinite(record[k])}
+        if not bad:
+            return
+        saved = sorted((self.out / "checkpoints").glob("step-*")) if (self.out / "checkpoints").is_dir() else []
+        last = f"the last checkpoint is {saved[-1].name}" if saved else "no checkpoint was written"
+        what = ", ".join(f"{k} {v}" for k, v in bad.items())
+        raise VocabExtendError(f"training diverged at step {record['step']} ({what}); nothing of this step was "
+                               f"saved and {last}: lower lr (or set max_grad_norm) and start again")
 
     def _step(self, model, params, optimizer, scheduler, step: int, per_rank: int, micro: int) -> dict[str, Any]:
         """One optimiser step over the global batch of ``step`` (0-based); returns its training record."""

@@ -33,8 +33,8 @@ def merged_tokenizer_dir(config: PretrainConfig) -> Path:
     """Where ``tokenizer_merge`` builds (or has built) its tokenizer."""
     merge = config.tokenizer_merge
     assert merge is not None
-    key = json.dumps({"merge": vars(merge), "corpora": [_corpus_fingerprint(c) for c in merge.corpus]},
-                     sort_keys=True)
+    key = json.dumps({"merge": vars(merge), "corpora": [_corpus_fingerprint(c) for c in merge.corpus],
+                      "heldout_fraction": config.heldout_fraction}, sort_keys=True)
     root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     return root / "tokenizers" / hashlib.sha256(key.encode()).hexdigest()[:24]
 
@@ -46,8 +46,10 @@ def build_merged_tokenizer(config: PretrainConfig) -> Path:
         merge = config.tokenizer_merge
         assert merge is not None
         target.parent.mkdir(parents=True, exist_ok=True)
+        # the documents the run holds out are held out of the tokenizer's training too (same content hash)
         extend_tokenizer(ExtendConfig(base=merge.base, corpus=list(merge.corpus), lang=merge.lang,
-                                      new_model_size=merge.vocab_size, output_dir=target, overwrite=True))
+                                      new_model_size=merge.vocab_size, output_dir=target, overwrite=True,
+                                      heldout_fraction=config.heldout_fraction))
     return target
 
 

@@ -51,7 +51,7 @@ class MetricsLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")  # metrics stay valid JSON
         if self.writer is None:
             return
         step = record["step"]
