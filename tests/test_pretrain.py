@@ -472,3 +472,16 @@ def test_a_diverging_run_stops_with_one_sentence(cache_dir, tmp_path, monkeypatc
     lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]  # valid JSON: no bare NaN
     assert [r["step"] for r in records if r["kind"] == "train"] == [1]
+
+
+def test_final_model_has_a_model_card(cache_dir, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "run"
+    pretrain(pico_config(cache_dir, out, eval_every=0))
+    card = ModelCard.load(out / "model" / "README.md")
+    assert card.data.library_name == "transformers" and card.data.language == ["ja"]
+    assert "vocab-extend" in card.data.tags
+    text = card.text
+    assert "`full` 3 steps" in text and "tokens seen: 384" in text  # 3 steps x 4 sequences x 32 tokens
+    assert "Bits per byte" in text and "| en |" in text

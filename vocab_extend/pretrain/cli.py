@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import json
+import re
 
 from .config import PretrainConfig, load_config
 from .loop import pretrain
@@ -16,16 +19,38 @@ _PREFIX = "override_"
 INTERRUPTED = "interrupted: checkpoints written so far are kept (--resume continues from the latest, if any)"
 
 
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's meaning, from the comment after it in the dataclass (the one place it is written)."""
+    found: dict[str, str] = {}
+    for line in inspect.getsource(cls).splitlines():
+        match = re.match(r"\s+(\w+): [^#]*#\s*(.+)$", line)
+        if match:
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def _default(f: dataclasses.Field) -> object:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML config, e.g. configs/pico-smoke.yaml")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in the output folder")
     group = parser.add_argument_group("config keys (override the YAML file; values are YAML)")
+    meanings = field_help(PretrainConfig)
     for f in dataclasses.fields(PretrainConfig):
         # a boolean key given bare (--overwrite) means true, as in the other subcommands
         flag = {"nargs": "?", "const": "true"} if f.type in (bool, "bool") else {}
+        default = _default(f)
+        shown = "none" if default is None else json.dumps(default, default=str, ensure_ascii=False)
+        text = f"{meanings.get(f.name, f.name.replace('_', ' '))} (default: {shown})"
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=_PREFIX + f.name, default=argparse.SUPPRESS,
-                           metavar="VALUE", **flag)
+                           metavar="VALUE", help=text.replace("%", "%%"), **flag)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, str]:

@@ -69,6 +69,12 @@ class MetricsLogger:
     def write(self, record: dict[str, Any]) -> None:
         if self.dist.main:
             self.log.write(record)
+            if record.get("kind") == "eval":
+                self._last_eval = dict(record.get("bpb") or {})
+
+    def last_eval(self) -> dict[str, float] | None:
+        """Bits per byte of the latest evaluation written in this process, for the model card."""
+        return getattr(self, "_last_eval", None)
 
     def close(self) -> None:
         self.bar.close()
@@ -77,7 +83,7 @@ class MetricsLogger:
 
 
 class Validator:
-    """Bits per byte of every eval corpus, computed by rank 0 with :func:`vocab_extend.evaluate.bits_per_byte`."""
+    """Bits per byte of every eval corpus, computed by rank 0 with :func:`vocab_extend.model.bpb.bits_per_byte`."""
 
     def __init__(self, config: PretrainConfig, dist: Dist, tokenizer, eval_docs: dict[str, list[str]],
                  metrics: MetricsLogger) -> None:

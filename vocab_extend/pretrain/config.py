@@ -91,9 +91,9 @@ class PretrainConfig:
     train_weights: dict[str, float] = field(default_factory=dict)  # NAME -> weight: a weighted mixture
     eval: dict[str, str] = field(default_factory=dict)  # name -> corpus spec
     heldout_fraction: float = 0.0  # documents of the training corpora held out and evaluated
-    text_field: str = "text"
+    text_field: str = "text"  # the field holding the text in json/parquet/hf corpora
     max_docs: int | None = None  # per corpus
-    block_size: int = 128
+    block_size: int = 128  # training sequence length in tokens
     streaming: bool = False  # stream the training corpora (larger than memory); no on-disk cache
     shuffle_buffer: int = 10_000  # streaming only
     num_proc: int | None = None  # tokenization processes; default: up to 8, one per 2,000 documents
@@ -113,7 +113,7 @@ class PretrainConfig:
     precision: str = "auto"  # auto: fp32 on CPU, bf16 autocast on GPU
     gradient_checkpointing: bool = False
     parallelism: str = "ddp"  # several processes: ddp (a replica each) or fsdp (FSDP2 shards)
-    seed: int = 0
+    seed: int = 0  # model init (pico), data order, LoRA init and dropout
     device: str | None = None  # default: cuda when available
     # --- evaluation, logging, checkpoints
     eval_every: int = 50  # steps; 0: only at the end
@@ -128,6 +128,7 @@ class PretrainConfig:
     overwrite: bool = False
     progress: bool = True
     tensorboard: bool = True
+    push_to_hub: str | None = None  # also upload model/ (with its model card) to this Hub repo at the end
 
     @property
     def total_steps(self) -> int:

@@ -29,6 +29,8 @@ import torch
 
 from ..errors import VocabExtendError
 from ..metadata import METADATA_FILE
+from ..model.card import CARD_FILE, push_folder
+from ..model.init_cli import usual_modes
 from ..staging import staging_folder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .components import Checkpointer, MetricsLogger, Validator, autocast
@@ -39,7 +41,7 @@ from .stream import StreamedBlocks
 from .dist import micro_batches, setup_dist
 from .model import base_vocab_size, build_merged_tokenizer, build_model, tokenizer_source
 from .optim import make_optimizer
-from .outputs import token_reduction_rows, write_report
+from .outputs import run_card, token_reduction_rows, write_report
 from .parallel import check_parallelism, clip_grad_norm, gather, gradient_sync, rebind, skeleton, wrap
 from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output
 from .stages import check_stage, finish_stage, prepare_stage
@@ -243,6 +245,8 @@ class Trainer:
                 for name in TOKENIZER_FILES:  # the merge's own files, byte for byte, where there are any
                     if source.is_dir() and (source / name).is_file():
                         shutil.copy2(source / name, tmp / name)
+                run_card(config, source, self.metrics.last_eval()).save(tmp / CARD_FILE)
+                usual_modes(tmp)
             reduction = None
             if (Path(self.tokenizer_dir) / METADATA_FILE).is_file() and self.eval_docs:
                 try:
@@ -252,6 +256,8 @@ class Trainer:
                     self.metrics.message(f"note: no token-reduction table ({exc})")
             write_report(self.out, config.to_dict(), reduction)
             self.metrics.message(f"wrote {target} and {self.out / 'report.md'}")
+            if config.push_to_hub:
+                self.metrics.message(f"pushed to {push_folder(target, config.push_to_hub)}")
         self.metrics.close()
         self.dist.barrier()
         return target

@@ -22,6 +22,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..metadata import METADATA_FILE
+from ..model.card import read_tokenizer_report, render_card
+
 METRICS = "metrics.jsonl"
 REPORT = "report.md"
 BPB_PLOT = "bpb.png"
@@ -154,3 +157,21 @@ def write_report(output_dir: Path, config: Mapping[str, Any], reduction: list[di
                   "", f"![loss]({LOSS_PLOT})", ""]
         _plot(train, output_dir / LOSS_PLOT, "training loss", "loss")
     (output_dir / REPORT).write_text("\n".join(lines), encoding="utf-8")
+
+
+def run_card(config, tokenizer_dir: Path, bpb: Mapping[str, float] | None):
+    """The model card of a run's ``model/``: what it started from, its stages and tokens seen, the merge's
+    token reduction and the last bits per byte."""
+    meta_path = Path(tokenizer_dir) / METADATA_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    lang = meta.get("lang") or "und"
+    tokens = config.total_steps * config.batch_size * config.block_size
+    made = [f"started from `{config.model}`" + (f" with `{meta['base']}`'s tokenizer extended by "
+                                                 f"{meta['added_pieces']:,} {lang} pieces" if meta else ""),
+            "stages: " + ", ".join(f"`{s.name}` {steps} steps" for s, _, steps in config.stage_plan()),
+            f"tokens seen: {tokens:,} ({config.total_steps:,} steps × {config.batch_size} sequences × "
+            f"{config.block_size} tokens)",
+            f"training corpora: {', '.join(config.train)}"]
+    return render_card(title=f"{Path(config.output_dir).name}: continued pretraining of {config.model}",
+                       base=config.model, lang=lang, made=made, tokenizer_report=read_tokenizer_report(tokenizer_dir),
+                       bpb=bpb, commands=["vocab-extend pretrain --config config.yaml   # the run's config.yaml"])
