@@ -485,3 +485,19 @@ def test_final_model_has_a_model_card(cache_dir, tmp_path):
     text = card.text
     assert "`full` 3 steps" in text and "tokens seen: 384" in text  # 3 steps x 4 sequences x 32 tokens
     assert "Bits per byte" in text and "| en |" in text
+
+
+def test_a_second_run_on_the_same_folder_is_refused(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen(  # a first run, still going, holds the run folder
+        [sys.executable, "-c", "import sys, time\nfrom vocab_extend.locks import output_lock\n"
+         f"with output_lock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(VocabExtendError, match="is writing"):
+            pretrain(pico_config(cache_dir, out))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (out / "metrics.jsonl").exists()

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ..errors import VocabExtendError
+from ..locks import output_lock
 from ..metadata import METADATA_FILE
 from ..model.card import CARD_FILE, push_folder
 from ..model.init_cli import usual_modes
@@ -162,6 +163,11 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------- train
     def train(self) -> Path:
+        """The whole run; rank 0 holds the run folder's lock throughout, so a second run on it is refused."""
+        with output_lock(self.out) if self.dist.main else contextlib.nullcontext():
+            return self._train()
+
+    def _train(self) -> Path:
         per_rank, micro = self._start()
         model = self.model.to(self.dist.device)
         step = self.checkpointer.start_step
