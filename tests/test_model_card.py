@@ -101,3 +101,33 @@ def test_push_to_hub_offline_is_one_sentence_and_keeps_the_folder(made, tmp_path
     err = capsys.readouterr().err
     assert "error: could not push" in err and "Traceback" not in err
     assert (target / "model.safetensors").is_file()
+
+
+def test_a_run_from_an_init_model_folder_reports_whether_extending_paid(made, tmp_path: Path) -> None:
+    """report.md compares the extended model with the model it came from, scored independently here."""
+    from transformers import AutoModelForCausalLM
+
+    from conftest import SAMPLE_EN, SAMPLE_JA
+    from vocab_extend.model.bpb import bits_per_byte
+    from vocab_extend.pretrain import pretrain
+    from vocab_extend.pretrain.config import config_from_dict
+    from vocab_extend.tokenizer.loader import load_tokenizer
+
+    tokenizer, out = made
+    run = tmp_path / "run"
+    config = config_from_dict(dict(
+        model=str(out), train=[f"ja={SAMPLE_JA}"], eval={"en": str(SAMPLE_EN)}, block_size=32, batch_size=4,
+        stages=[{"name": "new-rows", "steps": 2, "lr": 1e-3}], warmup_steps=1, eval_every=0, eval_at_start=False,
+        eval_max_bytes=1500, save_every=0, progress=False, tensorboard=False, cache_dir=str(tmp_path / "cache"),
+        output_dir=str(run)))
+    pretrain(config)
+    report = (run / "report.md").read_text(encoding="utf-8")
+    assert "## Did extending pay?" in report
+    base = AutoModelForCausalLM.from_pretrained(str(out.parent / "base")).eval()
+    from vocab_extend.corpus import read_documents
+
+    expected = bits_per_byte(base, load_tokenizer("mistral-7b-v0.1"), read_documents(str(SAMPLE_EN)),
+                             max_bytes=1500, progress=False)
+    section = report.split("## Did extending pay?")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| en |"))
+    assert row.startswith(f"| en | {expected.bpb:.4f} |") and row.count("|") == 6

@@ -129,6 +129,7 @@ class PretrainConfig:
     progress: bool = True
     tensorboard: bool = True
     push_to_hub: str | None = None  # also upload model/ (with its model card) to this Hub repo at the end
+    compare_base: bool = True  # at the end, score the model an init-model start was made from (report.md)
 
     @property
     def total_steps(self) -> int:

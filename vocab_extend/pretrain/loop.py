@@ -43,6 +43,7 @@ from .dist import micro_batches, setup_dist
 from .model import base_vocab_size, build_merged_tokenizer, build_model, tokenizer_source
 from .optim import make_optimizer
 from .outputs import run_card, token_reduction_rows, write_report
+from .paid import compare_with_base, paid_section
 from .parallel import check_parallelism, clip_grad_norm, gather, gradient_sync, rebind, skeleton, wrap
 from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output
 from .stages import check_stage, finish_stage, prepare_stage
@@ -260,7 +261,9 @@ class Trainer:
                     reduction = token_reduction_rows(self.tokenizer, base, self.eval_docs)
                 except VocabExtendError as exc:
                     self.metrics.message(f"note: no token-reduction table ({exc})")
-            write_report(self.out, config.to_dict(), reduction)
+            compared = compare_with_base(config, self.tokenizer_dir, self.eval_docs, self.metrics.last_eval(),
+                                         self.dist.device)
+            write_report(self.out, config.to_dict(), reduction, paid_section(compared, reduction) if compared else None)
             self.metrics.message(f"wrote {target} and {self.out / 'report.md'}")
             if config.push_to_hub:
                 self.metrics.message(f"pushed to {push_folder(target, config.push_to_hub)}")

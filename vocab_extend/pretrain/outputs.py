@@ -108,7 +108,8 @@ def token_reduction_rows(tokenizer, base_tokenizer, corpora: Mapping[str, list[s
     return rows
 
 
-def write_report(output_dir: Path, config: Mapping[str, Any], reduction: list[dict[str, Any]] | None) -> None:
+def write_report(output_dir: Path, config: Mapping[str, Any], reduction: list[dict[str, Any]] | None,
+                 paid: list[str] | None = None) -> None:
     """``report.md``, ``bpb.png`` and ``loss.png`` from ``metrics.jsonl``."""
     output_dir = Path(output_dir)
     records = read_metrics(output_dir)
@@ -139,6 +140,7 @@ def write_report(output_dir: Path, config: Mapping[str, Any], reduction: list[di
             lines.append(f"| {name} | {before if before is None else f'{before:.4f}'} | {after:.4f} | {change} |")
         lines += ["", f"![bits per byte]({BPB_PLOT})", ""]
         _plot(evals, output_dir / BPB_PLOT, "bits per byte", "bits per byte")
+    lines += paid or []
     if train and train[-1].get("corpus_blocks"):
         drawn = train[-1]["corpus_blocks"]
         total = max(sum(drawn.values()), 1)
