@@ -104,9 +104,10 @@ def _card(model_spec: str, tokenizer_dir: Path, output_dir: Path, report: InitRe
         f"{'tied' if report.tied else 'untied'} input/output embeddings",
         "not trained yet: continue pretraining on new-language text (`vocab-extend pretrain`) before use",
     ]
+    # the output folder is not named: the same inputs give the same card wherever it is written
     command = (f"vocab-extend init-model --model {model_spec} --tokenizer {tokenizer_dir} --method {report.method} "
-               f"--output-dir {output_dir}")
-    return render_card(title=f"{Path(output_dir).name}: {model_spec} with a {meta.lang} vocabulary",
+               "--output-dir OUTPUT")
+    return render_card(title=f"{model_spec} with a {meta.lang} vocabulary",
                        base=model_spec, lang=meta.lang, made=made, tokenizer_report=read_tokenizer_report(tokenizer_dir),
                        bpb=None, commands=[command])
 

@@ -174,6 +174,6 @@ def run_card(config, tokenizer_dir: Path, bpb: Mapping[str, float] | None):
             f"tokens seen: {tokens:,} ({config.total_steps:,} steps × {config.batch_size} sequences × "
             f"{config.block_size} tokens)",
             f"training corpora: {', '.join(config.train)}"]
-    return render_card(title=f"{Path(config.output_dir).name}: continued pretraining of {config.model}",
+    return render_card(title=f"Continued pretraining of {config.model}",
                        base=config.model, lang=lang, made=made, tokenizer_report=read_tokenizer_report(tokenizer_dir),
                        bpb=bpb, commands=["vocab-extend pretrain --config config.yaml   # the run's config.yaml"])
