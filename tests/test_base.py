@@ -84,3 +84,20 @@ def test_llama3_style_folder_with_a_tiktoken_tokenizer_model(tmp_path: Path,
     (tmp_path / "tokenizer.json").unlink()
     with pytest.raises(VocabExtendError, match="is not a SentencePiece model"):
         resolve_tokenizer(str(tmp_path))
+
+
+def test_an_unreachable_hub_is_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, the first request already says so: the next file is not asked for (each would wait ~25 s)."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    asked: list[str] = []
+
+    def offline(repo_id: str, filename: str, **kwargs: object) -> str:
+        asked.append(filename)
+        raise LocalEntryNotFoundError("cannot reach the Hub")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(VocabExtendError, match="the Hub did not give its tokenizer"):
+        resolve_tokenizer("someone/some-model")
+    assert asked == ["tokenizer.model"]

@@ -178,6 +178,14 @@ def _tokenizer_in_folder(folder: Path, name: str) -> TokenizerSource:
     raise VocabExtendError(f"folder {name} holds no tokenizer.model, tokenizer.json or .gguf file")
 
 
+def _unreachable(exc: Exception) -> bool:
+    """Whether a Hub call failed for want of a connection (not because the file or repository is missing)."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    return isinstance(exc, (LocalEntryNotFoundError, ConnectionError, TimeoutError)) or \
+        type(exc).__name__ in ("ConnectError", "ConnectTimeout", "ReadTimeout")
+
+
 HUB_SETTINGS_FILES = ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
@@ -190,6 +198,8 @@ def _tokenizer_from_hub(repo_id: str) -> TokenizerSource:
             local = Path(hf_hub_download(repo_id, filename))
         except Exception as exc:  # offline, gated, missing file: say which
             errors.append(f"{filename}: {type(exc).__name__}")
+            if _unreachable(exc):  # no answer at all: asking for the next file would only wait as long again
+                break
             continue
         if filename == "tokenizer.model" and not is_sentencepiece_file(local):
             errors.append("tokenizer.model: not SentencePiece")
