@@ -64,6 +64,8 @@ def step(self, model, params, optimizer, scheduler, step, *args):
 
 loop.Trainer._step = step
 from vocab_extend.cli import main
+
+from vocab_extend.atomic import atomic_write_json
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -161,7 +163,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(args.json, results)
 
 
 if __name__ == "__main__":

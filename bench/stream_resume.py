@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vocab_extend.atomic import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed one
 
@@ -67,7 +69,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(args.json, results)
 
 
 if __name__ == "__main__":
