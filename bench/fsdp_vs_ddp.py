@@ -31,6 +31,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed one
+from vocab_extend.atomic import atomic_write_json  # noqa: E402  (after the path is set)
 SETUPS = {
     "pico": dict(model="pico", pico={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
                                      "num_attention_heads": 4, "num_key_value_heads": 2},
@@ -64,8 +65,6 @@ def step(self, model, params, optimizer, scheduler, step, *args):
 
 loop.Trainer._step = step
 from vocab_extend.cli import main
-
-from vocab_extend.atomic import atomic_write_json
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -21,10 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vocab_extend.atomic import atomic_write_json
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed one
+from vocab_extend.atomic import atomic_write_json  # noqa: E402  (after the path is set)
 
 
 def main() -> None:
