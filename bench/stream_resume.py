@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from vocab_extend.models import load_tokenizer
+    from vocab_extend.tokenizer.loader import load_tokenizer
     from vocab_extend.pretrain.config import config_from_dict
     from vocab_extend.pretrain.data import build_training_blocks
     from vocab_extend.pretrain.model import build_merged_tokenizer
