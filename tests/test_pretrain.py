@@ -100,6 +100,26 @@ def test_cli_options_reach_the_config(monkeypatch, tmp_path):
         ({"train": ["a"], "stages": "frozen:3"}, "unknown stage 'frozen'"),
         ({"train": ["a"], "precision": "fp8"}, "precision 'fp8' is unknown"),
         ({}, "no training corpus"),
+        # values of the wrong type are named, not found as a TypeError deep inside the run
+        ({"train": ["a"], "pico": "small"}, "pico must be a mapping"),
+        ({"train": 5}, "train must be a corpus spec or a list of them"),
+        ({"train": ["a"], "eval": [5]}, "eval must be a corpus spec"),
+        ({"train": ["a"], "eval": {"en": 5}}, "eval maps names to corpus specs"),
+        ({"train": ["a"], "model": 5}, "model must be text, not 5"),
+        ({"train": ["a"], "push_to_hub": ["x"]}, "push_to_hub must be text"),
+        ({"train": ["a"], "tokenizer_merge": {"corpus": "a", "vocab_size": "big"}},
+         "tokenizer_merge: vocab_size must be a whole number, not 'big'"),
+        ({"train": ["a"], "tokenizer_merge": {"corpus": "a", "vocab_size": 10**12}}, "vocab_size .* out of range"),
+        ({"train": ["a"], "tokenizer_merge": {"corpus": 5}}, "corpus must be a corpus spec"),
+        ({"train": ["a"], "tokenizer": "t", "tokenizer_merge": {"corpus": "a"}}, "both tokenizer and tokenizer_merge"),
+        ({"train": ["a"], "stages": [{"name": "lora", "steps": 2, "lora_r": 0}]}, "lora_r must be positive"),
+        ({"train": ["a"], "stages": [{"name": "lora", "steps": 2, "lora_dropout": 2}]}, "lora_dropout in"),
+        ({"train": ["a"], "stages": [{"name": "lora", "steps": 2, "lora_targets": "q_proj"}]},
+         "lora_targets must be a list"),
+        ({"train": ["a"], "seed": -1}, r"seed must be a whole number in \[0, 2\*\*32\)"),
+        ({"train": ["a"], "seed": 2**70}, "seed must be"),
+        ({"train": ["a"], "num_proc": 0}, "num_proc must be positive"),
+        ({"train": ["a"], "base_vocab_size": -1}, "base_vocab_size must be positive"),
     ],
 )
 def test_bad_config_values_are_one_sentence(data, message):
@@ -115,6 +135,15 @@ def test_unknown_option_and_missing_config_exit_2(tmp_path, capsys):
     assert "did you mean 'batch_size'" in capsys.readouterr().err
     assert cli_main(["pretrain", "--config", str(tmp_path / "missing.yaml")]) == 2
     capsys.readouterr()
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(256)) * 4)
+    assert cli_main(["pretrain", "--config", str(tmp_path / "binary.yaml")]) == 2
+    assert "error: config file" in capsys.readouterr().err
+    assert cli_main(["pretrain", "--config", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text("train: [corpora/ja]\n", encoding="utf-8")
+    assert cli_main(["pretrain", "--config", str(good), "--cache-dir", str(bad)]) == 2
+    assert f"cache_dir {bad} is a file" in capsys.readouterr().err
     assert cli_main(["pretrain", "--config", str(bad), "--eval-evry", "5"]) == 2
     assert "unknown option --eval-evry (did you mean --eval-every?)" in capsys.readouterr().err
 
@@ -326,7 +355,8 @@ def test_bad_inputs_are_one_sentence(cache_dir, tmp_path):
          r"the tokenizer has 3\d,\d{3} tokens but the model only 32,000 embedding rows"),
         (dict(train=[str(empty)]), "is empty"),
         (dict(block_size=128), "block_size 128 is beyond the model's context of 64 tokens"),
-        (dict(stages="new-rows:2", base_vocab_size=40000), "leaves no new rows"),
+        (dict(stages="new-rows:2", base_vocab_size=40000), "is more than the tokenizer.s 3"),
+        (dict(stages="full:2", base_vocab_size=40000), "is more than the tokenizer.s 3"),
         (dict(batch_size=4, micro_batch_size=3), "micro_batch_size 3 does not divide"),
         (dict(stages=[{"name": "full", "steps": 1}, {"name": "lora", "steps": 1, "lora_targets": ["foo"]}]),
          "none of the LoRA targets"),

@@ -121,3 +121,10 @@ def test_two_merges_into_one_folder(capsys, tmp_path: Path, child_procs) -> None
     proc.wait()
     assert main(["merge", "--corpus", str(SAMPLE_JA / "news.txt"), "--output-dir", str(out)]) == 0
     assert (out / "tokenizer.json").is_file() and not lock_path(out).exists() and leftovers(out) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a Linux /proc")
+@pytest.mark.parametrize("target", ["/proc/vocab-extend-out", "/proc/vocab-extend/out"])
+def test_a_location_where_no_file_can_be_made_is_one_sentence(target: str) -> None:
+    with pytest.raises(VocabExtendError, match=r"^cannot (write|create) /proc.*choose another output location"):
+        OutputLock(target).acquire()

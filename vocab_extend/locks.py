@@ -130,7 +130,8 @@ class OutputLock:
             parent.mkdir(parents=True, exist_ok=True)
             self._key = str(parent.resolve() / self.path.name)
         except OSError as exc:
-            raise storage_error(exc, parent) or exc
+            raise storage_error(exc, parent) or VocabExtendError(
+                f"cannot create {parent} ({exc.strerror or exc}): choose another output location") from None
         with _registry_lock:
             entry = _held.get(self._key)
             if entry is not None:
@@ -142,7 +143,8 @@ class OutputLock:
                 if fd is None:
                     fd = self._lock_exclusive()
             except OSError as exc:
-                raise storage_error(exc, parent) or exc
+                raise storage_error(exc, parent) or VocabExtendError(
+                    f"cannot write {parent} ({exc.strerror or exc}): choose another output location") from None
             _held[self._key] = [fd, 1]
             self._acquired = True
         return self

@@ -48,6 +48,8 @@ class TrainOptions:
 
 
 DEFAULT_VOCAB_SIZE = 16_000
+# No new-language model needs more pieces; larger sizes only make a trainer allocate memory it cannot get.
+MAX_NEW_MODEL_SIZE = 1_000_000
 SENTENCEPIECE_ONLY = ("model_type", "character_coverage", "max_sentence_length", "input_sentence_size")
 
 

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,6 +24,8 @@ import yaml
 
 from ..corpus import parse_named_spec
 from ..errors import VocabExtendError
+from ..families.interface import MAX_NEW_MODEL_SIZE
+from .fields import check_keys, coerce_fields
 from .mixture import check_weights
 
 STAGES = ("new-rows", "embeddings", "lora", "full")
@@ -156,19 +155,6 @@ class PretrainConfig:
         return dataclasses.asdict(self)
 
 
-def _unknown_key(key: str, known: list[str], where: str) -> VocabExtendError:
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(known)}"
-    return VocabExtendError(f"unknown {where} key {key!r}{hint}")
-
-
-def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in known:
-            raise _unknown_key(str(key), known, where)
-
-
 def parse_stages(value: Any) -> list[StageConfig]:
     """Stages from a list of mappings, or the shorthand ``"embeddings:100,lora:200"``."""
     if isinstance(value, str):
@@ -179,8 +165,8 @@ def parse_stages(value: Any) -> list[StageConfig]:
     for item in value:
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
             raise VocabExtendError(f"stage {item!r} needs a name and a number of steps, e.g. embeddings:100")
-        _check_keys(item, StageConfig, "stage")
-        stage = StageConfig(**_coerce_numbers(dict(item), StageConfig, f"stage {item.get('name')}"))
+        check_keys(item, StageConfig, "stage")
+        stage = StageConfig(**coerce_fields(dict(item), StageConfig, f"stage {item.get('name')}"))
         if stage.name not in STAGES:
             raise VocabExtendError(f"unknown stage {stage.name!r}: choose one of {', '.join(STAGES)}")
         try:
@@ -193,67 +179,45 @@ def parse_stages(value: Any) -> list[StageConfig]:
     return stages
 
 
-def _as_list(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or [])
+def _as_list(value: Any, key: str) -> list[str]:
+    """A corpus spec or a list of them as a list; anything else is one sentence."""
+    if isinstance(value, str):
+        return [value]
+    if value is None or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+        return list(value or [])
+    raise VocabExtendError(f"{key} must be a corpus spec or a list of them (text), not {value!r}")
 
 
 def _as_eval(value: Any) -> dict[str, str]:
     if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    return dict(parse_named_spec(v) for v in _as_list(value))
+        bad = [v for v in value.values() if not isinstance(v, str)]
+        if bad:
+            raise VocabExtendError(f"eval maps names to corpus specs (text), not to {bad[0]!r}")
+        return {str(k): v for k, v in value.items()}
+    return dict(parse_named_spec(v) for v in _as_list(value, "eval"))
 
 
 def config_from_dict(data: Mapping[str, Any]) -> PretrainConfig:
     """A validated :class:`PretrainConfig` from a mapping (a parsed YAML file)."""
     data = {str(k).replace("-", "_"): v for k, v in dict(data or {}).items()}
-    _check_keys(data, PretrainConfig, "config")
+    check_keys(data, PretrainConfig, "config")
     if "stages" in data:
         data["stages"] = parse_stages(data["stages"])
     if "train" in data:
-        data["train"] = _as_list(data["train"])
+        data["train"] = _as_list(data["train"], "train")
     if "eval" in data:
         data["eval"] = _as_eval(data["eval"])
     merge = data.get("tokenizer_merge")
     if merge is not None:
         if not isinstance(merge, Mapping) or "corpus" not in merge:
             raise VocabExtendError("tokenizer_merge needs at least a corpus, e.g. {corpus: corpora/ja}")
-        _check_keys(merge, TokenizerMerge, "tokenizer_merge")
-        data["tokenizer_merge"] = TokenizerMerge(**{**merge, "corpus": _as_list(merge["corpus"])})
-    config = PretrainConfig(**_coerce_numbers(data, PretrainConfig, "config"))
+        check_keys(merge, TokenizerMerge, "tokenizer_merge")
+        merge = coerce_fields({**merge, "corpus": _as_list(merge["corpus"], "tokenizer_merge: corpus")},
+                              TokenizerMerge, "tokenizer_merge")
+        data["tokenizer_merge"] = TokenizerMerge(**merge)
+    config = PretrainConfig(**coerce_fields(data, PretrainConfig, "config"))
     validate(config)
     return config
-
-
-def _coerce_numbers(data: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
-    """Turn YAML strings such as ``3e-4`` (YAML 1.1 reads it as text) into the field's int/float/bool."""
-    hints = typing.get_type_hints(cls)
-    for key, value in list(data.items()):
-        hint = hints.get(key)
-        # scalars and Optional scalars only (not tuples or lists of numbers)
-        allowed = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
-            else {hint}
-        if value is None or not allowed & {int, float, bool}:
-            continue
-        target = bool if bool in allowed else float if float in allowed else int
-        if isinstance(value, target) and not (target is not bool and isinstance(value, bool)):
-            continue
-        try:
-            if target is bool:
-                text = str(value).strip().lower()
-                if text not in ("true", "false", "yes", "no", "1", "0"):
-                    raise ValueError(text)
-                data[key] = text in ("true", "yes", "1")
-            elif target is int:
-                number = float(value)
-                if not number.is_integer():
-                    raise ValueError(value)
-                data[key] = int(number)
-            else:
-                data[key] = float(value)
-        except (TypeError, ValueError):
-            kind = {bool: "true or false", int: "a whole number", float: "a number"}[target]
-            raise VocabExtendError(f"{where}: {key} must be {kind}, not {value!r}") from None
-    return data
 
 
 def validate(config: PretrainConfig) -> None:
@@ -297,6 +261,10 @@ def validate(config: PretrainConfig) -> None:
             raise VocabExtendError(f"{where}: warmup_steps must be zero or more, not {source.warmup_steps!r}")
         if source.min_lr_ratio is not None and not 0 <= source.min_lr_ratio <= 1:
             raise VocabExtendError(f"{where}: min_lr_ratio must be between 0 and 1, not {source.min_lr_ratio!r}")
+        if stage is not None and stage.name == "lora" and (stage.lora_r < 1 or stage.lora_alpha <= 0
+                                                           or not 0 <= stage.lora_dropout < 1):
+            raise VocabExtendError(f"{where}: lora_r must be positive, lora_alpha positive and lora_dropout in "
+                                   f"[0, 1), not {stage.lora_r}, {stage.lora_alpha}, {stage.lora_dropout}")
         if stage is not None and stage.new_rows_lr is not None and stage.new_rows_lr <= 0:
             raise VocabExtendError(f"{where}: new_rows_lr must be positive, not {stage.new_rows_lr!r}")
         if source.weight_decay is not None and source.weight_decay < 0:
@@ -311,6 +279,19 @@ def validate(config: PretrainConfig) -> None:
         raise VocabExtendError(f"max_grad_norm must be positive (or null for no clipping), not {config.max_grad_norm!r}")
     if config.max_steps is not None and config.max_steps < 0:
         raise VocabExtendError(f"max_steps must be zero or more, not {config.max_steps}")
+    if not 0 <= config.seed < 2**32:
+        raise VocabExtendError(f"seed must be a whole number in [0, 2**32), not {config.seed}")
+    for name, value in (("num_proc", config.num_proc), ("base_vocab_size", config.base_vocab_size)):
+        if value is not None and value < 1:
+            raise VocabExtendError(f"{name} must be positive, not {value}")
+    merge = config.tokenizer_merge
+    if merge is not None and not 100 <= merge.vocab_size <= MAX_NEW_MODEL_SIZE:
+        raise VocabExtendError(f"tokenizer_merge: vocab_size {merge.vocab_size} is out of range: use 100 to "
+                               f"{MAX_NEW_MODEL_SIZE:,} (16000 is typical)")
+    if merge is not None and config.tokenizer is not None:
+        raise VocabExtendError("the config sets both tokenizer and tokenizer_merge: keep one")
+    if config.cache_dir is not None and Path(config.cache_dir).exists() and not Path(config.cache_dir).is_dir():
+        raise VocabExtendError(f"cache_dir {config.cache_dir} is a file: give a folder")
     if not 0.0 <= config.heldout_fraction < 1.0:
         raise VocabExtendError(f"heldout_fraction must be in [0, 1), not {config.heldout_fraction}")
     if config.total_steps == 0:
@@ -322,10 +303,14 @@ def load_config(path: str | Path | None, overrides: Mapping[str, str] | None = N
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise VocabExtendError(f"config {path} is a folder: give a YAML file such as configs/pico-smoke.yaml")
         if not path.is_file():
             raise VocabExtendError(f"config file {path} does not exist: give --config configs/NAME.yaml")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise VocabExtendError(f"config file {path} is not UTF-8 text: give a YAML file") from None
         except yaml.YAMLError as exc:
             raise VocabExtendError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
         if loaded is not None and not isinstance(loaded, Mapping):

@@ -83,6 +83,9 @@ class Trainer:
         self.corpus_blocks = (self.blocks.counts if isinstance(self.blocks, MixedBlocks)
                               else (lambda n: {names[0]: n}) if len(names) == 1 else None)
         self.base_rows = base_vocab_size(config)
+        if self.base_rows is not None and self.base_rows > len(self.tokenizer):
+            raise VocabExtendError(f"base_vocab_size {self.base_rows} is more than the tokenizer's "
+                                   f"{len(self.tokenizer):,} tokens: leave it unset (the merge metadata says it)")
         self.model = build_model(config, self.tokenizer)
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

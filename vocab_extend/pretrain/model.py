@@ -86,13 +86,16 @@ def build_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
         settings.setdefault("vocab_size", _embedding_rows(tokenizer, settings.pop("pad_to_multiple_of", None)))
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
             settings.setdefault(name, getattr(tokenizer, name, None))
+        unknown = sorted(set(settings) - set(LlamaConfig().to_dict()))
+        if unknown:
+            raise VocabExtendError(f"pico: {unknown[0]!r} is not a LlamaConfig setting (hidden_size, "
+                                   "num_hidden_layers, num_attention_heads... are)")
+        torch.manual_seed(config.seed)
         try:
-            pico_config = LlamaConfig(**settings)
+            model = LlamaForCausalLM(LlamaConfig(**settings))
         except Exception as exc:  # transformers raises its own validation errors, not only ValueError
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise VocabExtendError(f"the pico settings are not a valid LlamaConfig ({reason})") from None
-        torch.manual_seed(config.seed)
-        model = LlamaForCausalLM(pico_config)
     else:
         model = load_model(config.model, device="cpu", dtype=torch.float32)
     check_fit(model, tokenizer, config.block_size, config.eval_block_size)

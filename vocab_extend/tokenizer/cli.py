@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..corpus import parse_named_spec, resolve_files
 from ..errors import VocabExtendError
-from ..families.interface import DEFAULT_VOCAB_SIZE, TrainOptions
+from ..families.interface import DEFAULT_VOCAB_SIZE, MAX_NEW_MODEL_SIZE, TrainOptions
 from ..sources import DEFAULT_BASE
 from .job import DEFAULT_HELDOUT_FRACTION, ExtendConfig, extend_tokenizer
 
@@ -49,8 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept corpus files where more than 10%% of the lines are not valid UTF-8 (skipped)")
 
 
-# No new-language model needs more pieces; larger sizes only make a trainer allocate memory it cannot get.
-MAX_NEW_MODEL_SIZE = 1_000_000
 MAX_SEED = 2**32 - 1  # SentencePiece takes an unsigned 32-bit seed
 
 
