@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "vocab_extend"
 # Lower layers never import higher ones (docs/architecture.md, "Where things live").
 LAYERS = (
-    ("errors", "console", "signals"),
+    ("errors", "console", "signals", "hub"),
     ("locks", "atomic", "staging", "scripts", "corpus", "heldout", "plots", "settings", "metadata", "sources"),
     ("families",),
     ("tokenizer",),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from vocab_extend.sources import resolve_tokenizer
+from vocab_extend import hub
 from vocab_extend.errors import VocabExtendError
 
 
@@ -20,6 +21,7 @@ def test_alias_file_and_folder(tmp_path: Path) -> None:
 
 
 def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub, "unreachable_reason", lambda: None)  # as if online: the Hub is faked
     import huggingface_hub
 
     snapshot = tmp_path / "snapshot"
@@ -41,6 +43,7 @@ def test_hub_id_downloads_the_tokenizer(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_unreachable_hub_id_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub, "unreachable_reason", lambda: None)  # as if online: the Hub is faked
     import huggingface_hub
 
     def offline(repo_id: str, filename: str, **kwargs: object) -> str:
@@ -69,6 +72,7 @@ def _bytelevel_tokenizer_json(path: Path) -> None:
 def test_llama3_style_folder_with_a_tiktoken_tokenizer_model(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Llama-3 folders can hold a tiktoken file named tokenizer.model beside their byte-level tokenizer.json."""
+    monkeypatch.setattr(hub, "unreachable_reason", lambda: None)  # as if online: the Hub is faked
     import huggingface_hub
 
     (tmp_path / "tokenizer.model").write_text("IQ== 0\nIg== 1\n", encoding="utf-8")
@@ -88,6 +92,7 @@ def test_llama3_style_folder_with_a_tiktoken_tokenizer_model(tmp_path: Path,
 
 def test_an_unreachable_hub_is_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Offline, the first request already says so: the next file is not asked for (each would wait ~25 s)."""
+    monkeypatch.setattr(hub, "unreachable_reason", lambda: None)  # as if online: the Hub is faked
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 

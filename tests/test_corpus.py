@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from vocab_extend.corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
+from vocab_extend import hub
 from vocab_extend.errors import VocabExtendError
 
 DOCS = ["東京は晴れ。", "Second document", "三番目の文書です"]
@@ -62,6 +63,7 @@ def test_named_specs() -> None:
 
 
 def test_unreachable_hub_dataset_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub, "unreachable_reason", lambda: None)  # as if online: the Hub is faked
     import datasets
 
     def offline(*args: object, **kwargs: object) -> None:
@@ -73,6 +75,7 @@ def test_unreachable_hub_dataset_is_one_sentence(monkeypatch: pytest.MonkeyPatch
 
 
 def test_hub_dataset_is_streamed_with_its_config_and_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub, "unreachable_reason", lambda: None)  # as if online: the Hub is faked
     import datasets
 
     asked = {}

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator, TypeVar
 
 from .errors import VocabExtendError, storage_error
+from . import hub
 
 _SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".parquet")
 
@@ -312,6 +313,10 @@ def _iter_hf(spec: str, text_field: str) -> Iterator[str]:
     name = parts[0]
     config = parts[1] if len(parts) > 1 and parts[1] else None
     split = parts[2] if len(parts) > 2 and parts[2] else "train"
+    offline = hub.unreachable_reason()
+    if offline is not None:  # streaming needs the Hub; say so now rather than after the retries
+        raise VocabExtendError(f"could not stream {spec}: the Hub cannot be reached ({offline}); connect, or "
+                               "give the corpus as local files")
     try:
         import datasets
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Literal
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
 from .errors import VocabExtendError
+from . import hub
 
 FamilyName = Literal["sentencepiece", "bytelevel"]
 DEFAULT_BASE = "mistral-7b-v0.1"
@@ -192,11 +193,15 @@ HUB_SETTINGS_FILES = ("tokenizer_config.json", "special_tokens_map.json", "chat_
 def _tokenizer_from_hub(repo_id: str) -> TokenizerSource:
     from huggingface_hub import hf_hub_download
 
+    offline = hub.unreachable_reason()  # then only the local Hub cache is read, without waiting for retries
     errors = []
     for filename in ("tokenizer.model", "tokenizer.json"):
         try:
-            local = Path(hf_hub_download(repo_id, filename))
+            local = Path(hf_hub_download(repo_id, filename, local_files_only=offline is not None))
         except Exception as exc:  # offline, gated, missing file: say which
+            if offline is not None:
+                errors.append(f"{filename}: not in the local Hub cache")
+                continue
             errors.append(f"{filename}: {type(exc).__name__}")
             if _unreachable(exc):  # no answer at all: asking for the next file would only wait as long again
                 break
@@ -206,10 +211,15 @@ def _tokenizer_from_hub(repo_id: str) -> TokenizerSource:
             continue  # a tiktoken file (Llama-3): the tokenizer.json is the base
         for extra in HUB_SETTINGS_FILES:  # the settings the extended tokenizer carries over, when the repo has them
             try:
-                hf_hub_download(repo_id, extra)
+                hf_hub_download(repo_id, extra, local_files_only=offline is not None)
             except Exception:  # most repos lack one or two of them
                 pass
         return _tokenizer_in_folder(local.parent, repo_id)
+    if offline is not None:
+        raise VocabExtendError(
+            f"{repo_id!r} is not a file, folder or bundled alias ({', '.join(ALIASES)}), the Hub cannot be "
+            f"reached ({offline}) and its tokenizer is not in the local Hub cache: check the name, connect, "
+            "or give a local folder")
     raise VocabExtendError(
         f"{repo_id!r} is not a file, folder or bundled alias ({', '.join(ALIASES)}), and the Hub did not "
         f"give its tokenizer ({'; '.join(errors)}): check the name, your network or `huggingface-cli login`"

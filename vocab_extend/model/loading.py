@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import VocabExtendError
+from .. import hub
 from ..sources import resolve_model
 from ..staging import staging_folder
 
@@ -80,9 +81,16 @@ def gguf_cache_folder(path: Path) -> Path:
 def _from_pretrained(folder: str, spec: str, **kwargs: object):
     from transformers import AutoModelForCausalLM
 
+    offline = None if Path(folder).is_dir() else hub.unreachable_reason()  # a Hub id on a machine without network
+    if offline is not None:
+        kwargs = {**kwargs, "local_files_only": True}
     try:
         return AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
+        if offline is not None:
+            raise VocabExtendError(
+                f"could not load model {spec!r}: the Hub cannot be reached ({offline}) and the model is not in "
+                "the local Hub cache; connect, or give a local folder") from None
         # a damaged or foreign file (e.g. a GGUF without the metadata transformers needs) is the input's fault
         raise VocabExtendError(
             f"could not load model {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "

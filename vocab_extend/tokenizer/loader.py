@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VocabExtendError
+from .. import hub
 from ..families import get_family
 from ..metadata import read_metadata
 from ..sources import ALIASES, ModelSource, resolve_model, resolve_tokenizer
@@ -62,9 +63,17 @@ def load_tokenizer(spec: str) -> Any:
                                "pass --tokenizer with the folder the merge wrote")
     else:
         source = resolve_model(spec)
+    kwargs = source.pretrained_kwargs()
+    offline = None if Path(source.folder).is_dir() else hub.unreachable_reason()  # a Hub id without network
+    if offline is not None:
+        kwargs["local_files_only"] = True
     try:
-        return AutoTokenizer.from_pretrained(source.folder, **source.pretrained_kwargs())
+        return AutoTokenizer.from_pretrained(source.folder, **kwargs)
     except (OSError, ValueError) as exc:
+        if offline is not None:
+            raise VocabExtendError(
+                f"could not load the tokenizer of {spec!r}: the Hub cannot be reached ({offline}) and it is not in "
+                "the local Hub cache; connect, or give --tokenizer with a local folder") from None
         raise VocabExtendError(
             f"could not load the tokenizer of {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
             "give --tokenizer with a folder holding tokenizer.json"
