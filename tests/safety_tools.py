@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,3 +88,18 @@ def try_mount(args: list[str]) -> bool:
 
 def umount(path: Path) -> None:
     subprocess.run(["umount", str(path)], capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``256k``, ``4m``) mounted on ``folder`` for the block; skips the test where
+    mounting is not allowed."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not try_mount(["-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield folder
+    finally:
+        umount(folder)

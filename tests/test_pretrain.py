@@ -407,9 +407,12 @@ def test_resume_refuses_settings_that_change_the_losses(cache_dir, tmp_path):
         pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, batch_size=8), resume=True)
     with pytest.raises(VocabExtendError, match="started with max_steps None, not 2"):
         pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, max_steps=2), resume=True)
-    (out / "config.yaml").unlink()  # a run without its config: the step count still guards the resume
-    with pytest.raises(VocabExtendError, match="at step 2, but this run has only 2 steps"):
-        pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, max_steps=2), resume=True)
+    (out / "config.yaml").unlink()  # the checkpoint's own copy of the config still guards the resume
+    with pytest.raises(VocabExtendError, match="started with batch_size 4, not 8"):
+        pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, batch_size=8), resume=True)
+    (out / "checkpoints" / "step-00000002" / "run_config.yaml").unlink()  # and that copy is in the manifest
+    with pytest.raises(VocabExtendError, match=r"no checkpoint to resume from \(1 damaged checkpoint"):
+        pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2, batch_size=8), resume=True)
 
 
 # ----------------------------------------------------------------------------------------- scale-out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from safety_tools import dead_pid, try_mount, umount
+from safety_tools import dead_pid, tmpfs, try_mount, umount
 from vocab_extend import atomic, staging
 from vocab_extend.atomic import HOST_TAG, atomic_write_bytes, atomic_write_json, atomic_write_text, leftovers
 from vocab_extend.errors import StorageError
@@ -130,14 +130,8 @@ def test_read_only_mount(read_only: Path) -> None:
 
 @pytest.fixture()
 def tiny_disk(tmp_path: Path):
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    if not try_mount(["-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)]):
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "tiny", "256k") as folder:
         yield folder
-    finally:
-        umount(folder)
 
 
 def test_full_tmpfs(tiny_disk: Path) -> None:

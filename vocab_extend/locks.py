@@ -100,10 +100,14 @@ def read_holder(path: str | os.PathLike[str]) -> Holder | None:
         return None
 
 
+class LockBusy(VocabExtendError):
+    """Another live process holds the lock."""
+
+
 def _busy(target: Path, lock_file: Path, holder: Holder | None) -> VocabExtendError:
     who = f"another vocab-extend process ({holder.describe()})" if holder else "another vocab-extend process"
     where = "" if holder else f" (it holds {lock_file})"
-    return VocabExtendError(f"{who} is writing {target}{where}: wait for it to finish or stop it, then run again")
+    return LockBusy(f"{who} is writing {target}{where}: wait for it to finish or stop it, then run again")
 
 
 class OutputLock:
@@ -266,6 +270,27 @@ def holds_lock(target: str | os.PathLike[str]) -> bool:
 def output_lock(target: str | os.PathLike[str]) -> Iterator[OutputLock]:
     """Hold the exclusive lock on ``target`` for the block (see :class:`OutputLock`)."""
     lock = OutputLock(target).acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+@contextmanager
+def waiting_lock(target: str | os.PathLike[str], say=None, poll_s: float = 0.5) -> Iterator[OutputLock]:
+    """Like :func:`output_lock`, but wait while another process holds it (for shared caches, where the
+    second process should use what the first builds); ``say`` is told once that it waits."""
+    lock = OutputLock(target)
+    told = False
+    while True:
+        try:
+            lock.acquire()
+            break
+        except LockBusy as busy:
+            if say is not None and not told:
+                say(f"waiting: {str(busy).split(': wait for it')[0]}")
+                told = True
+            time.sleep(poll_s)
     try:
         yield lock
     finally:

@@ -15,6 +15,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,13 +25,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import StorageError, human_size, storage_error
 from ..model.bpb import bits_per_byte
 from . import checkpoint as ckpt
-from ..model.bpb import bits_per_byte
 from .config import PretrainConfig
 from .dist import Dist
 from .outputs import MetricsLog
 from .parallel import is_sharded
+from .run_dir import run_config_text
 from .stream import load_state as load_stream_state
 from .stream import save_state as save_stream_state
 
@@ -120,6 +124,7 @@ class Checkpointer:
         self.config, self.dist, self.out, self.resume_from = config, dist, out, resume_from
         self.every, self.total = config.save_every, config.total_steps
         self.state = ckpt.read_state(resume_from) if resume_from is not None else None
+        self.run_config = run_config_text(config)
         self.blocks = None  # the training blocks, whose stream position (if streamed) a checkpoint keeps
 
     def restore_data(self, blocks) -> None:
@@ -137,24 +142,57 @@ class Checkpointer:
 
     def save(self, step: int, trained: torch.nn.Module, optimizer, scheduler, stage_index: int, *,
              boundary: bool, extra: dict[str, Any] | None = None) -> None:
-        """Every rank calls this. ``boundary``: the stage has just ended and ``trained`` is the plain model."""
+        """Every rank calls this. ``boundary``: the stage has just ended and ``trained`` is the plain model.
+
+        Free space is checked first (the newest checkpoint's size, else an estimate from the model); a
+        failure or Ctrl-C while writing removes the partial checkpoint, so only whole ones remain.
+        """
         dist = self.dist
         staging = ckpt.staging_path(self.out, step)
+        needed = self._needed(trained, None if boundary else optimizer)
         if dist.main:
+            self._check_space(step, needed)
             ckpt.clear(staging)
         dist.barrier()
-        ckpt.write_rank_state(staging, dist.rank)
-        ckpt.write_state(staging, trained, optimizer, dist.main, model_only=boundary)
+        try:
+            ckpt.write_rank_state(staging, dist.rank)
+            ckpt.write_state(staging, trained, optimizer, dist.main, model_only=boundary)
+            dist.barrier()
+            if dist.main:
+                state = {"step": step, "optimizer_stage": stage_index, "boundary": boundary,
+                         "data_position": step * self.config.batch_size, "world_size": dist.world,
+                         "parallelism": self.config.parallelism, **(extra or {})}
+                if self.blocks is not None:  # the same on every rank: each reads whole global batches
+                    save_stream_state(self.blocks, staging)
+                ckpt.write_main_state(staging, None if boundary else scheduler, state, self.run_config)
+                ckpt.write_manifest(staging)
+                ckpt.publish(staging, self.config.keep_checkpoints)
+        except BaseException as exc:
+            if dist.main:
+                shutil.rmtree(staging, ignore_errors=True)
+            error = None if isinstance(exc, KeyboardInterrupt) else _storage_failure(exc, staging.parent, needed)
+            if error is not None:
+                raise StorageError(f"{error} ({self._last_good()})") from None
+            raise
         dist.barrier()
-        if dist.main:
-            state = {"step": step, "optimizer_stage": stage_index, "boundary": boundary,
-                     "data_position": step * self.config.batch_size, "world_size": dist.world,
-                     "parallelism": self.config.parallelism, **(extra or {})}
-            if self.blocks is not None:  # the same on every rank: each reads whole global batches
-                save_stream_state(self.blocks, staging)
-            ckpt.write_main_state(staging, None if boundary else scheduler, state)
-            ckpt.publish(staging, self.config.keep_checkpoints)
-        dist.barrier()
+
+    def _needed(self, trained: torch.nn.Module, optimizer) -> int:
+        latest = ckpt.list_checkpoints(self.out)
+        size = ckpt.checkpoint_size(latest[-1]) if latest else None
+        return size if size is not None else ckpt.estimate_size(trained, optimizer)
+
+    def _last_good(self) -> str:
+        saved = ckpt.list_checkpoints(self.out)
+        return f"the last checkpoint, {saved[-1].name}, is kept" if saved else "no checkpoint was written yet"
+
+    def _check_space(self, step: int, needed: int) -> None:
+        folder = self.out / ckpt.CHECKPOINTS
+        free = ckpt.free_bytes(folder)
+        if free < needed * 1.05:
+            raise StorageError(
+                f"cannot write checkpoint step {step} in {folder}: it needs about {human_size(needed)} and "
+                f"{human_size(free)} is free ({self._last_good()}); free some space and continue with "
+                "--resume, or lower keep_checkpoints")
 
     def load_model(self, model: torch.nn.Module) -> None:
         """The checkpoint's plain model (a stage-boundary checkpoint) into ``model``."""
@@ -166,3 +204,21 @@ class Checkpointer:
         assert self.resume_from is not None
         ckpt.load_trainer_state(self.resume_from, trained, optimizer, scheduler)
         ckpt.load_rng_state(self.resume_from, self.dist.rank)
+
+
+def _storage_failure(exc: BaseException, folder: Path, needed: int) -> StorageError | None:
+    """A full disk (or read-only / forbidden folder) behind a failed checkpoint write, as one sentence.
+
+    DCP wraps each rank's error in a ``CheckpointException``, and ``torch.save`` reports a full disk only as
+    "unexpected pos ..." without the OS error, so when no storage error is found in the chain, a disk that
+    now has less room than the checkpoint needs is taken as the cause.
+    """
+    failures = getattr(exc, "failures", None)
+    causes = [exc, *(pair[0] for pair in failures.values())] if isinstance(failures, dict) else [exc]
+    for cause in causes:
+        error = storage_error(cause, folder, needed=needed)
+        if error is not None:
+            return error
+    if shutil.disk_usage(next(p for p in (folder, *folder.absolute().parents) if p.exists())).free < needed:
+        return storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder, needed=needed)
+    return None

@@ -27,8 +27,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..corpus import iter_documents, parse_named_spec, read_documents, resolve_files
+from ..console import log
 from ..errors import VocabExtendError
 from ..heldout import doc_key, heldout
+from ..locks import waiting_lock
 from .config import PretrainConfig
 from .mixture import MixedBlocks, Mixture
 from .stream import StreamedBlocks
@@ -190,40 +192,52 @@ def build_training_blocks(
     target = root / key
     if not target.is_dir() and is_main:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-        try:
-            docs = datasets.Dataset.from_generator(
-                _doc_records, gen_kwargs={"specs": tuple(config.train), "kwargs": kwargs},
-                cache_dir=str(tmp / "raw"), fingerprint=f"{key}-docs",
-            )
-            if len(docs) == 0:
-                raise VocabExtendError(
-                    f"the training corpora {', '.join(config.train)} have no documents left for training"
-                )
-            num_proc = config.num_proc or _default_num_proc(len(docs))
-            tokens = docs.map(
-                _tokenize, batched=True, remove_columns=["text"], num_proc=num_proc if num_proc > 1 else None,
-                fn_kwargs={"tokenizer": tokenizer, "eos": eos}, new_fingerprint=f"{key}-tok",
-                desc="tokenizing",
-            )
-            packed = tokens.map(
-                _pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": config.block_size},
-                features=features, new_fingerprint=f"{key}-pack", desc="packing",
-            )
-            if len(packed) == 0:
-                total = sum(len(ids) for ids in tokens["input_ids"])
-                raise VocabExtendError(
-                    f"the training corpora hold {total} tokens, less than one block of {config.block_size}: "
-                    "add text or lower block_size"
-                )
-            packed.save_to_disk(str(tmp / "packed"))
-            os.replace(tmp / "packed", target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with waiting_lock(target, say=log):  # two runs sharing a cache: one builds the entry, the other waits
+            for dead in root.glob(f".{key}-*"):  # what a builder killed mid-way left (we hold the lock)
+                shutil.rmtree(dead, ignore_errors=True)
+            if not target.is_dir():
+                _build_packed(config, tokenizer, kwargs, features, root, key, target, eos)
     if not target.is_dir():
         raise VocabExtendError(f"the packed training data {target} was not written: check the main process's error")
     dataset = datasets.load_from_disk(str(target)).with_format("numpy")
     return PackedBlocks(dataset, config.block_size, config.seed, len(dataset))
+
+
+def _build_packed(config: PretrainConfig, tokenizer, kwargs: dict[str, Any], features, root: Path, key: str,
+                  target: Path, eos: int) -> None:
+    """Tokenize and pack the training corpora into the cache entry ``target`` (written whole or not at all)."""
+    import datasets
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    try:
+        docs = datasets.Dataset.from_generator(
+            _doc_records, gen_kwargs={"specs": tuple(config.train), "kwargs": kwargs},
+            cache_dir=str(tmp / "raw"), fingerprint=f"{key}-docs",
+        )
+        if len(docs) == 0:
+            raise VocabExtendError(
+                f"the training corpora {', '.join(config.train)} have no documents left for training"
+            )
+        num_proc = config.num_proc or _default_num_proc(len(docs))
+        tokens = docs.map(
+            _tokenize, batched=True, remove_columns=["text"], num_proc=num_proc if num_proc > 1 else None,
+            fn_kwargs={"tokenizer": tokenizer, "eos": eos}, new_fingerprint=f"{key}-tok",
+            desc="tokenizing",
+        )
+        packed = tokens.map(
+            _pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": config.block_size},
+            features=features, new_fingerprint=f"{key}-pack", desc="packing",
+        )
+        if len(packed) == 0:
+            total = sum(len(ids) for ids in tokens["input_ids"])
+            raise VocabExtendError(
+                f"the training corpora hold {total} tokens, less than one block of {config.block_size}: "
+                "add text or lower block_size"
+            )
+        packed.save_to_disk(str(tmp / "packed"))
+        os.replace(tmp / "packed", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _doc_records(specs: tuple[str, ...], kwargs: dict[str, Any]) -> Iterator[dict[str, str]]:

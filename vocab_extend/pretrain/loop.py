@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ..console import log
 from ..errors import VocabExtendError
 from ..locks import output_lock
 from ..metadata import METADATA_FILE
@@ -45,6 +46,7 @@ from .optim import make_optimizer
 from .outputs import run_card, token_reduction_rows, write_report
 from .paid import compare_with_base, paid_section
 from .parallel import check_parallelism, clip_grad_norm, gather, gradient_sync, rebind, skeleton, wrap
+from .checkpoint import list_checkpoints
 from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output
 from .stages import check_stage, finish_stage, prepare_stage
 
@@ -58,7 +60,7 @@ class Trainer:
     def __init__(self, config: PretrainConfig, *, resume: bool = False) -> None:
         self.config = config
         self.dist = setup_dist(config.device)
-        self.out, self.resume_from = prepare_output(config, resume)
+        self.out, self.resume_from = prepare_output(config, resume, log if self.dist.main else lambda _: None)
 
     # ------------------------------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -205,7 +207,7 @@ class Trainer:
                if record.get(k) is not None and not math.isfinite(record[k])}
         if not bad:
             return
-        saved = sorted((self.out / "checkpoints").glob("step-*")) if (self.out / "checkpoints").is_dir() else []
+        saved = list_checkpoints(self.out)
         last = f"the last checkpoint is {saved[-1].name}" if saved else "no checkpoint was written"
         what = ", ".join(f"{k} {v}" for k, v in bad.items())
         raise VocabExtendError(f"training diverged at step {record['step']} ({what}); nothing of this step was "

@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from ..console import log
 from ..errors import VocabExtendError
+from ..locks import waiting_lock
 from ..metadata import METADATA_FILE, pad_vocab_size, read_metadata
 from ..model.loading import load_model
 from ..model.sizing import check_vocabulary_fits
@@ -46,10 +48,12 @@ def build_merged_tokenizer(config: PretrainConfig) -> Path:
         merge = config.tokenizer_merge
         assert merge is not None
         target.parent.mkdir(parents=True, exist_ok=True)
-        # the documents the run holds out are held out of the tokenizer's training too (same content hash)
-        extend_tokenizer(ExtendConfig(base=merge.base, corpus=list(merge.corpus), lang=merge.lang,
-                                      new_model_size=merge.vocab_size, output_dir=target, overwrite=True,
-                                      heldout_fraction=config.heldout_fraction))
+        with waiting_lock(target, say=log):  # two runs sharing the cache: one merges, the other waits for it
+            if not (target / "tokenizer.json").is_file():
+                # the documents the run holds out are held out of the tokenizer's training too (same hash)
+                extend_tokenizer(ExtendConfig(base=merge.base, corpus=list(merge.corpus), lang=merge.lang,
+                                              new_model_size=merge.vocab_size, output_dir=target, overwrite=True,
+                                              heldout_fraction=config.heldout_fraction))
     return target
 
 

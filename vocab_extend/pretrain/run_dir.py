@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
+from ..console import log
 from ..errors import VocabExtendError
 from . import checkpoint as ckpt
 from .config import PretrainConfig
@@ -23,33 +24,50 @@ TRAJECTORY_KEYS = ("model", "tokenizer", "tokenizer_merge", "pico", "base_vocab_
                    "weight_decay", "adam_betas", "adam_eps", "max_grad_norm", "precision", "seed")
 
 
-def prepare_output(config: PretrainConfig, resume: bool) -> tuple[Path, Path | None]:
-    """The output folder and the checkpoint to resume from; nothing is written yet."""
+def prepare_output(config: PretrainConfig, resume: bool, say: Callable[[str], None] = log
+                   ) -> tuple[Path, Path | None]:
+    """The output folder and the checkpoint to resume from (the newest that verifies); nothing is written.
+
+    Checkpoints newer than the one chosen that fail verification are named through ``say`` with the reason.
+    """
     out = Path(config.output_dir)
-    latest = ckpt.latest_checkpoint(out) if resume else None
-    if resume and latest is None:
-        raise VocabExtendError(f"--resume: {out} holds no checkpoint to resume from; drop --resume to start a run")
     if out.exists() and not out.is_dir():
         raise VocabExtendError(f"output folder {out} is a file: choose another --output-dir")
+    latest, skipped = ckpt.newest_good_checkpoint(out) if resume else (None, [])
+    for path, reason in skipped:
+        say(f"--resume: skipping checkpoint {path.name}: {reason}")
+    if resume and latest is None:
+        damaged = f" ({len(skipped)} damaged checkpoint(s) skipped)" if skipped else ""
+        started = out.is_dir() and any((out / name).exists() for name in RUN_MARKERS)
+        hint = ("pass --overwrite instead of --resume to start the run again" if started
+                else "drop --resume to start a run")
+        raise VocabExtendError(f"--resume: {out} holds no checkpoint to resume from{damaged}; {hint}")
     if out.exists() and any(out.iterdir()) and not resume:
         if not any((out / name).exists() for name in RUN_MARKERS):
             raise VocabExtendError(
                 f"output folder {out} holds files that are not a pretraining run: choose another --output-dir")
         if not config.overwrite:
-            raise VocabExtendError(
-                f"output folder {out} already holds a run: pass --resume to continue it, --overwrite to "
-                "start over, or another --output-dir")
+            can_resume = bool(ckpt.list_checkpoints(out)) and not (out / MODEL_DIR).is_dir()
+            options = "pass --resume to continue it, --overwrite to start over" if can_resume else \
+                "it has no checkpoint to resume from: pass --overwrite to start over"
+            raise VocabExtendError(f"output folder {out} already holds a run: {options}, or another --output-dir")
     return out, latest
 
 
 def claim_output(config: PretrainConfig, out: Path, resuming: bool) -> None:
-    """Start the run's folder once every check has passed (replacing an old run under --overwrite)."""
+    """Start the run's folder once every check has passed (replacing an old run under --overwrite); a
+    partial checkpoint an interrupted run left is removed (this process holds the run's lock)."""
     if config.overwrite and not resuming and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    ckpt.sweep_staging(out)
     if not resuming:
-        text = yaml.safe_dump(plain(config.to_dict()), sort_keys=False, allow_unicode=True)
-        (out / RUN_CONFIG).write_text(text, encoding="utf-8")
+        (out / RUN_CONFIG).write_text(run_config_text(config), encoding="utf-8")
+
+
+def run_config_text(config: PretrainConfig) -> str:
+    """The run's resolved config as YAML: ``config.yaml`` of the run, and a copy in every checkpoint."""
+    return yaml.safe_dump(plain(config.to_dict()), sort_keys=False, allow_unicode=True)
 
 
 def check_resume(config: PretrainConfig, out: Path, checkpoint: Path, step: int) -> None:
@@ -58,8 +76,13 @@ def check_resume(config: PretrainConfig, out: Path, checkpoint: Path, step: int)
         raise VocabExtendError(
             f"--resume: the run in {out} has finished (its {MODEL_DIR}/ is written); start a new run with "
             "--overwrite or another --output-dir")
-    saved_file = out / RUN_CONFIG
-    if saved_file.is_file():
+    # the checkpoint's own copy of the run's config (checked by its manifest), else the run's config.yaml
+    saved_file = next((f for f in (Path(checkpoint) / ckpt.RUN_CONFIG, out / RUN_CONFIG) if f.is_file()), None)
+    if saved_file is None:
+        raise VocabExtendError(
+            f"--resume: neither {checkpoint} nor {out} holds the run's config ({RUN_CONFIG}), so a changed "
+            "setting could not be caught: start a new run with --overwrite or another --output-dir")
+    if saved_file is not None:
         saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
         now = plain(config.to_dict())
         for key in TRAJECTORY_KEYS:

@@ -1,0 +1,215 @@
+"""Pretraining when things go wrong: damaged checkpoints, a full disk, Ctrl-C while saving, shared caches.
+
+The oracle is an uninterrupted run of the same config: a run that falls back to an older checkpoint, or
+that is resumed after its disk filled up, must end with bit-identical weights and the same losses.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from safety_tools import start_child, tmpfs
+from test_pretrain import cache_dir, losses, pico_config  # noqa: F401  (cache_dir is a fixture)
+from vocab_extend.errors import StorageError, VocabExtendError
+from vocab_extend.locks import waiting_lock
+from vocab_extend.pretrain import checkpoint as ckpt
+from vocab_extend.pretrain import pretrain
+
+SETTINGS = dict(stages="full:6", save_every=2, keep_checkpoints=3)
+
+
+def run_config(cache: Path, out: Path, **extra):
+    return pico_config(cache, out, **{**SETTINGS, **extra})
+
+
+@pytest.fixture(scope="module")
+def reference(cache_dir, tmp_path_factory) -> Path:  # noqa: F811
+    """An uninterrupted run: checkpoints at steps 2 and 4, the final model after step 6."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    pretrain(run_config(cache_dir, out))
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002", "step-00000004"]
+    return out
+
+
+def same_model(a: Path, b: Path) -> bool:
+    x, y = load_file(str(a / "model" / "model.safetensors")), load_file(str(b / "model" / "model.safetensors"))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def stopped_copy(reference: Path, tmp_path: Path) -> Path:
+    """The reference run as if it had stopped after its checkpoint at step 4 (no final model yet)."""
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    shutil.rmtree(out / "model")
+    return out
+
+
+def leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "checkpoints").glob(".tmp-*"))
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip(path: Path) -> None:  # same size, one byte changed: only the hash can tell
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "truncated shard": lambda c: _truncate(next(c.glob("*.distcp"))),
+    "flipped byte in a shard": lambda c: _flip(next(c.glob("*.distcp"))),
+    "truncated state.json": lambda c: _truncate(c / "state.json"),
+    "truncated rng file": lambda c: _truncate(c / "rng-rank0.pt"),
+    "deleted scheduler": lambda c: (c / "scheduler.pt").unlink(),
+    "deleted DCP metadata": lambda c: (c / ".metadata").unlink(),
+    "garbled manifest": lambda c: (c / "manifest.json").write_text("{not json", encoding="utf-8"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE), ids=list(DAMAGE))
+def test_resume_skips_a_damaged_checkpoint_and_matches_the_uninterrupted_run(
+        reference, cache_dir, tmp_path, capsys, damage):  # noqa: F811
+    out = stopped_copy(reference, tmp_path)
+    assert ckpt.verify(out / "checkpoints" / "step-00000004") is None
+    DAMAGE[damage](out / "checkpoints" / "step-00000004")
+    assert ckpt.verify(out / "checkpoints" / "step-00000004") is not None
+    pretrain(run_config(cache_dir, out), resume=True)
+    err = capsys.readouterr().err
+    assert "--resume: skipping checkpoint step-00000004: " in err
+    assert "resuming from " in err and "(step 2)" in err
+    assert same_model(out, reference)
+    assert losses(out) == losses(reference)
+
+
+def test_every_checkpoint_damaged_is_one_sentence(reference, cache_dir, tmp_path):  # noqa: F811
+    out = stopped_copy(reference, tmp_path)
+    for path in ckpt.list_checkpoints(out):
+        _truncate(next(path.glob("*.distcp")))
+    with pytest.raises(VocabExtendError, match=r"holds no checkpoint to resume from \(2 damaged checkpoint\(s\) "
+                                               r"skipped\); pass --overwrite instead of --resume"):
+        pretrain(run_config(cache_dir, out), resume=True)
+
+
+def test_a_fresh_run_on_a_run_without_checkpoints_is_told_to_overwrite(cache_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    (out).mkdir()
+    (out / "config.yaml").write_text("model: pico\n", encoding="utf-8")  # as a run that failed at step 1 left
+    with pytest.raises(VocabExtendError, match="it has no checkpoint to resume from: pass --overwrite"):
+        pretrain(run_config(cache_dir, out))
+
+
+def test_too_little_free_space_stops_before_a_checkpoint_and_resume_continues(
+        reference, cache_dir, tmp_path, monkeypatch):  # noqa: F811
+    out = tmp_path / "run"
+    real = ckpt.free_bytes
+    calls: list[int] = []
+
+    def free(folder: Path) -> int:  # room for the first checkpoint, not for the second
+        calls.append(1)
+        return real(folder) if len(calls) == 1 else 1000
+
+    monkeypatch.setattr(ckpt, "free_bytes", free)
+    with pytest.raises(StorageError) as info:
+        pretrain(run_config(cache_dir, out))
+    message = str(info.value)
+    assert message.startswith(f"cannot write checkpoint step 4 in {out / 'checkpoints'}: it needs about ")
+    assert "1000 B is free (the last checkpoint, step-00000002, is kept)" in message
+    assert "\n" not in message
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002"] and leftovers(out) == []
+    monkeypatch.setattr(ckpt, "free_bytes", real)
+    pretrain(run_config(cache_dir, out), resume=True)
+    assert same_model(out, reference) and losses(out) == losses(reference)
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+                         ids=["disk full", "ctrl-c"])
+def test_a_save_that_fails_midway_leaves_no_partial_checkpoint(cache_dir, tmp_path, monkeypatch, error):  # noqa: F811
+    out = tmp_path / "run"
+    original = ckpt.write_manifest
+
+    def failing(staging: Path) -> int:
+        if staging.name.endswith("00000004"):
+            (staging / "part").write_bytes(b"x" * 1000)
+            raise error
+        return original(staging)
+
+    monkeypatch.setattr(ckpt, "write_manifest", failing)
+    expected = StorageError if isinstance(error, OSError) else KeyboardInterrupt
+    with pytest.raises(expected) as info:
+        pretrain(run_config(cache_dir, out))
+    if expected is StorageError:
+        assert str(info.value).startswith(f"cannot write {out / 'checkpoints'}: no space left on the device")
+        assert "the last checkpoint, step-00000002, is kept" in str(info.value)
+    assert leftovers(out) == [] and [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002"]
+
+
+def test_a_partial_checkpoint_left_by_a_killed_run_is_swept_on_resume(reference, cache_dir, tmp_path):  # noqa: F811
+    out = stopped_copy(reference, tmp_path)
+    shutil.rmtree(out / "checkpoints" / "step-00000004")
+    partial = out / "checkpoints" / ".tmp-step-00000004"  # what kill -9 during the save at step 4 leaves
+    partial.mkdir()
+    (partial / "__0_0.distcp").write_bytes(b"half")
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002"]
+    pretrain(run_config(cache_dir, out), resume=True)
+    assert leftovers(out) == [] and same_model(out, reference)
+
+
+def test_checkpoints_kept_never_exceed_keep_checkpoints(cache_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    pretrain(run_config(cache_dir, out, stages="full:9", keep_checkpoints=2))
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000006", "step-00000008"]
+    assert all(ckpt.verify(p) is None for p in ckpt.list_checkpoints(out))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 4 MiB tmpfs: room for the run's config and metrics, not for a checkpoint of the pico model."""
+    with tmpfs(tmp_path / "tiny", "4m") as folder:
+        yield folder
+
+
+def test_a_real_full_disk_is_one_sentence_and_leaves_nothing_partial(cache_dir, tiny_disk, monkeypatch):  # noqa: F811
+    out = tiny_disk / "run"
+    with pytest.raises(StorageError, match=r"cannot write checkpoint step 2 in .*: it needs about .* is free"):
+        pretrain(run_config(cache_dir, out))
+    assert leftovers(out) == [] and ckpt.list_checkpoints(out) == []
+    # past the free-space check (as when another job fills the disk meanwhile): the write itself fails
+    monkeypatch.setattr(ckpt, "free_bytes", lambda folder: 1 << 40)
+    with pytest.raises(StorageError, match=r"no space left on the device"):
+        pretrain(run_config(cache_dir, out, overwrite=True))
+    assert leftovers(out) == [] and ckpt.list_checkpoints(out) == []
+
+
+def test_a_shared_cache_entry_waits_for_its_builder(tmp_path: Path) -> None:
+    """The packed-data and merged-tokenizer caches: a second run waits for the first builder, then uses
+    what it built, instead of building the same entry at the same time."""
+    target = tmp_path / "cache" / "entry"
+    holder = start_child("lock", target, tmp_path / "held")
+    got = threading.Event()
+    said: list[str] = []
+
+    def second() -> None:
+        with waiting_lock(target, say=said.append, poll_s=0.05):
+            got.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        assert not got.wait(1.0), "the lock was taken while another process held it"
+        assert said and said[0].startswith("waiting: another vocab-extend process (pid ")
+    finally:
+        holder.kill()
+        holder.wait()
+    thread.join(60)
+    assert got.is_set() and len(said) == 1
