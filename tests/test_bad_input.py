@@ -320,3 +320,22 @@ def test_training_options_with_new_model_are_refused(capsys, tmp_path: Path) -> 
     code, msg = run_cli(capsys, "--new-model", str(resolve_tokenizer().path), "--vocab-size", "8000",
                         "--model-type", "unigram", "--output-dir", str(tmp_path / "o"))
     assert code == 2 and "--vocab-size, --model-type set training, but --new-model skips training" in msg
+
+
+def test_a_foreign_tokenizer_json_is_one_sentence(capsys, tmp_path: Path) -> None:
+    (tmp_path / "tokenizer.json").write_text('{"not": "a tokenizer"}', encoding="utf-8")
+    assert main(["measure", "--tokenizer", str(tmp_path / "tokenizer.json"), "--corpus", str(SAMPLE_JA)]) == 2
+    assert "error: could not load the tokenizer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, message", [
+    (dict(seed=-1), r"--seed must be a whole number in \[0, 2\*\*32\)"),
+    (dict(seed=2**40), "--seed must be"),
+    (dict(pad_to_multiple_of=-1), "--pad-to-multiple-of must be a positive integer"),
+])
+def test_init_model_numbers_out_of_range(config, message) -> None:
+    from vocab_extend.errors import VocabExtendError
+    from vocab_extend.model.embeddings import InitConfig
+
+    with pytest.raises(VocabExtendError, match=message):
+        InitConfig(**config)

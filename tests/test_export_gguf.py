@@ -464,3 +464,16 @@ def test_llama_cpp_logits_and_greedy_generation(family, export, outtype, toleran
             assert {b["id"] for b in best[:3]} & set(want.topk(3).indices.tolist())
         if outtype == "f32":
             assert steps == _hf_greedy(model, ids, 8, banned)
+
+
+def test_output_that_is_a_file_of_the_model_is_refused(sp_model, capsys):
+    before = (sp_model / "config.json").read_bytes()
+    assert main(["export-gguf", "--model", str(sp_model), "--output", str(sp_model / "config.json"),
+                 "--overwrite"]) == 2
+    assert "is a file of the model folder" in capsys.readouterr().err
+    assert (sp_model / "config.json").read_bytes() == before
+
+
+def test_pre_on_a_sentencepiece_model_is_refused(sp_model, tmp_path, capsys):
+    assert main(["export-gguf", "--model", str(sp_model), "--output", str(tmp_path / "m.gguf"), "--pre", "smollm"]) == 2
+    assert "the tokenizer in" in capsys.readouterr().err and not (tmp_path / "m.gguf").exists()

@@ -88,6 +88,8 @@ class InitConfig:
             raise VocabExtendError(f"unknown --method {self.method!r}: choose one of {', '.join(METHODS)}")
         if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 0:
             raise VocabExtendError("--pad-to-multiple-of must be a positive integer (or 0 for no padding)")
+        if not 0 <= self.seed < 2**32:
+            raise VocabExtendError(f"--seed must be a whole number in [0, 2**32), not {self.seed}")
 
 
 @dataclass

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VocabExtendError
+from ..locks import output_lock
 from .gguf_vocab import read_vocab
 
 OUTTYPES = ("f32", "f16", "q8_0")
@@ -87,7 +88,7 @@ def export_gguf(model_dir: str | Path, output: str | Path, outtype: str = "f16",
     if not model_dir.is_dir():
         raise VocabExtendError(f"model folder {model_dir} does not exist" if not model_dir.exists()
                                else f"{model_dir} is a file: --model takes a model folder")
-    _check_output(output, overwrite)
+    _check_output(output, overwrite, model_dir)
     config = _read_config(model_dir)
     weights = _Weights(model_dir)
     plan = _plan_tensors(config, weights)
@@ -97,6 +98,17 @@ def export_gguf(model_dir: str | Path, output: str | Path, outtype: str = "f16",
     file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                  "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype]
     output.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output):  # a second export to the same file gets one sentence
+        _write(output, model_dir, config, weights, plan, vocab, file_type, outtype, rows)
+    return ExportSummary(output, outtype, vocab.model, vocab.pre, rows, vocab.padding, len(plan),
+                         output.stat().st_size)
+
+
+def _write(output: Path, model_dir: Path, config: dict[str, Any], weights, plan, vocab, file_type, outtype: str,
+           rows: int) -> None:
+    """The GGUF file, written under a temporary name and renamed into place when complete."""
+    import gguf
+
     fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -120,8 +132,6 @@ def export_gguf(model_dir: str | Path, output: str | Path, outtype: str = "f16",
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportSummary(output, outtype, vocab.model, vocab.pre, rows, vocab.padding, len(plan),
-                         output.stat().st_size)
 
 
 def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
@@ -135,9 +145,13 @@ def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(weight.shape))
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
+def _check_output(output: Path, overwrite: bool, model_dir: Path) -> None:
     if output.is_dir():
         raise VocabExtendError(f"--output {output} is a folder: give a file name such as model.gguf")
+    inside = output.resolve().is_relative_to(model_dir.resolve())
+    if output.exists() and inside and output.suffix != ".gguf":
+        raise VocabExtendError(f"--output {output} is a file of the model folder {model_dir}, an input of this "
+                               "command (--overwrite would replace it): choose another --output")
     if output.exists() and not overwrite:
         raise VocabExtendError(f"{output} already exists: pass --overwrite or choose another --output")
     for parent in output.absolute().parents:

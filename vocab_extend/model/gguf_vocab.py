@@ -136,6 +136,9 @@ def read_vocab(folder: Path, rows: int, *, pre: str | None = None) -> GGUFVocab:
     # a SentencePiece folder may lack tokenizer.json (a slow tokenizer); it then has no added tokens to read
     data = _read_json(folder / "tokenizer.json", missing_ok=family == "sentencepiece")
     if family == "sentencepiece":
+        if pre is not None:
+            raise VocabExtendError(f"--pre names the split of a byte-level (gpt2) tokenizer; the tokenizer in "
+                                   f"{folder} is SentencePiece (llama.cpp's llama tokenizer): drop --pre")
         vocab = _sentencepiece_vocab(folder, data)
     else:
         vocab = _bytelevel_vocab(data)

@@ -69,7 +69,9 @@ def load_tokenizer(spec: str) -> Any:
         kwargs["local_files_only"] = True
     try:
         return AutoTokenizer.from_pretrained(source.folder, **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # a foreign or damaged file raises KeyError, TypeError... as well as OSError
+        if isinstance(exc, (KeyboardInterrupt, MemoryError)):
+            raise
         if offline is not None:
             raise VocabExtendError(
                 f"could not load the tokenizer of {spec!r}: the Hub cannot be reached ({offline}) and it is not in "
