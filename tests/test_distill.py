@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import pytest
 import torch
@@ -148,10 +149,17 @@ def test_distill_without_texts_or_corpus_is_one_error(merged, tmp_path, capsys):
         init_embeddings(_pico(base_size, False), tokenizer, base, base_size, InitConfig(method="distill"))
     model_dir = tmp_path / "pico"
     _pico(base_size, False).save_pretrained(model_dir)
-    args = ["init-model", "--model", str(model_dir), "--tokenizer", str(folder), "--method", "distill"]
-    assert main([*args, "--output-dir", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: --method distill needs --corpus SPEC") and not (tmp_path / "out").exists()
+    meta = json.loads((folder / "vocab_extend.json").read_text(encoding="utf-8"))
+    assert meta["corpus"] == [str(SAMPLE_JA)]  # the merge names its corpus: distill's default
+    copy_dir = tmp_path / "tok"
+    shutil.copytree(folder, copy_dir)
+    args = ["init-model", "--model", str(model_dir), "--tokenizer", str(copy_dir), "--method", "distill"]
+    for corpus, says in ((["no/such/corpus"], "reads the merge's training corpus no/such/corpus"),
+                         ([], "needs --corpus SPEC")):  # moved away since; an older merge that names none
+        (copy_dir / "vocab_extend.json").write_text(json.dumps({**meta, "corpus": corpus}), encoding="utf-8")
+        assert main([*args, "--output-dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(f"error: --method distill {says}") and not (tmp_path / "out").exists()
     assert main([*args, "--corpus", str(SAMPLE_JA), "--distill-steps", "-1", "--output-dir", str(tmp_path / "o")]) == 2
     assert "error: --distill-steps must be 0 or more" in capsys.readouterr().err
 

@@ -40,6 +40,7 @@ class MergeMetadata:
     pad_to_multiple_of: int | None = None
     new_model: str = ""  # file name of the new-language model inside the folder
     extra: dict[str, Any] = field(default_factory=dict)
+    corpus: list[str] = field(default_factory=list)  # the --corpus specs as given (init-model's distill default)
 
     @property
     def first_new_id(self) -> int:

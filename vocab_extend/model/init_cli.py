@@ -6,6 +6,7 @@ The rules for the new rows are in :mod:`vocab_extend.model.embeddings`.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -62,10 +63,15 @@ def _distill_texts(config: InitConfig, meta, tokenizer_dir: Path) -> list[str] |
     """The contexts of ``--method distill``: ``--corpus``, else a corpus the merge metadata names."""
     if config.method != "distill":
         return None
-    corpus = config.corpus or meta.extra.get("corpus")
+    corpus = config.corpus or meta.corpus
     if not corpus:
         raise VocabExtendError(f"--method distill needs --corpus SPEC (text in which the new tokens occur): "
                                f"{tokenizer_dir}/vocab_extend.json names no training corpus")
+    if not config.corpus:
+        missing = [spec for spec in corpus if not spec.startswith("hf:") and not glob.glob(spec)]
+        if missing:
+            raise VocabExtendError(f"--method distill reads the merge's training corpus {missing[0]} (named in "
+                                   f"{tokenizer_dir}/vocab_extend.json), which is not here: pass --corpus SPEC")
     budget = (config.distill or DistillConfig()).max_corpus_bytes
     specs = [corpus] if isinstance(corpus, str) else list(corpus)
     return [text for spec in specs for text in read_documents(spec, max_bytes=budget)]

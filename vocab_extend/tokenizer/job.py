@@ -193,7 +193,7 @@ def _finish(tmp: Path, config: ExtendConfig, family: Family, base: Base, extensi
         base=base.name, base_kind=family.name, base_vocab_size=extension.first_new_id,
         vocab_size=extension.tokenizer_size, lang=scripts.name, added_pieces=len(extension.added),
         pad_to_multiple_of=config.pad_to_multiple_of, new_model=family.new_model_file,
-        extra=extension.metadata_extra,
+        extra=extension.metadata_extra, corpus=[str(spec) for spec in config.corpus],
     ).write(tmp)
     corpora = eval_corpora(config, scripts.name, sample, held_out)
     texts = dict(corpora)
