@@ -25,8 +25,13 @@ extended arm's held-out Japanese bits per byte at most the base arm's at equal F
 cross, or that they do not within the run), and each arm's English bits per byte at the end within 2% of its
 start.
 
-    nice python bench/extension_pays.py                      # base and mean; about 30 minutes on 2 CPU cores
-    nice python bench/extension_pays.py --arms base mean distill --tokenizer DIR
+    nice python bench/extension_pays.py        # base and mean: 75 and 70 steps, about 50 minutes on 2 shared cores
+    nice python bench/extension_pays.py --arms base mean distill --tokenizer DIR --work-dir DIR
+    nice python bench/extension_pays.py --threads 2 --new-rows-steps 25 --stages full:100   # 2 idle cores
+
+The defaults fit 2 CPU cores shared with another job (about 45 tokens/s: 12 s a step, 23 minutes an arm with
+its evaluations); ``--tokenizer`` reuses a merge (the script's own merge takes about 2 minutes) and
+``--work-dir`` keeps the models and runs.
 """
 
 from __future__ import annotations
@@ -173,19 +178,19 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, default=None, help="an extended tokenizer folder to reuse")
     parser.add_argument("--vocab-size", type=int, default=16_000)
     parser.add_argument("--arms", nargs="+", default=["base", "mean"], choices=ARMS)
-    parser.add_argument("--stages", default="full:100", help="the stages every arm runs, e.g. embeddings:30,full:70")
-    parser.add_argument("--new-rows-steps", type=int, default=25, help="the extended arms' first stage")
+    parser.add_argument("--stages", default="full:50", help="the stages every arm runs, e.g. embeddings:30,full:70")
+    parser.add_argument("--new-rows-steps", type=int, default=20, help="the extended arms' first stage")
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of the shared stages")
     parser.add_argument("--new-rows-lr", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--eval-every", type=int, default=25)
-    parser.add_argument("--eval-max-bytes", type=int, default=20_000, help="UTF-8 bytes scored per eval corpus")
+    parser.add_argument("--eval-every", type=int, default=20)
+    parser.add_argument("--eval-max-bytes", type=int, default=10_000, help="UTF-8 bytes scored per eval corpus")
     parser.add_argument("--max-docs", type=int, default=2_000, help="documents read per training file")
     parser.add_argument("--distill-steps", type=int, default=None, help="init-model --distill-steps")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads (on cores shared with other jobs, 1 avoids waiting on a busy core)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on cores shared with other jobs, more threads wait on a busy core)")
     parser.add_argument("--work-dir", type=Path, default=None, help="models and runs (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=RESULT)
     args = parser.parse_args()
