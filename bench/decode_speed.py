@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--max-bytes", type=int, default=1500, help="UTF-8 bytes of Japanese per batch row")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads (on cores shared with other jobs, 1 avoids waiting on a busy core)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -81,7 +83,7 @@ def main() -> None:
     from vocab_extend.model.loading import load_model
     from vocab_extend.tokenizer.loader import load_tokenizer
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     meta = read_metadata(args.tokenizer)
     extended = AutoTokenizer.from_pretrained(str(args.tokenizer))
     base_tokenizer = load_tokenizer(args.model)
@@ -120,6 +122,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, cpu, float32",
         "model": args.model, "base_vocab_size": meta.base_vocab_size, "extended_vocab_size": len(extended),
         "eval_corpus": EVAL, "max_bytes_per_row": args.max_bytes, "timing_runs": args.runs,
+        "torch_threads": args.threads,
         "results": results,
         "targets": {f"batch_{b}_speedup_at_least_0.9_of_token_ratio": r["speedup_over_token_ratio"] >= 0.9
                     for b, r in results.items()},
