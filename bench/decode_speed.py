@@ -42,24 +42,6 @@ def segments(texts: list[str], count: int, max_bytes: int) -> list[str]:
     return out
 
 
-def decode_seconds(model, rows: list[list[int]], start: int, pad: int) -> float:
-    """Seconds to decode ``rows`` (right-padded) one token per step with a KV cache, after a context token."""
-    import torch
-    from transformers import DynamicCache
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width + 1), pad, dtype=torch.long)
-    ids[:, 0] = start
-    for i, r in enumerate(rows):
-        ids[i, 1:len(r) + 1] = torch.tensor(r)
-    began = time.perf_counter()
-    with torch.inference_mode():
-        cache = DynamicCache()
-        for step in range(width):
-            model(input_ids=ids[:, step:step + 1], past_key_values=cache, use_cache=True)
-    return time.perf_counter() - began
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
@@ -79,6 +61,7 @@ def main() -> None:
     from vocab_extend.corpus import read_documents
     from vocab_extend.model.embeddings import InitConfig, init_embeddings
     from vocab_extend.model.bpb import context_token_id
+    from vocab_extend.model.decode import decode_seconds
     from vocab_extend.metadata import read_metadata
     from vocab_extend.model.loading import load_model
     from vocab_extend.tokenizer.loader import load_tokenizer

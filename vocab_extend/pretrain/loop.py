@@ -267,7 +267,7 @@ class Trainer:
                 except VocabExtendError as exc:
                     self.metrics.message(f"note: no token-reduction table ({exc})")
             compared = compare_with_base(config, self.tokenizer_dir, self.eval_docs, self.metrics.last_eval(),
-                                         self.dist.device)
+                                         self.dist.device, (model, self.tokenizer), reduction)
             write_report(self.out, config.to_dict(), reduction, paid_section(compared, reduction) if compared else None)
             self.metrics.message(f"wrote {target} and {self.out / 'report.md'}")
             if config.push_to_hub:
