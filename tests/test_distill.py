@@ -11,7 +11,8 @@ import torch
 
 from conftest import SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
-from vocab_extend.model.distill import DistillConfig, select_contexts, student_loss, teacher_pass, token_spans
+from vocab_extend.model.distill import (DistillConfig, OutputTargets, select_contexts, student_loss, teacher_pass,
+                                        token_spans)
 from vocab_extend.model.embeddings import InitConfig, init_embeddings
 from vocab_extend.errors import VocabExtendError
 from vocab_extend.model.bpb import bits_per_byte, context_token_id
@@ -128,6 +129,26 @@ def test_distillation_lowers_the_loss_it_optimises(merged, trained):
         losses = [float(student_loss(m, contexts, teacher.targets, m.get_input_embeddings().weight[ids], ids,
                                      base_size)) for m in (mean, distilled)]
     assert losses[1] < 0.8 * losses[0]
+
+
+@pytest.mark.slow
+def test_tied_rows_are_pulled_towards_their_output_targets(merged, trained):
+    """Tied models: with tied_output_weight the rows fit the output targets better than input distillation
+    alone (the targets computed here from the frozen teacher, independently of the training loop)."""
+    _, tokenizer, base, base_size = merged
+    config = DistillConfig(**SMALL)
+    spans = token_spans(tokenizer, base, base_size)
+    encoded = tokenizer(_split()[0], add_special_tokens=False)["input_ids"]
+    contexts = select_contexts(encoded, spans, base_size, context_token_id(tokenizer), config)
+    teacher = teacher_pass(trained[True], contexts, base_size, with_logits=True, batch_size=8, progress=False)
+    ids = torch.tensor(sorted({t for c in contexts for t in c.student if t >= base_size}))
+    targets = OutputTargets(contexts, teacher, ids, base_size)
+    errors = []
+    for weight in (0.0, 1.0):
+        model, _ = _distilled(trained[True], merged, tied_output_weight=weight)
+        with torch.no_grad():
+            errors.append(float(targets.loss(model.get_input_embeddings().weight[ids], range(len(contexts)))))
+    assert errors[1] < 0.9 * errors[0], errors
 
 
 @pytest.mark.slow
