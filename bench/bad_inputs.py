@@ -22,6 +22,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -254,7 +255,6 @@ def run_case(argv: list[str], outputs: list[Path]) -> dict[str, object]:
     left = [str(p) for p in outputs if p.exists()]
     for p in outputs:  # the next case starts clean
         if p.is_dir():
-            import shutil
             shutil.rmtree(p, ignore_errors=True)
         elif p.exists():
             p.unlink()

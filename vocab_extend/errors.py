@@ -71,7 +71,8 @@ def storage_errno(exc: BaseException) -> int | None:
     return None
 
 
-def _free_space(folder: Path) -> int | None:
+def free_space(folder: Path) -> int | None:
+    """Free bytes where ``folder`` (or its nearest existing parent) lives; ``None`` when it cannot be read."""
     for candidate in (folder, *folder.absolute().parents):
         if candidate.exists():
             try:
@@ -94,7 +95,7 @@ def storage_error(exc: BaseException, folder: str | os.PathLike[str], *, needed:
         return None
     folder = Path(folder)
     if code in NO_SPACE:
-        free = _free_space(folder)
+        free = free_space(folder)
         parts = []
         if needed is not None:
             parts.append(f"{human_size(needed)} to write")

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..errors import VocabExtendError
+from ..errors import VocabExtendError, free_space
 
 CHECKPOINTS = "checkpoints"
 MODEL_KEY, OPTIM_KEY = "model", "optimizer"
@@ -125,10 +125,6 @@ def newest_good_checkpoint(output_dir: Path) -> tuple[Path | None, list[tuple[Pa
     return None, skipped
 
 
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    return newest_good_checkpoint(output_dir)[0]
-
-
 def sweep_staging(output_dir: Path) -> list[Path]:
     """Remove the ``.tmp-step-*`` folders a crashed or interrupted save left (the caller holds the run's
     lock, so no live process is writing them); returns what was removed."""
@@ -150,11 +146,8 @@ def estimate_size(model: torch.nn.Module, optimizer: torch.optim.Optimizer | Non
 
 
 def free_bytes(folder: Path) -> int:
-    """Free space where ``folder`` (or its nearest existing parent) lives."""
-    for candidate in (Path(folder), *Path(folder).absolute().parents):
-        if candidate.exists():
-            return shutil.disk_usage(candidate).free
-    return shutil.disk_usage(".").free
+    """Free space where ``folder`` (or its nearest existing parent) lives (0 when it cannot be read)."""
+    return free_space(Path(folder)) or 0
 
 
 def rng_state() -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import StorageError, human_size, storage_error
+from ..errors import StorageError, free_space, human_size, storage_error
 from ..model.bpb import bits_per_byte
 from . import checkpoint as ckpt
 from .config import PretrainConfig
@@ -219,6 +219,7 @@ def _storage_failure(exc: BaseException, folder: Path, needed: int) -> StorageEr
         error = storage_error(cause, folder, needed=needed)
         if error is not None:
             return error
-    if shutil.disk_usage(next(p for p in (folder, *folder.absolute().parents) if p.exists())).free < needed:
+    free = free_space(folder)
+    if free is not None and free < needed:
         return storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder, needed=needed)
     return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -35,6 +36,14 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             torch.distributed.barrier()
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (work that one rank does for all, such as verifying checkpoints)."""
+        if self.world == 1:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     def mean(self, value: float) -> float:
         """The mean of ``value`` over the ranks (in float64)."""

@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 
-from ..console import log
 from ..errors import VocabExtendError
 from ..locks import output_lock
 from ..metadata import METADATA_FILE
@@ -60,7 +59,7 @@ class Trainer:
     def __init__(self, config: PretrainConfig, *, resume: bool = False) -> None:
         self.config = config
         self.dist = setup_dist(config.device)
-        self.out, self.resume_from = prepare_output(config, resume, log if self.dist.main else lambda _: None)
+        self.out, self.resume_from = prepare_output(config, resume, self.dist)
 
     # ------------------------------------------------------------------------------------------ setup
     def _setup(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -12,6 +12,7 @@ from ..console import log
 from ..errors import VocabExtendError
 from . import checkpoint as ckpt
 from .config import PretrainConfig
+from .dist import Dist
 
 MODEL_DIR = "model"
 RUN_CONFIG = "config.yaml"  # the run's resolved config; --resume checks it against the new one
@@ -24,18 +25,20 @@ TRAJECTORY_KEYS = ("model", "tokenizer", "tokenizer_merge", "pico", "base_vocab_
                    "weight_decay", "adam_betas", "adam_eps", "max_grad_norm", "precision", "seed")
 
 
-def prepare_output(config: PretrainConfig, resume: bool, say: Callable[[str], None] = log
-                   ) -> tuple[Path, Path | None]:
+def prepare_output(config: PretrainConfig, resume: bool, dist: Dist | None = None) -> tuple[Path, Path | None]:
     """The output folder and the checkpoint to resume from (the newest that verifies); nothing is written.
 
-    Checkpoints newer than the one chosen that fail verification are named through ``say`` with the reason.
+    Rank 0 verifies the checkpoints (hashing them once, not once per process) and names on stderr each newer
+    one that fails, with the reason; the other ranks take its choice.
     """
     out = Path(config.output_dir)
+    main = dist is None or dist.main
     if out.exists() and not out.is_dir():
         raise VocabExtendError(f"output folder {out} is a file: choose another --output-dir")
-    latest, skipped = ckpt.newest_good_checkpoint(out) if resume else (None, [])
-    for path, reason in skipped:
-        say(f"--resume: skipping checkpoint {path.name}: {reason}")
+    found = ckpt.newest_good_checkpoint(out) if resume and main else (None, [])
+    latest, skipped = dist.from_main(found) if dist is not None else found
+    for path, reason in skipped if main else []:
+        log(f"--resume: skipping checkpoint {path.name}: {reason}")
     if resume and latest is None:
         damaged = f" ({len(skipped)} damaged checkpoint(s) skipped)" if skipped else ""
         started = out.is_dir() and any((out / name).exists() for name in RUN_MARKERS)
