@@ -9,7 +9,8 @@ method, before any training. ``distill`` reads its contexts from the training fi
 and ``random`` on Japanese; ``distill`` at most the midpoint of ``mean`` and the base on Japanese, English
 within 0.5% of the base. bpb is deterministic; the timings are the median of ``--runs``.
 
-    python bench/embedding_init.py --json bench/results/embedding_init.json
+    python bench/embedding_init.py --methods mean first hewitt random --json bench/results/embedding_init.json
+    python bench/embedding_init.py --methods mean distill --json bench/results/embedding_init_distill.json
 """
 
 from __future__ import annotations

@@ -11,10 +11,18 @@ characters per second; its limit is the token-count ratio (fewer steps), less th
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Sequence
 
 import torch
+
+
+def cache_argument(model: torch.nn.Module, cache: Any) -> dict[str, Any]:
+    """``{name: cache}`` with the name this transformers version's ``forward`` takes a KV cache by (``cache``
+    since 5.x's rename, ``past_key_values`` before)."""
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache}
 
 
 def decode_seconds(model: torch.nn.Module, rows: Sequence[Sequence[int]], start: int, pad: int,
@@ -35,7 +43,7 @@ def decode_seconds(model: torch.nn.Module, rows: Sequence[Sequence[int]], start:
     with torch.inference_mode():
         cache = DynamicCache()
         for step in range(width):
-            model(input_ids=ids[:, step:step + 1], past_key_values=cache, use_cache=True)
+            model(input_ids=ids[:, step:step + 1], use_cache=True, **cache_argument(model, cache))
     synchronize()
     return time.perf_counter() - began
 
