@@ -17,7 +17,7 @@ from vocab_extend.model.embeddings import InitConfig, init_embeddings
 from vocab_extend.errors import VocabExtendError
 from vocab_extend.model.bpb import bits_per_byte, context_token_id
 
-SMALL = dict(max_contexts=48, context_length=24, steps=12, batch_size=8, progress=False)
+SMALL = dict(max_contexts=48, context_length=24, steps=12, batch_size=8, lr=5e-3, progress=False)  # pico: a larger lr
 
 
 def _split() -> tuple[list[str], list[str]]:

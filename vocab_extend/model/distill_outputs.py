@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from .decode import cache_argument
 
@@ -94,7 +95,7 @@ def cap_rows(rows: torch.Tensor, start: torch.Tensor, states: torch.Tensor, base
 
 @torch.no_grad()
 def base_language_states(model, tokenizer, base_vocab_size: int, start: int, samples: int, length: int,
-                         seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+                         seed: int, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden states (and their base log-normalisers) of ``samples`` texts of ``length`` tokens sampled from
     the base model (base vocabulary only, seeded), keeping those the extended tokenizer reads without a new
     token; empty tensors when none is kept."""
@@ -104,7 +105,7 @@ def base_language_states(model, tokenizer, base_vocab_size: int, start: int, sam
     head = model.get_output_embeddings().weight[:base_vocab_size].float()
     ids = torch.full((samples, 1), start, dtype=torch.long)
     cache = DynamicCache()
-    for _ in range(length):
+    for _ in tqdm(range(length), desc="distill: base samples", disable=not progress):
         out = model(input_ids=ids[:, -1:], use_cache=True, **cache_argument(model, cache))
         probs = torch.softmax(out.logits[:, -1, :base_vocab_size].float(), dim=1)
         ids = torch.cat([ids, torch.multinomial(probs, 1, generator=generator)], dim=1)
