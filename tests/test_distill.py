@@ -89,29 +89,58 @@ def _mean(model, merged):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tied", [False, True])
-def test_base_rows_bit_identical_deterministic_and_absent_tokens_keep_mean(merged, tied):
-    _, tokenizer, _, base_size = merged
+def test_base_rows_bit_identical_deterministic_and_absent_tokens_transferred(merged, tied):
+    """Distilled rows, then the tokens no context reached: given the transfer, or ``mean`` without it; the
+    distilled rows are the same either way, special tokens and padding always keep ``mean``."""
+    _, tokenizer, base, base_size = merged
     model = _pico(base_size, tied, seed=3)
     old_in = model.get_input_embeddings().weight.detach().clone()
     old_out = model.get_output_embeddings().weight.detach().clone()
     first, report = _distilled(model, merged)
     second, _ = _distilled(model, merged)
+    plain, plain_report = _distilled(model, merged, transfer=False)
     mean = _mean(model, merged)
     for a, b in ((first, second), (first, mean)):
         assert a.get_input_embeddings().weight.shape == b.get_input_embeddings().weight.shape
-    w1, w2, wm = (m.get_input_embeddings().weight.detach() for m in (first, second, mean))
-    o1, o2, om = (m.get_output_embeddings().weight.detach() for m in (first, second, mean))
+    w1, w2, wp, wm = (m.get_input_embeddings().weight.detach() for m in (first, second, plain, mean))
+    o1, o2, op, om = (m.get_output_embeddings().weight.detach() for m in (first, second, plain, mean))
     assert torch.equal(w1[:base_size], old_in) and torch.equal(o1[:base_size], old_out)
     assert torch.equal(w1, w2) and torch.equal(o1, o2)  # same inputs -> bit-identical rows
-    changed = ~(w1 == wm).all(1)
-    assert 0 < report.distill["input_rows_distilled"] == int(changed.sum()) < len(tokenizer) - base_size
-    assert not changed[:base_size].any() and not changed[len(tokenizer):].any()  # padding keeps the mean
+    distilled = ~(wp == wm).all(1)
+    assert 0 < plain_report.distill["input_rows_distilled"] == int(distilled.sum()) < len(tokenizer) - base_size
+    assert plain_report.distill["rows_transferred"] == 0
+    spanned = torch.tensor([s is not None for s in token_spans(tokenizer, base, base_size)])
+    absent = torch.zeros(len(w1), dtype=torch.bool)
+    absent[:len(tokenizer)] = spanned
+    absent &= ~distilled
+    absent[:base_size] = False
+    assert torch.equal(w1[distilled], wp[distilled])  # the transfer leaves the distilled rows alone
+    assert torch.equal(~(w1 == wm).all(1), distilled | absent)  # and moves every other new token with a span
+    assert report.distill["rows_transferred"] == int(absent.sum()) > 0
+    assert torch.equal(w1[len(tokenizer):], wm[len(tokenizer):])  # padding keeps the mean
     if tied:
         assert first.get_output_embeddings().weight is first.get_input_embeddings().weight
         assert report.distill["output_rows_fitted"] == 0
     else:
-        assert torch.equal(~(o1 == om).all(1), changed)  # the same tokens got fitted output rows
-        assert report.distill["output_rows_fitted"] == int(changed.sum())
+        assert torch.equal(~(o1 == om).all(1), distilled) and torch.equal(o1, op)  # fitted outputs only
+        assert report.distill["output_rows_fitted"] == int(distilled.sum())
+
+
+def test_transfer_recovers_a_linear_correction_on_rows_it_never_saw():
+    """The oracle is the map itself: distilled rows that are an exact affine function of their mean rows make
+    the transfer reproduce that function on unseen rows (no shrinkage); with heavy shrinkage only the
+    average shift survives."""
+    from vocab_extend.model.distill_transfer import transfer_rows
+
+    generator = torch.Generator().manual_seed(0)
+    start, others = torch.randn(40, 6, generator=generator), torch.randn(9, 6, generator=generator)
+    a, b = torch.randn(6, 6, generator=generator), torch.randn(6, generator=generator)
+    moved = transfer_rows(start, start @ a + b, others, ridge=0.0)
+    assert torch.allclose(moved, others @ a + b, atol=1e-4)
+    learned = start @ a + b
+    shrunk = transfer_rows(start, learned, others, ridge=1e9)
+    assert torch.allclose(shrunk, others + (learned - start).mean(0), atol=1e-4)
+    assert torch.equal(transfer_rows(start[:0], learned[:0], others, ridge=1.0), others)
 
 
 @pytest.mark.slow

@@ -15,7 +15,9 @@ as the model reading its pieces:
   after the last piece of that token's span (all positions: later tokens also read the new ones).
 
 Only the new rows that occur in a context get gradients; base rows are never written (bit-identical), and
-new tokens without a context keep ``mean``.
+new tokens without a context get the distilled rows' correction (``distill_transfer.py``: a ridge map from
+``mean`` rows to distilled ones learnt on the tokens that had one; off with ``transfer=False``, then they keep
+``mean``).
 
 Output rows of *untied* models are fitted in closed form: in a context ``h`` (the teacher's hidden state
 before the span) the base model gives the whole span ``s = (p1, ..., pk)`` the log-probability
@@ -35,7 +37,9 @@ at step 0, SmolLM2-135M + 16k Japanese, 128 contexts and 24 steps (``mean``: 3.0
 distillation only 3.123; unnormalised logit targets 3.104; the output loss without the cap 3.035 with
 English at +4.4%, the rows taking up to e^14 times the base vocabulary's mass after some English words;
 with the cap (2% of the rows moved) 2.983, English +0.05%. At the defaults (512 contexts, 64 steps):
-3.034 with ``lr`` 5e-3 (26% of the rows capped), 2.922 with 1e-3 (the default; 12% capped), English +0.09%.
+3.034 with ``lr`` 5e-3 (26% of the rows capped), 2.922 with 1e-3 (the default; 12% capped), English +0.09%;
+with the rows no context reached given the distilled rows' correction (``distill_transfer.py``) 2.796,
+English +0.11%.
 
 Everything is seeded (context choice, batch order) and runs on the CPU in float32, so the same inputs give
 bit-identical rows. Example (SmolLM2-135M, one Japanese token)::
@@ -57,6 +61,7 @@ from tqdm.auto import tqdm
 from ..errors import VocabExtendError
 from .bpb import context_token_id
 from .distill_outputs import base_language_states, cap_rows, first_pieces, fit_output_rows, leak, output_loss
+from .distill_transfer import transfer_rows
 
 
 @dataclass
@@ -64,7 +69,8 @@ class DistillConfig:
     """The budget and settings of token distillation.
 
     Measured with the defaults on SmolLM2-135M + 15k Japanese tokens, 2 idle CPU cores: 512 contexts, 48k
-    teacher tokens (3.8 min), 64 steps of 16 windows with the tied output loss (7.2 s each): 12.0 min in all.
+    teacher tokens (3.8 min), 64 steps of 16 windows with the tied output loss (7.2 s each), the transfer to
+    the other 9,962 rows and the cap: 12.5 min in all.
     """
 
     contexts_per_token: int = 4
@@ -98,6 +104,11 @@ class DistillConfig:
     base_logit_cap: float = -8.0
     """Tied models: on the base-model samples no distilled row may score more than this above the base
     vocabulary's log-normaliser (or than its ``mean`` row did); rows that do are pulled back towards ``mean``."""
+    transfer: bool = True
+    """Give the new tokens that no context reached the distilled rows' correction (a ridge map from ``mean``
+    rows to distilled ones, ``distill_transfer.py``) instead of ``mean``; on tied models they pass the cap too."""
+    transfer_ridge: float = 1.0
+    """Shrinkage of that map, relative to the variance of the ``mean`` rows (0: plain least squares)."""
     seed: int = 0
     """Seed of the context choice and of the batch order."""
     progress: bool = True
@@ -118,6 +129,8 @@ class DistillConfig:
         if not self.lr > 0 or not self.output_ridge >= 0 or not self.tied_output_weight >= 0:
             raise VocabExtendError(f"distill lr must be positive, output_ridge and tied_output_weight 0 or more, "
                                    f"not {self.lr}, {self.output_ridge}, {self.tied_output_weight}")
+        if not self.transfer_ridge >= 0:
+            raise VocabExtendError(f"transfer_ridge must be 0 or more, not {self.transfer_ridge}")
 
 
 @dataclass
@@ -127,7 +140,8 @@ class DistillReport:
     contexts: int = 0
     student_tokens: int = 0
     teacher_tokens: int = 0
-    input_rows_distilled: int = 0  # new tokens in a context an optimiser step used; the others keep ``mean``
+    input_rows_distilled: int = 0  # new tokens in a context an optimiser step used
+    rows_transferred: int = 0  # the other new tokens (with a span) given the distilled rows' correction
     output_rows_fitted: int = 0
     loss_first_pass: float = float("nan")  # mean distillation loss over the first pass through the contexts
     loss_last_pass: float = float("nan")  # ... and over the last one
@@ -276,6 +290,14 @@ def student_loss(model, contexts: Sequence[Context], targets: Sequence[torch.Ten
                              first[:len(head)])
 
 
+def _capped(rows: torch.Tensor, start: torch.Tensor, states: torch.Tensor | None, lse: torch.Tensor | None,
+            config: DistillConfig) -> tuple[torch.Tensor, int]:
+    """``cap_rows`` on the base-language samples when there are any (tied models), else the rows as they are."""
+    if states is None or lse is None or not len(states):
+        return rows, 0
+    return cap_rows(rows, start, states, lse, config.base_logit_cap)
+
+
 def output_examples(contexts: Sequence[Context], teacher: Teacher, base_vocab_size: int,
                     limit: int) -> dict[int, list[tuple[torch.Tensor, float]]]:
     """Per new token: up to ``limit`` pairs (teacher state before its span, ``log p(span) + lse``)."""
@@ -369,14 +391,25 @@ def distill_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int, t
             report.loss_first_pass = sum(losses[:per_pass]) / len(losses[:per_pass])
             report.loss_last_pass = sum(losses[-per_pass:]) / len(losses[-per_pass:])
         report.input_rows_distilled = len(used)
-        final = rows.detach()
-        if base_states is not None and len(base_states):
-            final, capped = cap_rows(final, input_weight.detach()[new_ids].float(), base_states, base_lse,
-                                     config.base_logit_cap)
-            report.notes.append(f"{capped} rows pulled back towards mean: they scored above the cap on "
-                                "base-language samples")
+        start = input_weight.detach()[new_ids].float()
+        final, capped = _capped(rows.detach(), start, base_states, base_lse, config)
         with torch.no_grad():
             input_weight[new_ids] = final.to(input_weight.dtype)
+        if config.transfer and used:
+            others = torch.tensor([t for t in range(base_vocab_size, min(len(spans), input_weight.shape[0]))
+                                   if spans[t] is not None and t not in used], dtype=torch.long)
+            learned = torch.isin(new_ids, torch.tensor(sorted(used)))
+            moved, more = _capped(transfer_rows(start[learned], final[learned], input_weight.detach()[others].float(),
+                                                config.transfer_ridge),
+                                  input_weight.detach()[others].float(), base_states, base_lse, config)
+            with torch.no_grad():
+                input_weight[others] = moved.to(input_weight.dtype)
+            report.rows_transferred, capped = len(others), capped + more
+            report.notes.append(f"{len(others)} new tokens without a context given the distilled rows' correction "
+                                "(a ridge map from mean rows)")
+        if base_states is not None and len(base_states):
+            report.notes.append(f"{capped} rows pulled back towards mean: they scored above the cap on "
+                                "base-language samples")
         if not tied:
             examples = output_examples(contexts, teacher, base_vocab_size, config.max_output_contexts)
             report.output_rows_fitted = fit_output_rows(output_module.weight, examples, config.output_ridge)

@@ -28,7 +28,8 @@ After a merge the tokenizer has ids the model has never seen. ``vocab-extend ini
     ``mean``, then token distillation from the frozen base model on contexts of ``--corpus`` (see
     :mod:`vocab_extend.distill`): input rows are optimised so the model reading a new token matches the model
     reading its base pieces; output rows of untied models are fitted to the base model's probability of the
-    whole piece sequence. Tokens absent from the corpus keep ``mean``.
+    whole piece sequence. Tokens absent from the corpus get the correction the distilled rows took, as a
+    ridge map from their ``mean`` rows (:mod:`vocab_extend.model.distill_transfer`).
 
 *Tied models* (``tie_word_embeddings``, e.g. SmolLM2) have one matrix serving as input and output
 embeddings; it is initialised with the input rule, so ``first`` equals ``mean`` there (the report says so).
