@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Does extending pay? SmolLM2-135M continued on Japanese with its own tokenizer and extended, at equal compute.
 
-Arms (``--arms``), all from the same pretrained model on the same Japanese training files with the same block
-size and batch:
+Arms (``--arms``), all from the same pretrained model on the same training text (the Japanese training files,
+plus ``--replay-weight`` of English replay from ``--replay``, a file that is not the English eval text) with
+the same block size and batch:
 
 - ``base``: the model with its own tokenizer, continued with the shared stages (``--stages``, default
   ``full``);
@@ -16,8 +17,13 @@ the batch, ``L`` layers of width ``d``, ``N`` the parameters a token's forward p
 but the input embedding lookup, so the lm_head counts with all its rows). The extended model's larger lm_head
 makes its step dearer, so the ``base`` arm runs as many more steps as give it at least the same training
 FLOPs; every step is counted at ``6 N T`` although a ``new-rows`` step needs no weight gradients of the frozen
-layers (the count is conservative for the extended arms). Characters of text seen are the tokens trained on
-times the arm's characters per token on the training files (EOS included, as packed).
+layers (the count is conservative for the extended arms). Characters of Japanese text seen are the Japanese
+share of the tokens trained on times the arm's characters per token on the Japanese training files (EOS
+included, as packed).
+
+English replay (10% of the blocks by default, as continued-pretraining recipes mix in some of the base
+language) is what keeps the base language in place: without it, one run of the ``mean`` arm lost 2.7% on
+held-out English (the new tied rows learn to score high wherever a Japanese-trained state appears).
 
 Writes ``bench/results/extension_pays.json`` (curves, FLOPs per step, the equal-FLOPs comparison, where the
 Japanese curves cross, English end against start) and ``bench/results/extension_pays.png``. Targets: the
@@ -25,8 +31,8 @@ extended arm's held-out Japanese bits per byte at most the base arm's at equal F
 cross, or that they do not within the run), and each arm's English bits per byte at the end within 2% of its
 start.
 
-    nice python bench/extension_pays.py        # base and mean: 75 and 70 steps, about 50 minutes on 2 shared cores
-    nice python bench/extension_pays.py --arms base mean distill --tokenizer DIR --work-dir DIR
+    nice python bench/extension_pays.py        # base, mean, distill: 75, 70, 70 steps, about 80 minutes on 2 shared cores
+    nice python bench/extension_pays.py --arms base mean --tokenizer DIR --work-dir DIR
     nice python bench/extension_pays.py --threads 2 --new-rows-steps 25 --stages full:100   # 2 idle cores
 
 The defaults fit 2 CPU cores shared with another job (about 45 tokens/s: 12 s a step, 23 minutes an arm with
@@ -54,6 +60,7 @@ from vocab_extend.atomic import atomic_write_bytes, atomic_write_json  # noqa: E
 
 TRAIN = ["ja/jaquad_train_wikipedia.txt", "ja/jglue_short_sentences.txt", "ja/tatoeba_sentences.txt"]
 EVAL = {"ja": "ja/jsquad_test_wikipedia.txt", "en": "en/gum_open_license_genres.txt"}
+REPLAY = "en/ud_ewt_train_web.txt"
 ARMS = ("base", "mean", "distill")
 RESULT = ROOT / "bench" / "results" / "extension_pays.json"
 
@@ -128,7 +135,7 @@ def compare(a: dict, b: dict, corpus: str) -> dict:
             if crossings else "the curves do not cross within the run"}
 
 
-def plot(curves: dict[str, dict], path: Path) -> None:
+def plot(curves: dict[str, dict], path: Path, title: str) -> None:
     """Held-out bits per byte against training FLOPs and characters seen, Japanese and English."""
     import matplotlib
 
@@ -137,7 +144,7 @@ def plot(curves: dict[str, dict], path: Path) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=100)
     for row, corpus in enumerate(EVAL):
-        for col, (key, label) in enumerate((("flops", "training FLOPs"), ("chars", "characters of text seen"))):
+        for col, (key, label) in enumerate((("flops", "training FLOPs"), ("chars", "Japanese characters seen"))):
             ax = axes[row][col]
             for arm, c in curves.items():
                 ax.plot(c[key], c["bpb"][corpus], marker="o", markersize=3, label=arm)
@@ -145,7 +152,7 @@ def plot(curves: dict[str, dict], path: Path) -> None:
             ax.set_ylabel(f"held-out {corpus} bits per byte")
             ax.grid(alpha=0.3)
             ax.legend()
-    fig.suptitle("SmolLM2-135M continued on Japanese: own tokenizer (base) vs extended")
+    fig.suptitle(title)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
@@ -177,7 +184,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--tokenizer", type=Path, default=None, help="an extended tokenizer folder to reuse")
     parser.add_argument("--vocab-size", type=int, default=16_000)
-    parser.add_argument("--arms", nargs="+", default=["base", "mean"], choices=ARMS)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--stages", default="full:50", help="the stages every arm runs, e.g. embeddings:30,full:70")
     parser.add_argument("--new-rows-steps", type=int, default=20, help="the extended arms' first stage")
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of the shared stages")
@@ -188,6 +195,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--eval-max-bytes", type=int, default=10_000, help="UTF-8 bytes scored per eval corpus")
     parser.add_argument("--max-docs", type=int, default=2_000, help="documents read per training file")
+    parser.add_argument("--replay", default=REPLAY, help="English training text replayed in every arm (under --corpora)")
+    parser.add_argument("--replay-weight", type=float, default=0.1,
+                        help="share of the training blocks taken from --replay (0: Japanese only)")
     parser.add_argument("--distill-steps", type=int, default=None, help="init-model --distill-steps")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on cores shared with other jobs, more threads wait on a busy core)")
@@ -211,6 +221,10 @@ def main() -> None:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pays-"))
     work.mkdir(parents=True, exist_ok=True)
     train_files = [str(args.corpora / f) for f in TRAIN]
+    if not 0 <= args.replay_weight < 1:
+        raise SystemExit(f"error: --replay-weight must be at least 0 and below 1, not {args.replay_weight}")
+    replay = [f"en={args.corpora / args.replay}"] if args.replay_weight > 0 else []
+    weights = {"ja": 1 - args.replay_weight, "en": args.replay_weight} if replay else {}
     eval_files = {name: str(args.corpora / f) for name, f in EVAL.items()}
     extended_arms = [a for a in args.arms if a != "base"]
 
@@ -257,7 +271,8 @@ def main() -> None:
         cpt = chars_per_token(tokenizer, docs)
         out = work / "runs" / arm
         config = config_from_dict({
-            "model": models[arm], "train": [f"ja={f}" for f in train_files], "eval": eval_files,
+            "model": models[arm], "train": [f"ja={f}" for f in train_files] + replay, "train_weights": weights,
+            "eval": eval_files,
             "max_docs": args.max_docs, "block_size": args.block_size, "batch_size": args.batch_size,
             "stages": stages[arm], "lr": args.lr, "warmup_steps": args.warmup_steps,
             "eval_every": args.eval_every, "eval_max_bytes": args.eval_max_bytes, "save_every": 0,
@@ -274,7 +289,8 @@ def main() -> None:
         tokens_per_step = args.block_size * args.batch_size
         curves[arm] = {"steps": [r["step"] for r in evals],
                        "flops": [r["step"] * flops[arm] for r in evals],
-                       "chars": [round(r["step"] * tokens_per_step * cpt) for r in evals],
+                       "chars": [round(r["step"] * tokens_per_step * (1 - args.replay_weight) * cpt)
+                                 for r in evals],
                        "bpb": {c: [r["bpb"][c] for r in evals] for c in EVAL}}
         by_stage: dict[str, list[float]] = {}
         for r in train[1:]:
@@ -299,7 +315,8 @@ def main() -> None:
                    "bpb_start": {k: v[0] for k, v in c["bpb"].items()},
                    "bpb_end": {k: v[-1] for k, v in c["bpb"].items()}} for arm, c in curves.items()}
     plot_path = args.json.with_suffix(".png")
-    plot(curves, plot_path)
+    plot(curves, plot_path, f"SmolLM2-135M continued on Japanese"
+         f"{f' + {args.replay_weight:.0%} English replay' if replay else ''}: own tokenizer (base) vs extended")
     figures = {
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cores": os.cpu_count(),
                     "device": "cpu", "dtype": "float32", "torch_threads": args.threads,
@@ -309,7 +326,8 @@ def main() -> None:
         "tokenizer": {"vocab_size_new_model": args.vocab_size,
                       "base_rows": shapes["base"]["lm_head_rows"],
                       "extended_rows": shapes["extended"]["lm_head_rows"] if extended_arms else None},
-        "training_files": TRAIN, "max_docs_per_file": args.max_docs, "eval_corpora": EVAL,
+        "training_files": TRAIN, "replay": {"file": args.replay, "weight": args.replay_weight} if replay else None,
+        "max_docs_per_file": args.max_docs, "eval_corpora": EVAL,
         "eval_max_bytes": args.eval_max_bytes, "eval_every": args.eval_every,
         "block_size": args.block_size, "batch_size": args.batch_size,
         "flops": {"formula": "6*N*T + 6*L*T*d per step; N = parameters other than the input embeddings "
