@@ -4,11 +4,15 @@
 Decodes the same held-out Japanese text token by token with a KV cache, teacher-forced (each step is fed the
 text's next token, so both tokenizers produce exactly the same characters and the work per step is a real
 decoding step: one token through the model and the full lm_head), for the base model with its own tokenizer
-and for the extended model (``mean`` init; the speed does not depend on the init), at each batch size (row
-``i`` of a batch decodes the ``i``-th held-out segment of ``--max-bytes``). Reports characters per second,
-the speed-up, and its ratio to the token-count ratio (the limit, less the larger lm_head). Target: at least
-0.9 of the token-count ratio. Timings are the median of ``--runs``, the arms alternating; on a machine shared
-with other jobs use several runs.
+and for the extended model (``mean`` init; the speed does not depend on the init), at each batch size: the
+first ``batch × --max-bytes`` bytes of held-out text, which each arm decodes as ``batch`` consecutive rows of
+its own tokens. ``--rows equal-tokens`` (default) cuts the arm's encoding of that text into rows of equal
+token counts, as a server with continuous batching keeps every slot busy; ``--rows equal-bytes`` gives row
+``i`` the ``i``-th piece of ``--max-bytes`` bytes for both arms, and a batch then takes as many steps as its
+longest row (padding, which costs the arm whose rows are less even). Either way both arms decode exactly the
+same characters. Reports characters per second, the speed-up, and its ratio to the token-count ratio (the
+limit, less the larger lm_head). Target: at least 0.9 of the token-count ratio. Timings are the median of
+``--runs``, the arms alternating; on a machine shared with other jobs use several runs.
 
     python bench/decode_speed.py --tokenizer DIR --json bench/results/decode_speed.json
 """
@@ -42,6 +46,21 @@ def segments(texts: list[str], count: int, max_bytes: int) -> list[str]:
     return out
 
 
+def equal_rows(ids: list[int], count: int) -> list[list[int]]:
+    """``ids`` cut into ``count`` consecutive rows whose lengths differ by at most one.
+
+    >>> equal_rows([1, 2, 3, 4, 5], 2)
+    [[1, 2, 3], [4, 5]]
+    """
+    size, extra = divmod(len(ids), count)
+    rows, position = [], 0
+    for i in range(count):
+        width = size + (i < extra)
+        rows.append(ids[position:position + width])
+        position += width
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
@@ -49,6 +68,8 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, required=True, help="extended tokenizer folder (vocab-extend merge)")
     parser.add_argument("--max-bytes", type=int, default=1500, help="UTF-8 bytes of Japanese per batch row")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--rows", choices=("equal-tokens", "equal-bytes"), default="equal-tokens",
+                        help="how a batch's text is cut into rows (see above)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch threads (on cores shared with other jobs, 1 avoids waiting on a busy core)")
@@ -81,8 +102,12 @@ def main() -> None:
         rows_text = segments(texts, batch, args.max_bytes)
         chars = sum(len(t) for t in rows_text)
         entry: dict[str, dict] = {}
-        encoded = {name: tokenizer(rows_text, add_special_tokens=False)["input_ids"]
-                   for name, (_, tokenizer) in arms.items()}
+        if args.rows == "equal-bytes":
+            encoded = {name: tokenizer(rows_text, add_special_tokens=False)["input_ids"]
+                       for name, (_, tokenizer) in arms.items()}
+        else:  # the pieces joined are the same text, so each arm's rows together decode the same characters
+            encoded = {name: equal_rows(tokenizer("".join(rows_text), add_special_tokens=False)["input_ids"], batch)
+                       for name, (_, tokenizer) in arms.items()}
         times: dict[str, list[float]] = {name: [] for name in arms}
         for _ in range(args.runs):  # the arms alternate, so a change in machine load hits both
             for name, (model, tokenizer) in arms.items():
@@ -104,7 +129,7 @@ def main() -> None:
     figures = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, cpu, float32",
         "model": args.model, "base_vocab_size": meta.base_vocab_size, "extended_vocab_size": len(extended),
-        "eval_corpus": EVAL, "max_bytes_per_row": args.max_bytes, "timing_runs": args.runs,
+        "eval_corpus": EVAL, "max_bytes_per_row": args.max_bytes, "rows": args.rows, "timing_runs": args.runs,
         "torch_threads": args.threads,
         "results": results,
         "targets": {f"batch_{b}_speedup_at_least_0.9_of_token_ratio": r["speedup_over_token_ratio"] >= 0.9

@@ -12,7 +12,7 @@ correction can be learnt from them and applied to the others: a ridge regression
 where ``Xc`` are the centred ``mean`` rows of the ``n`` distilled tokens, ``Δ`` their changes, ``s²`` the
 mean variance of a coordinate of ``Xc`` and ``λ`` is ``transfer_ridge`` (scale-free). Measured (held-out ja
 bits per byte at step 0, SmolLM2-135M + 16k Japanese, default distillation): distilled rows alone 2.922; the
-shift ``b`` alone 2.832; the full map 2.797 (``mean`` 3.0905, base model 2.5614). On tied models the
+shift ``b`` alone 2.832; the full map 2.796 (``mean`` 3.0905, base model 2.5614). On tied models the
 corrected rows then pass the same base-language cap as the distilled ones.
 
 Example: if every distilled row moved by exactly ``+1`` in each coordinate, every other row moves by ``+1``
