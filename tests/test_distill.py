@@ -12,7 +12,8 @@ import torch
 
 from conftest import SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
-from vocab_extend.model.distill import DistillConfig, select_contexts, student_loss, teacher_pass, token_spans
+from vocab_extend.model.distill import DistillConfig, select_contexts, token_spans
+from vocab_extend.model.distill_passes import student_loss, teacher_pass
 from vocab_extend.model.embeddings import InitConfig, init_embeddings
 from vocab_extend.errors import VocabExtendError
 from vocab_extend.model.bpb import bits_per_byte, context_token_id
