@@ -308,9 +308,9 @@ def distill_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int, t
             others = torch.tensor([t for t in range(base_vocab_size, min(len(spans), input_weight.shape[0]))
                                    if spans[t] is not None and t not in used], dtype=torch.long)
             learned = torch.isin(new_ids, torch.tensor(sorted(used)))
-            moved, more = _capped(transfer_rows(start[learned], final[learned], input_weight.detach()[others].float(),
-                                                config.transfer_ridge),
-                                  input_weight.detach()[others].float(), base_states, base_lse, config)
+            mean_rows = input_weight.detach()[others].float()
+            moved, more = _capped(transfer_rows(start[learned], final[learned], mean_rows, config.transfer_ridge),
+                                  mean_rows, base_states, base_lse, config)
             with torch.no_grad():
                 input_weight[others] = moved.to(input_weight.dtype)
             report.rows_transferred, capped = len(others), capped + more
