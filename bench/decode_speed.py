@@ -80,9 +80,9 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from vocab_extend.corpus import read_documents
-    from vocab_extend.model.embeddings import InitConfig, init_embeddings
-    from vocab_extend.model.bpb import context_token_id
-    from vocab_extend.model.decode import decode_seconds
+    from vocab_extend.model.init.embeddings import InitConfig, init_embeddings
+    from vocab_extend.model.evaluate.bpb import context_token_id
+    from vocab_extend.model.evaluate.decode import decode_seconds
     from vocab_extend.metadata import read_metadata
     from vocab_extend.model.loading import load_model
     from vocab_extend.tokenizer.loader import load_tokenizer

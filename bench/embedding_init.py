@@ -59,9 +59,9 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from vocab_extend.corpus import read_documents
-    from vocab_extend.model.bpb import bits_per_byte
-    from vocab_extend.model.distill import DistillConfig
-    from vocab_extend.model.embeddings import InitConfig, init_embeddings
+    from vocab_extend.model.evaluate.bpb import bits_per_byte
+    from vocab_extend.model.init.distill import DistillConfig
+    from vocab_extend.model.init.embeddings import InitConfig, init_embeddings
     from vocab_extend.metadata import read_metadata
     from vocab_extend.model.loading import load_model
     from vocab_extend.tokenizer.loader import load_tokenizer

@@ -335,7 +335,7 @@ def test_a_foreign_tokenizer_json_is_one_sentence(capsys, tmp_path: Path) -> Non
 ])
 def test_init_model_numbers_out_of_range(config, message) -> None:
     from vocab_extend.errors import VocabExtendError
-    from vocab_extend.model.embeddings import InitConfig
+    from vocab_extend.model.init.embeddings import InitConfig
 
     with pytest.raises(VocabExtendError, match=message):
         InitConfig(**config)

@@ -12,11 +12,11 @@ import torch
 
 from conftest import SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
-from vocab_extend.model.distill import DistillConfig, select_contexts, token_spans
-from vocab_extend.model.distill_passes import student_loss, teacher_pass
-from vocab_extend.model.embeddings import InitConfig, init_embeddings
+from vocab_extend.model.init.distill import DistillConfig, select_contexts, token_spans
+from vocab_extend.model.init.distill.passes import student_loss, teacher_pass
+from vocab_extend.model.init.embeddings import InitConfig, init_embeddings
 from vocab_extend.errors import VocabExtendError
-from vocab_extend.model.bpb import bits_per_byte, context_token_id
+from vocab_extend.model.evaluate.bpb import bits_per_byte, context_token_id
 
 SMALL = dict(max_contexts=48, context_length=24, steps=12, batch_size=8, lr=5e-3, progress=False)  # pico: a larger lr
 
@@ -131,7 +131,7 @@ def test_transfer_recovers_a_linear_correction_on_rows_it_never_saw():
     """The oracle is the map itself: distilled rows that are an exact affine function of their mean rows make
     the transfer reproduce that function on unseen rows (no shrinkage); with heavy shrinkage only the
     average shift survives."""
-    from vocab_extend.model.distill_transfer import transfer_rows
+    from vocab_extend.model.init.distill.transfer import transfer_rows
 
     generator = torch.Generator().manual_seed(0)
     start, others = torch.randn(40, 6, generator=generator), torch.randn(9, 6, generator=generator)
@@ -165,7 +165,7 @@ def test_output_loss_is_zero_exactly_when_the_student_predicts_the_same_text():
     """Base vocabulary {a, b}; the new token t spells a+b. The teacher gives p(a) = p(b) = 0.5 and
     p(b|a) = 0.4, so p(span t) = 0.2. A student giving a 0.3, b 0.5, t 0.2 predicts the same text (the next
     text starts with a with probability 0.5 either way): zero loss. Moving mass from b to t is not."""
-    from vocab_extend.model.distill_outputs import first_pieces, output_loss
+    from vocab_extend.model.init.distill.outputs import first_pieces, output_loss
 
     first = first_pieces([[0], [1], [0, 1]], 3, 2)
     teacher_logits = torch.log(torch.tensor([[0.5, 0.5]]))
@@ -182,7 +182,7 @@ def test_output_loss_is_zero_exactly_when_the_student_predicts_the_same_text():
 def test_cap_rows_bounds_every_new_logit_on_base_language_states():
     """Random states and rows: after the cap no row scores above max(cap, its start row's score) at any
     state (checked by computing the logits directly); rows already under it are returned unchanged."""
-    from vocab_extend.model.distill_outputs import cap_rows
+    from vocab_extend.model.init.distill.outputs import cap_rows
 
     generator = torch.Generator().manual_seed(0)
     states, start = torch.randn(50, 8, generator=generator), 0.1 * torch.randn(30, 8, generator=generator)

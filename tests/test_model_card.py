@@ -108,7 +108,7 @@ def test_a_run_from_an_init_model_folder_reports_whether_extending_paid(made, tm
     from transformers import AutoModelForCausalLM
 
     from conftest import SAMPLE_EN, SAMPLE_JA
-    from vocab_extend.model.bpb import bits_per_byte
+    from vocab_extend.model.evaluate.bpb import bits_per_byte
     from vocab_extend.pretrain import pretrain
     from vocab_extend.pretrain.config import config_from_dict
     from vocab_extend.tokenizer.loader import load_tokenizer

@@ -28,10 +28,10 @@ INTERRUPTED = "interrupted: no output was written"
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("vocab_extend.tokenizer.cli", "train a new-language model and merge it into a base tokenizer"),
     "measure": ("vocab_extend.tokenizer.measure", "compare tokenizers on corpora: tokens, chars/token, reduction"),
-    "init-model": ("vocab_extend.model.init_cli", "resize a model to an extended tokenizer and initialise new rows"),
-    "evaluate-bpb": ("vocab_extend.model.bpb_cli", "bits per byte of a model on corpora"),
+    "init-model": ("vocab_extend.model.init.cli", "resize a model to an extended tokenizer and initialise new rows"),
+    "evaluate-bpb": ("vocab_extend.model.evaluate.cli", "bits per byte of a model on corpora"),
     "pretrain": ("vocab_extend.pretrain.cli", "continued pretraining from a YAML config"),
-    "export-gguf": ("vocab_extend.model.gguf_export", "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
+    "export-gguf": ("vocab_extend.model.export.gguf", "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
 }
 
 

@@ -203,4 +203,12 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["check_not_an_input", "check_output_dir", "check_output_file", "check_writable", "staging_folder"]
+def usual_modes(folder: Path) -> None:
+    """Files get the mode the user's umask gives new files (safetensors writes 0600)."""
+    mask = _umask()
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
+
+
+__all__ = ["check_not_an_input", "check_output_dir", "check_output_file", "check_writable", "staging_folder", "usual_modes"]

@@ -1,4 +1,4 @@
-"""The model half: loading models (:mod:`.loading`), embedding rows for an extended tokenizer
-(:mod:`.sizing`, :mod:`.embeddings`, ``init-model`` in :mod:`.init_cli`), and bits per byte (:mod:`.bpb`,
-``evaluate-bpb`` in :mod:`.bpb_cli`). It reads merged folders through :mod:`vocab_extend.tokenizer.loader`
-and never imports a tokenizer family's internals."""
+"""The model half, by purpose: loading models (:mod:`.loading`, :mod:`.sizing`), initialising the rows of
+an extended tokenizer (:mod:`.init`, ``init-model``), evaluating models (:mod:`.evaluate`, ``evaluate-bpb``
+and decode speed) and exporting them (:mod:`.export`, ``export-gguf``); model cards in :mod:`.card`. It reads
+merged folders through :mod:`vocab_extend.tokenizer.loader` and never imports a tokenizer family's internals."""

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import StorageError, free_space, human_size, storage_error
-from ..model.bpb import bits_per_byte
+from ..model.evaluate.bpb import bits_per_byte
 from . import checkpoint as ckpt
 from .config import PretrainConfig
 from .dist import Dist
@@ -87,7 +87,7 @@ class MetricsLogger:
 
 
 class Validator:
-    """Bits per byte of every eval corpus, computed by rank 0 with :func:`vocab_extend.model.bpb.bits_per_byte`."""
+    """Bits per byte of every eval corpus, computed by rank 0 with :func:`vocab_extend.model.evaluate.bpb.bits_per_byte`."""
 
     def __init__(self, config: PretrainConfig, dist: Dist, tokenizer, eval_docs: dict[str, list[str]],
                  metrics: MetricsLogger) -> None:

@@ -2,9 +2,9 @@
 run's eval corpora with the same bits-per-byte window, beside the extended model's final figures.
 
 A run that starts from an ``init-model`` folder knows its base model: ``init_embeddings.json`` names it. Bits
-per byte compares models with different tokenizers fairly (:mod:`vocab_extend.model.bpb`); the token
+per byte compares models with different tokenizers fairly (:mod:`vocab_extend.model.evaluate.bpb`); the token
 reduction says how many fewer steps the extended model needs to read or write the same text, and a short
-teacher-forced decode (batch 1, KV cache, :mod:`vocab_extend.model.decode`) of the same characters with
+teacher-forced decode (batch 1, KV cache, :mod:`vocab_extend.model.evaluate.decode`) of the same characters with
 both models measures the speed-up that buys.
 """
 
@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..model import decode
-from ..model.bpb import bits_per_byte, context_token_id
+from ..model.evaluate import decode
+from ..model.evaluate.bpb import bits_per_byte, context_token_id
 from ..model.loading import load_model
 from ..tokenizer.loader import load_base_tokenizer
 from .config import PretrainConfig

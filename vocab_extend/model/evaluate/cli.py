@@ -9,14 +9,14 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_json
-from ..corpus import parse_named_spec, read_documents
-from ..errors import VocabExtendError
-from ..locks import output_lock
-from ..staging import check_output_file
-from ..tokenizer.loader import load_tokenizer
+from ...atomic import atomic_write_json
+from ...corpus import parse_named_spec, read_documents
+from ...errors import VocabExtendError
+from ...locks import output_lock
+from ...staging import check_output_file
+from ...tokenizer.loader import load_tokenizer
 from .bpb import bits_per_byte, window_settings
-from .loading import DTYPE_CHOICES, load_model
+from ..loading import DTYPE_CHOICES, load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

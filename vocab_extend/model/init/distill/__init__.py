@@ -58,11 +58,11 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import VocabExtendError
-from .bpb import context_token_id
-from .distill_outputs import base_language_states, cap_rows, first_pieces, fit_output_rows, leak
-from .distill_passes import Context, Teacher, student_loss, teacher_pass
-from .distill_transfer import transfer_rows
+from ....errors import VocabExtendError
+from ...evaluate.bpb import context_token_id
+from .outputs import base_language_states, cap_rows, first_pieces, fit_output_rows, leak
+from .passes import Context, Teacher, student_loss, teacher_pass
+from .transfer import transfer_rows
 
 
 @dataclass

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import VocabExtendError
-from ..locks import output_lock
+from ...errors import VocabExtendError
+from ...locks import output_lock
 from .gguf_vocab import read_vocab
 
 OUTTYPES = ("f32", "f16", "q8_0")

@@ -8,22 +8,21 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..corpus import read_documents
-from ..errors import VocabExtendError
-from ..locks import output_lock
-from ..metadata import read_metadata
-from ..staging import check_output_dir, staging_folder
-from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
-from .card import CARD_FILE, push_folder, read_tokenizer_report, render_card
+from ...corpus import read_documents
+from ...errors import VocabExtendError
+from ...locks import output_lock
+from ...metadata import read_metadata
+from ...staging import check_output_dir, staging_folder, usual_modes
+from ...tokenizer.loader import load_base_tokenizer, load_tokenizer
+from ..card import CARD_FILE, push_folder, read_tokenizer_report, render_card
 from .distill import DistillConfig
 from .embeddings import METHODS, InitConfig, InitReport, init_embeddings
-from .loading import DTYPE_CHOICES, load_model
+from ..loading import DTYPE_CHOICES, load_model
 
 REPORT_FILE = "init_embeddings.json"
 TOKENIZER_FILES = (
@@ -88,15 +87,6 @@ def _save(model, model_spec: str, tokenizer_dir: Path, output_dir: Path, overwri
         (tmp / REPORT_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         _card(model_spec, tokenizer_dir, output_dir, report).save(tmp / CARD_FILE)
         usual_modes(tmp)
-
-
-def usual_modes(folder: Path) -> None:
-    """Files get the mode the user's umask gives new files (safetensors writes 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for path in Path(folder).iterdir():
-        if path.is_file():
-            path.chmod(0o666 & ~mask)
 
 
 def _card(model_spec: str, tokenizer_dir: Path, output_dir: Path, report: InitReport):

@@ -33,8 +33,8 @@ from typing import Any
 
 from gguf import GGUFWriter, TokenType
 
-from ..errors import VocabExtendError
-from ..sources import is_bytelevel
+from ...errors import VocabExtendError
+from ...sources import is_bytelevel
 
 # The split regexes of the byte-level families llama.cpp knows by name (as their tokenizer.json spell them).
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"

@@ -58,11 +58,11 @@ from typing import Sequence
 
 import torch
 
-from ..errors import VocabExtendError
-from ..families import get_family
-from ..sources import is_bytelevel
+from ...errors import VocabExtendError
+from ...families import get_family
+from ...sources import is_bytelevel
 from .distill import DistillConfig, distill_embeddings
-from .sizing import MAX_PADDING_ROWS, pad_vocab_size
+from ..sizing import MAX_PADDING_ROWS, pad_vocab_size
 
 METHODS = ("mean", "first", "hewitt", "random", "distill")
 WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .distill_outputs import output_loss
+from .outputs import output_loss
 
 
 @dataclass

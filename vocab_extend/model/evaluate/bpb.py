@@ -26,8 +26,8 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import VocabExtendError
-from .sizing import check_vocabulary_fits
+from ...errors import VocabExtendError
+from ..sizing import check_vocabulary_fits
 
 DEFAULT_MAX_BLOCK = 1024
 

@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .decode import cache_argument
+from ...evaluate.decode import cache_argument
 
 
 def first_pieces(spans: Sequence[list[int] | None], size: int, base_vocab_size: int) -> torch.Tensor:
