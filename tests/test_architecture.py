@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vocab_extend"
 # Lower layers never import higher ones (docs/architecture.md, "Where things live").
 LAYERS = (
     ("errors", "console", "signals", "hub"),
-    ("locks", "atomic", "staging", "scripts", "corpus", "heldout", "plots", "settings", "metadata", "sources"),
+    ("locks", "atomic", "jsonfile", "staging", "scripts", "corpus", "heldout", "plots", "settings", "metadata", "sources"),
     ("families",),
     ("tokenizer",),
     ("model",),

@@ -38,8 +38,9 @@ import shutil
 import stat
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import storage_error
 from .locks import HOST, pid_alive
@@ -137,10 +138,24 @@ def sweep_leftovers(target: str | os.PathLike[str], *, locked: bool = False) -> 
 # ------------------------------------------------------------------------------------------- files
 
 
-def _default_mode() -> int:
+def current_umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` only reads by setting)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def _default_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def usual_modes(folder: str | os.PathLike[str]) -> None:
+    """Files directly in ``folder`` get the mode the user's umask gives new files (safetensors and
+    ``mkstemp`` write 0600)."""
+    mode = _default_mode()
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            path.chmod(mode)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -179,12 +194,21 @@ def fsync_tree(folder: str | os.PathLike[str]) -> None:
         fsync_dir(root)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` all at once: a temporary name in the same folder, fsync, rename.
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], *, needed: int | None = None) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the caller to fill; renamed over ``path`` when the block ends.
 
-    An existing file keeps its permission bits. On any failure (or Ctrl-C) ``path`` is as it was and the
-    temporary file is gone; disk full, read-only and permission failures raise one
-    :class:`~vocab_extend.errors.StorageError` sentence naming the folder and the size being written.
+    The file is fsynced and gets the mode an existing ``path`` had (else the umask's) before the rename. On
+    any failure (or Ctrl-C) ``path`` is as it was and the temporary file is gone; disk full, read-only and
+    permission failures raise one :class:`~vocab_extend.errors.StorageError` sentence naming the folder
+    (and ``needed`` bytes, when the caller knows them).
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "big.bin"
+    >>> with atomic_file(target) as tmp:
+    ...     _ = tmp.write_bytes(b"GGUF")
+    >>> target.read_bytes(), sorted(p.name for p in target.parent.iterdir())
+    (b'GGUF', ['big.bin'])
     """
     path = Path(path)
     parent = path.parent
@@ -193,11 +217,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         mode = stat.S_IMODE(os.stat(path).st_mode) if path.is_file() else _default_mode()
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=parent)
+        os.close(fd)
     except OSError as exc:
-        raise storage_error(exc, parent, needed=len(data)) or exc
+        raise storage_error(exc, parent, needed=needed) or exc
     try:
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
         try:
-            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -208,12 +234,27 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.unlink(tmp)
         except OSError:
             pass
-        error = storage_error(exc, parent, needed=len(data)) if isinstance(exc, Exception) else None
+        error = storage_error(exc, parent, needed=needed) if isinstance(exc, Exception) else None
         if error is not None:
             raise error from None
         raise
     fsync_dir(parent)
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` all at once: a temporary name in the same folder, fsync, rename.
+
+    An existing file keeps its permission bits. On any failure (or Ctrl-C) ``path`` is as it was and the
+    temporary file is gone; disk full, read-only and permission failures raise one
+    :class:`~vocab_extend.errors.StorageError` sentence naming the folder and the size being written.
+    """
+    with atomic_file(path, needed=len(data)) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VocabExtendError
+from .jsonfile import read_json_object
 
 METADATA_FILE = "vocab_extend.json"
 
@@ -66,8 +67,10 @@ def read_metadata(folder: str | Path) -> MergeMetadata:
         raise VocabExtendError(
             f"{folder} has no {METADATA_FILE}: give a folder written by `vocab-extend merge`"
         )
+    fix = "write the folder again with `vocab-extend merge`"
+    data = read_json_object(path, fix=fix)
     try:
-        return MergeMetadata(**json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
+        return MergeMetadata(**data)
+    except TypeError as exc:
         raise VocabExtendError(f"{path} is damaged ({exc}): write the folder again with `vocab-extend merge`") from None
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import VocabExtendError
+from .jsonfile import read_json_object
 
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_MAP_FILE = "special_tokens_map.json"
@@ -54,12 +54,7 @@ def read_base_settings(folder: Path) -> BaseSettings:
     config = None
     path = folder / CONFIG_FILE
     if path.is_file():
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise VocabExtendError(f"{path} is not valid JSON ({exc}): fix the base's tokenizer config") from None
-        if not isinstance(config, dict):
-            raise VocabExtendError(f"{path} is not a JSON object: fix the base's tokenizer config")
+        config = read_json_object(path, fix="fix the base's tokenizer config")
     files = {name: (folder / name).read_bytes() for name in (SPECIAL_MAP_FILE, CHAT_TEMPLATE_FILE)
              if (folder / name).is_file()}
     return BaseSettings(config, files)

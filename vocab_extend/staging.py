@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 
-from .atomic import TEMP_SUFFIX, fsync_dir, fsync_tree, replace_folder, sweep_leftovers, temp_prefix
+from .atomic import TEMP_SUFFIX, current_umask, fsync_dir, fsync_tree, replace_folder, sweep_leftovers, temp_prefix
 from .errors import StorageError, VocabExtendError, storage_error
 from .locks import output_lock
 from .signals import deferred
@@ -176,7 +176,7 @@ def staging_folder(target: PathLike, overwrite: bool, inputs: Iterable[Input] = 
             raise storage_error(exc, target.parent) or exc
         previous: Path | None = None
         try:
-            tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the output gets the usual folder mode
+            tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; the output gets the usual folder mode
             yield tmp
             fsync_tree(tmp)
             with deferred():
@@ -197,18 +197,6 @@ def staging_folder(target: PathLike, overwrite: bool, inputs: Iterable[Input] = 
                     shutil.rmtree(previous, ignore_errors=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
-def usual_modes(folder: Path) -> None:
-    """Files get the mode the user's umask gives new files (safetensors writes 0600)."""
-    mask = _umask()
-    for path in Path(folder).iterdir():
-        if path.is_file():
-            path.chmod(0o666 & ~mask)
-
-
-__all__ = ["check_not_an_input", "check_output_dir", "check_output_file", "check_writable", "staging_folder", "usual_modes"]
+__all__ = ["check_not_an_input", "check_output_dir", "check_output_file", "check_writable", "staging_folder"]

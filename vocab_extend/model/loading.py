@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..console import quiet_transformers
 from ..errors import VocabExtendError
 from .. import hub
 from ..sources import resolve_model
@@ -27,12 +28,6 @@ from ..staging import staging_folder
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_CHOICES = ("auto", "checkpoint", *_DTYPES)
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype | None:
@@ -126,7 +121,7 @@ def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | to
     GGUF models (the bundled ``smollm2-135m`` is SmolLM2-135M-Instruct quantized to 4 bits, Q4_1) are
     de-quantized to float32 once and kept in :func:`cache_root`.
     """
-    _quiet_transformers()
+    quiet_transformers()
     source = resolve_model(spec)
     torch_dtype = resolve_dtype(dtype, device)
     if source.gguf_file:

@@ -31,7 +31,8 @@ from ..errors import VocabExtendError
 from ..locks import output_lock
 from ..metadata import METADATA_FILE
 from ..model.card import CARD_FILE, push_folder
-from ..staging import staging_folder, usual_modes
+from ..atomic import usual_modes
+from ..staging import staging_folder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .components import Checkpointer, MetricsLogger, Validator, autocast
 from .config import PretrainConfig, StageConfig

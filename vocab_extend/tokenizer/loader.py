@@ -15,17 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..console import quiet_transformers
 from ..errors import VocabExtendError
 from .. import hub
 from ..families import get_family
 from ..metadata import read_metadata
 from ..sources import ALIASES, ModelSource, resolve_model, resolve_tokenizer
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
 
 
 def _sentencepiece(spec: str) -> Any:
@@ -37,7 +32,7 @@ def load_tokenizer(spec: str) -> Any:
     """The Hugging Face tokenizer named by ``spec``; one sentence when there is none."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    _quiet_transformers()
+    quiet_transformers()
     path = Path(spec).expanduser()
     if spec in ALIASES and ALIASES[spec][0] == "sentencepiece":
         return _sentencepiece(spec)

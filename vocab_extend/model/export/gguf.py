@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...atomic import atomic_file
 from ...errors import VocabExtendError
+from ...jsonfile import read_json_object
 from ...locks import output_lock
 from .gguf_vocab import read_vocab
 
@@ -109,10 +109,7 @@ def _write(output: Path, model_dir: Path, config: dict[str, Any], weights, plan,
     """The GGUF file, written under a temporary name and renamed into place when complete."""
     import gguf
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_file(output) as tmp:
         writer = gguf.GGUFWriter(tmp, "llama")
         _write_hparams(writer, config, model_dir.name, rows, file_type)
         vocab.write(writer)
@@ -128,10 +125,6 @@ def _write(output: Path, model_dir: Path, config: dict[str, Any], weights, plan,
             array = _convert(name, weights.load(source), config)
             writer.write_tensor_data(_encode(array, kinds[name]))
         writer.close()
-        tmp.chmod(0o666 & ~_umask())
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
@@ -165,10 +158,7 @@ def _read_config(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "config.json"
     if not path.is_file():
         raise VocabExtendError(f"{model_dir} has no config.json: give a Hugging Face model folder")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise VocabExtendError(f"{path} is not readable JSON ({exc})") from None
+    config = read_json_object(path)
     architectures = config.get("architectures") or []
     if config.get("model_type") not in _LLAMA_TYPES or any(a not in _LLAMA_TYPES.values() for a in architectures):
         kind = config.get("model_type") or "unknown"
@@ -325,9 +315,3 @@ def _encode(array: np.ndarray, qtype) -> np.ndarray:
     if qtype == gguf.GGMLQuantizationType.F16:
         return np.ascontiguousarray(array, dtype=np.float16)
     return gguf.quants.quantize(np.ascontiguousarray(array, dtype=np.float32), qtype)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -34,6 +34,7 @@ from typing import Any
 from gguf import GGUFWriter, TokenType
 
 from ...errors import VocabExtendError
+from ...jsonfile import read_json_object
 from ...sources import is_bytelevel
 
 # The split regexes of the byte-level families llama.cpp knows by name (as their tokenizer.json spell them).
@@ -280,10 +281,4 @@ def _read_json(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
             return {}
         raise VocabExtendError(f"{path.parent} has no {path.name}: give a model folder with its tokenizer "
                                "(as written by `vocab-extend init-model`)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise VocabExtendError(f"{path} is not readable JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise VocabExtendError(f"{path} is not a JSON object")
-    return data
+    return read_json_object(path)

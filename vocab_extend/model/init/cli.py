@@ -17,7 +17,8 @@ from ...corpus import read_documents
 from ...errors import VocabExtendError
 from ...locks import output_lock
 from ...metadata import read_metadata
-from ...staging import check_output_dir, staging_folder, usual_modes
+from ...atomic import usual_modes
+from ...staging import check_output_dir, staging_folder
 from ...tokenizer.loader import load_base_tokenizer, load_tokenizer
 from ..card import CARD_FILE, push_folder, read_tokenizer_report, render_card
 from .distill import DistillConfig
