@@ -19,7 +19,8 @@ from vocab_extend.families.bytelevel import NEW_MODEL_FILE
 from vocab_extend.families.bytelevel.load import splits_digits
 from vocab_extend.families.bytelevel.write import first_new_id
 from vocab_extend.scripts import JAPANESE
-from vocab_extend.sources import TokenizerSource, resolve_tokenizer
+from vocab_extend.families import resolve_tokenizer
+from vocab_extend.families.interface import TokenizerSource
 from vocab_extend.tokenizer.checks import verify_folder
 from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
 from vocab_extend.tokenizer.loader import load_base_tokenizer
