@@ -144,7 +144,7 @@ def main() -> None:
     from vocab_extend.families.interface import TrainOptions
     from vocab_extend.scripts import JAPANESE
     from vocab_extend.settings import write_hf_files
-    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.families import resolve_tokenizer
     from vocab_extend.tokenizer.checks import verify_folder
 
     corpora = args.corpora

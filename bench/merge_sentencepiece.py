@@ -107,7 +107,7 @@ def _anchor_comparison(work: Path, ja: list[str], en: list[str]) -> dict[str, ob
     from transformers import AutoTokenizer
 
     from vocab_extend.families.sentencepiece import parse_model
-    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.families import resolve_tokenizer
     from vocab_extend.families.sentencepiece.merge import dead_pieces
     from vocab_extend.scripts import JAPANESE
 

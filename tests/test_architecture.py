@@ -20,6 +20,10 @@ LAYERS = (
     ("cli", "__init__"),
 )
 MAX_LINES = 400
+# Family names only the families (and their registry) may spell: everything else asks a family.
+FAMILY_NAMES = ("sentencepiece", "bytelevel")
+# module -> why it may spell one (none today)
+FAMILY_NAME_ALLOWED: dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -125,6 +129,37 @@ def test_package_modules_are_imported_at_the_top() -> None:
 def test_modules_are_small(name: str) -> None:
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines"
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def family_name_literals(name: str) -> list[tuple[int, str]]:
+    """``(line, text)`` of every string constant of ``name`` that is a family's name (docstrings aside)."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    docstrings = _docstrings(tree)
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and node.value.strip().lower() in FAMILY_NAMES]
+
+
+def test_no_family_name_is_spelled_outside_the_families() -> None:
+    """Outside ``families/`` no code compares with or passes a family's name: it asks the registry."""
+    spelled = {name: found for name in MODULES if not name.startswith("vocab_extend.families")
+               and name not in FAMILY_NAME_ALLOWED and (found := family_name_literals(name))}
+    assert not spelled, spelled
+
+
+def test_the_family_name_checker_sees_literals() -> None:
+    """The check is not empty by mistake: the family's own name is seen where it is spelled."""
+    assert [text for _, text in family_name_literals("vocab_extend.families.bytelevel")] == ["bytelevel"]
 
 
 def test_the_checker_sees_imports() -> None:

@@ -113,7 +113,7 @@ def test_overwrite_replaces_atomically(tmp_path: Path) -> None:
 def test_new_model_from_another_project_is_merged(tmp_path: Path) -> None:
     """--new-model skips training; a unigram model (as Chinese-LLaMA published) is merged, dead pieces dropped."""
     from vocab_extend.families.sentencepiece import parse_model
-    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.families import resolve_tokenizer
     from vocab_extend.corpus import read_documents
     from vocab_extend.families.sentencepiece.train import TrainConfig, train_sentencepiece
 
@@ -216,7 +216,7 @@ def test_base_language_is_checked_when_no_eval_corpus_has_any(tmp_path: Path) ->
 def test_overwrite_never_deletes_an_input_of_merge(capsys, tmp_path: Path, target: str) -> None:
     import shutil
 
-    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.families import resolve_tokenizer
 
     corpus = tmp_path / "ja"
     shutil.copytree(SAMPLE_JA, corpus)
@@ -315,7 +315,7 @@ def test_heldout_fraction_that_leaves_nothing_to_train_on(capsys, tmp_path: Path
 
 
 def test_training_options_with_new_model_are_refused(capsys, tmp_path: Path) -> None:
-    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.families import resolve_tokenizer
 
     code, msg = run_cli(capsys, "--new-model", str(resolve_tokenizer().path), "--vocab-size", "8000",
                         "--model-type", "unigram", "--output-dir", str(tmp_path / "o"))

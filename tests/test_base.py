@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vocab_extend.sources import resolve_tokenizer
+from vocab_extend.families import resolve_tokenizer
 from vocab_extend import hub
 from vocab_extend.errors import VocabExtendError
 
@@ -55,7 +55,7 @@ def test_unreachable_hub_id_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_folder_without_a_tokenizer(tmp_path: Path) -> None:
-    with pytest.raises(VocabExtendError, match="holds no tokenizer.model"):
+    with pytest.raises(VocabExtendError, match="is not a SentencePiece model"):
         resolve_tokenizer(str(tmp_path))
 
 

@@ -19,7 +19,8 @@ from vocab_extend.families.bytelevel import NEW_MODEL_FILE
 from vocab_extend.families.bytelevel.load import splits_digits
 from vocab_extend.families.bytelevel.write import first_new_id
 from vocab_extend.scripts import JAPANESE
-from vocab_extend.sources import TokenizerSource, resolve_tokenizer
+from vocab_extend.families import resolve_tokenizer
+from vocab_extend.families.interface import TokenizerSource
 from vocab_extend.tokenizer.checks import verify_folder
 from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
 from vocab_extend.tokenizer.loader import load_base_tokenizer
@@ -198,7 +199,7 @@ def test_rejects_a_tokenizer_that_is_not_byte_level(tmp_path: Path) -> None:
     tok.save(str(path))
     with pytest.raises(VocabExtendError, match="not a byte-level BPE"):
         FAMILY.load_base(TokenizerSource("sp_like.json", "bytelevel", path))
-    with pytest.raises(VocabExtendError, match="not a byte-level BPE"):
+    with pytest.raises(VocabExtendError, match="is not .*, nor a byte-level BPE tokenizer"):
         resolve_tokenizer(str(path))
 
 

@@ -197,7 +197,7 @@ def test_cli_json_folder_and_missing_gpu_are_one_sentence(tmp_path, capsys):
 def test_sentencepiece_alias_loads_as_a_tokenizer_that_matches_sentencepiece(base_tokenizer):
     import sentencepiece as spm
 
-    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.families import resolve_tokenizer
     from vocab_extend.tokenizer.loader import load_tokenizer
 
     tokenizer = load_tokenizer("mistral-7b-v0.1")

@@ -311,7 +311,7 @@ def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeyp
 
 
 def test_pre_tokenizer_names_come_from_the_split():
-    from vocab_extend.model.export.gguf_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_name
+    from vocab_extend.families.bytelevel.export import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_name
 
     def split(regex):
         return {"type": "Sequence", "pretokenizers": [
@@ -354,7 +354,7 @@ def _bad_folders(root: Path, sp_model: Path) -> dict[str, Path]:
     ("a_file", "is a file"),
     ("not_llama", "LLaMA-architecture"),
     ("no_weights", "no model.safetensors"),
-    ("no_tokenizer", "neither a SentencePiece tokenizer.model nor a byte-level BPE tokenizer.json"),
+    ("no_tokenizer", "is not a SentencePiece model"),
     ("outtype", "unknown --outtype 'q4'"),
     ("output_folder", "is a folder"),
     ("output_exists", "already exists"),

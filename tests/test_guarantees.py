@@ -154,7 +154,7 @@ def test_the_checks_catch_a_broken_folder(merged: Merged, tmp_path: Path, tamper
     """The verification is not a formality: a folder with two base ids swapped, or a setting dropped, fails."""
     from vocab_extend.families import get_family
     from vocab_extend.scripts import JAPANESE
-    from vocab_extend.sources import resolve_tokenizer
+    from vocab_extend.families import resolve_tokenizer
     from vocab_extend.errors import VocabExtendError
     from vocab_extend.tokenizer.checks import raise_on_failure, verify_folder
 

@@ -9,7 +9,7 @@ import pytest
 import sentencepiece as spm
 
 from conftest import SAMPLE_EN, SAMPLE_JA
-from vocab_extend.sources import resolve_tokenizer
+from vocab_extend.families import resolve_tokenizer
 from vocab_extend.cli import main
 from vocab_extend.corpus import read_documents
 from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer

@@ -7,7 +7,7 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
 from vocab_extend.families.sentencepiece import parse_model
-from vocab_extend.sources import resolve_tokenizer
+from vocab_extend.families import resolve_tokenizer
 from vocab_extend.errors import VocabExtendError
 from vocab_extend.families.sentencepiece.tokenizer_json import build_hf_tokenizer
 from vocab_extend.families.sentencepiece.merge import admissible, merge_sentencepiece

@@ -33,7 +33,7 @@ def pad_vocab_size(size: int, multiple: int | None) -> int:
 @dataclass
 class MergeMetadata:
     base: str  # what --base named: alias, path or Hub id
-    base_kind: str  # "sentencepiece" or "bytelevel"
+    base_kind: str  # the name of the family that reads the base (vocab_extend.families.get_family)
     base_vocab_size: int  # ids below this are the base's, unchanged: the first new id
     vocab_size: int  # size of the extended tokenizer (added/special tokens included), not of the embeddings
     lang: str

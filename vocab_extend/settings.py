@@ -28,6 +28,7 @@ from .jsonfile import read_json_object
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_MAP_FILE = "special_tokens_map.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
+SETTINGS_FILES = (CONFIG_FILE, SPECIAL_MAP_FILE, CHAT_TEMPLATE_FILE)  # every family's folder holds these
 SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 # transformers' "no limit" value, written when the base names none

@@ -1,50 +1,25 @@
 """One resolver for every spec the commands take: bundled aliases, files, folders and Hub ids.
 
-A *tokenizer spec* (``--base``, ``--tokenizer``) becomes a :class:`TokenizerSource`: its family
-(``sentencepiece`` or ``bytelevel``) and the file that holds it. A *model spec* (``--model``) becomes a
-:class:`ModelSource`: the folder (or Hub id) and, for GGUF models, the file inside it. Nothing is loaded here;
-the families and :mod:`vocab_extend.model.loading` load what this module finds.
+A *tokenizer spec* (``--base``, ``--tokenizer``) becomes a local file or folder (:func:`locate_tokenizer`);
+which tokenizer family reads it is the families' question (:func:`vocab_extend.families.resolve_tokenizer`
+asks them). A *model spec* (``--model``) becomes a :class:`ModelSource`: the folder (or Hub id) and, for GGUF
+models, the file inside it. Nothing is loaded here.
 
-The one rule for "is it byte-level" is :func:`is_bytelevel`: a BPE model whose bytes are mapped to GPT-2's
-alphabet *before* the model runs (a ``ByteLevel`` pre-tokenizer or normaliser). A ``ByteLevel`` decoder alone
-does not make a tokenizer byte-level: it only says how ids are turned back into text.
-
->>> resolve_tokenizer("mistral-7b-v0.1").family
-'sentencepiece'
->>> is_bytelevel({"model": {"type": "BPE"}, "pre_tokenizer": {"type": "ByteLevel"}})
-True
->>> is_bytelevel({"model": {"type": "BPE"}, "pre_tokenizer": None, "decoder": {"type": "ByteLevel"}})
-False
+>>> locate_tokenizer("mistral-7b-v0.1", query=HubQuery((), (), lambda path: True)).name
+'tokenizer.model.v1'
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
-
-from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+from typing import Callable, Sequence
 
 from .errors import VocabExtendError
 from . import hub
 
-FamilyName = Literal["sentencepiece", "bytelevel"]
 DEFAULT_BASE = "mistral-7b-v0.1"
-
-
-@dataclass(frozen=True)
-class TokenizerSource:
-    """Where a tokenizer lives and which family reads it.
-
-    ``name`` is what the user passed (an alias, path or Hub id) and is written into the merge metadata;
-    ``path`` is a SentencePiece ``.model`` file, a ``tokenizer.json`` or a ``.gguf`` file.
-    """
-
-    name: str
-    family: FamilyName
-    path: Path
 
 
 @dataclass(frozen=True)
@@ -59,32 +34,14 @@ class ModelSource:
         return {"gguf_file": self.gguf_file} if self.gguf_file else {}
 
 
-# ------------------------------------------------------------------------------------------ the one rule
+@dataclass(frozen=True)
+class HubQuery:
+    """What to ask a Hub repository for: the tokenizer ``files`` in turn, until one is ``accepted`` (a file
+    some family reads); then the ``settings`` files beside it, where the repository has them."""
 
-
-def is_bytelevel(tokenizer: Any) -> bool:
-    """Whether a ``tokenizer.json`` (as a dict, or a ``tokenizers.Tokenizer``) is a byte-level BPE."""
-    data = tokenizer if isinstance(tokenizer, dict) else json.loads(tokenizer.to_str())
-    model = data.get("model") or {}
-    before_model = json.dumps(data.get("pre_tokenizer")) + json.dumps(data.get("normalizer"))
-    return model.get("type") == "BPE" and '"ByteLevel"' in before_model
-
-
-def _tokenizer_json_is_bytelevel(path: Path) -> bool:
-    try:
-        return is_bytelevel(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def is_sentencepiece_file(path: Path) -> bool:
-    """Whether ``path`` parses as a SentencePiece model with pieces (Llama-3's tiktoken file does not)."""
-    proto = sp_pb2.ModelProto()
-    try:
-        proto.ParseFromString(Path(path).read_bytes())
-    except Exception:  # protobuf raises DecodeError and others on foreign files
-        return False
-    return bool(proto.pieces)
+    files: Sequence[str]
+    settings: Sequence[str]
+    accept: Callable[[Path], bool]
 
 
 # ------------------------------------------------------------------------------------------ bundled files
@@ -115,11 +72,11 @@ def _smollm2_gguf() -> Path:
     return ggufs[0]
 
 
-ALIASES: dict[str, tuple[FamilyName, Callable[[], Path]]] = {
-    "mistral-7b-v0.1": ("sentencepiece", _mistral_v1),
-    "smollm2-135m": ("bytelevel", _smollm2_gguf),
+ALIASES: dict[str, Callable[[], Path]] = {
+    "mistral-7b-v0.1": _mistral_v1,  # Mistral-7B v0.1's tokenizer.model
+    "smollm2-135m": _smollm2_gguf,  # SmolLM2-135M-Instruct as a GGUF file: a model and its tokenizer
 }
-MODEL_ALIASES = tuple(name for name, (family, _) in ALIASES.items() if family == "bytelevel")
+MODEL_ALIASES = ("smollm2-135m",)  # aliases that name a model as well as a tokenizer
 
 
 # ---------------------------------------------------------------------------------------- paths and hub ids
@@ -151,34 +108,6 @@ def hub_id_or_missing(spec: str, what: str) -> bool:
 # --------------------------------------------------------------------------------------------- tokenizers
 
 
-def _not_sentencepiece(name: str) -> VocabExtendError:
-    return VocabExtendError(
-        f"{name} is not a SentencePiece model; byte-level BPE bases are given as a tokenizer.json, "
-        "a folder holding one, or a GGUF file"
-    )
-
-
-def _tokenizer_in_folder(folder: Path, name: str) -> TokenizerSource:
-    sp_model, tok_json = folder / "tokenizer.model", folder / "tokenizer.json"
-    # Llama-3-style folders may hold a tiktoken file named tokenizer.model beside their tokenizer.json
-    if sp_model.is_file():
-        if is_sentencepiece_file(sp_model):
-            return TokenizerSource(name, "sentencepiece", sp_model)
-        if not tok_json.is_file():
-            raise _not_sentencepiece(name)
-    if tok_json.is_file():
-        if _tokenizer_json_is_bytelevel(tok_json):
-            return TokenizerSource(name, "bytelevel", tok_json)
-        raise VocabExtendError(
-            f"{name} holds a tokenizer.json that is neither SentencePiece-style nor byte-level BPE; "
-            "vocab-extend supports SentencePiece BPE and byte-level BPE bases"
-        )
-    ggufs = sorted(folder.glob("*.gguf"))
-    if ggufs:
-        return TokenizerSource(name, "bytelevel", ggufs[0])
-    raise VocabExtendError(f"folder {name} holds no tokenizer.model, tokenizer.json or .gguf file")
-
-
 def _unreachable(exc: Exception) -> bool:
     """Whether a Hub call failed for want of a connection (not because the file or repository is missing)."""
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -187,17 +116,19 @@ def _unreachable(exc: Exception) -> bool:
         type(exc).__name__ in ("ConnectError", "ConnectTimeout", "ReadTimeout")
 
 
-HUB_SETTINGS_FILES = ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
-
-
-def _tokenizer_from_hub(repo_id: str) -> TokenizerSource:
+def _fetch(repo_id: str, filename: str, offline: bool) -> Path:
     from huggingface_hub import hf_hub_download
 
+    return Path(hf_hub_download(repo_id, filename, local_files_only=offline))
+
+
+def _tokenizer_from_hub(repo_id: str, query: HubQuery) -> Path:
+    """The local folder of the first of ``query.files`` the repository gives and ``query.accept``s."""
     offline = hub.unreachable_reason()  # then only the local Hub cache is read, without waiting for retries
     errors = []
-    for filename in ("tokenizer.model", "tokenizer.json"):
+    for filename in query.files:
         try:
-            local = Path(hf_hub_download(repo_id, filename, local_files_only=offline is not None))
+            local = _fetch(repo_id, filename, offline is not None)
         except Exception as exc:  # offline, gated, missing file: say which
             if offline is not None:
                 errors.append(f"{filename}: not in the local Hub cache")
@@ -206,15 +137,15 @@ def _tokenizer_from_hub(repo_id: str) -> TokenizerSource:
             if _unreachable(exc):  # no answer at all: asking for the next file would only wait as long again
                 break
             continue
-        if filename == "tokenizer.model" and not is_sentencepiece_file(local):
-            errors.append("tokenizer.model: not SentencePiece")
-            continue  # a tiktoken file (Llama-3): the tokenizer.json is the base
-        for extra in HUB_SETTINGS_FILES:  # the settings the extended tokenizer carries over, when the repo has them
+        if not query.accept(local):
+            errors.append(f"{filename}: not a tokenizer vocab-extend reads")
+            continue  # e.g. a tiktoken tokenizer.model (Llama-3): the next file is the base
+        for extra in query.settings:  # the settings the extended tokenizer carries over, when the repo has them
             try:
-                hf_hub_download(repo_id, extra, local_files_only=offline is not None)
+                _fetch(repo_id, extra, offline is not None)
             except Exception:  # most repos lack one or two of them
                 pass
-        return _tokenizer_in_folder(local.parent, repo_id)
+        return local.parent
     if offline is not None:
         raise VocabExtendError(
             f"{repo_id!r} is not a file, folder or bundled alias ({', '.join(ALIASES)}), the Hub cannot be "
@@ -226,26 +157,16 @@ def _tokenizer_from_hub(repo_id: str) -> TokenizerSource:
     )
 
 
-def resolve_tokenizer(spec: str = DEFAULT_BASE, what: str = "base") -> TokenizerSource:
-    """Turn ``--base`` (or ``--tokenizer``) into a :class:`TokenizerSource`; raises with the fix."""
+def locate_tokenizer(spec: str = DEFAULT_BASE, what: str = "base", *, query: HubQuery) -> Path:
+    """The local file or folder ``spec`` (``--base``, ``--tokenizer``) names: a bundled alias's file, the
+    path itself, or the local folder a Hub repository's tokenizer was downloaded to; raises with the fix."""
     if spec in ALIASES:
-        family, locate = ALIASES[spec]
-        return TokenizerSource(spec, family, locate())
+        return ALIASES[spec]()
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return _tokenizer_in_folder(path, spec)
-    if path.is_file():
-        if path.suffix == ".gguf":
-            return TokenizerSource(spec, "bytelevel", path)
-        if path.suffix == ".json":
-            if not _tokenizer_json_is_bytelevel(path):
-                raise VocabExtendError(f"{spec} is not a byte-level BPE tokenizer.json")
-            return TokenizerSource(spec, "bytelevel", path)
-        if not is_sentencepiece_file(path):
-            raise _not_sentencepiece(spec)
-        return TokenizerSource(spec, "sentencepiece", path)
+    if path.exists():
+        return path
     if hub_id_or_missing(spec, what):
-        return _tokenizer_from_hub(spec)
+        return _tokenizer_from_hub(spec, query)
     raise VocabExtendError(
         f"{what} {spec!r} is not a file, a folder, a Hub id or a bundled alias ({', '.join(ALIASES)})"
     )
@@ -257,7 +178,7 @@ def resolve_tokenizer(spec: str = DEFAULT_BASE, what: str = "base") -> Tokenizer
 def resolve_model(spec: str) -> ModelSource:
     """Turn ``--model`` into a :class:`ModelSource`; raises :class:`VocabExtendError` with the fix."""
     if spec in MODEL_ALIASES:
-        path = resolve_tokenizer(spec).path
+        path = ALIASES[spec]()
         return ModelSource(spec, str(path.parent), path.name)
     path = Path(spec).expanduser()
     if path.is_file():

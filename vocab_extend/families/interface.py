@@ -1,12 +1,15 @@
 """The face every tokenizer family shows the pipeline, and the records that pass between them.
 
 A *family* is one kind of base tokenizer (SentencePiece BPE, byte-level BPE). The merge job
-(:mod:`vocab_extend.tokenizer.job`) only talks to a :class:`Family`; adding a third family (a Unigram or a
-tiktoken-format base) means adding one folder under ``families/`` that implements these methods and one line
-in :data:`vocab_extend.families.FAMILIES`.
+(:mod:`vocab_extend.tokenizer.job`) and the model side only talk to a :class:`Family`; adding a third family
+(a Unigram or a tiktoken-format base) means adding one folder under ``families/`` that implements these
+methods and registering it (:func:`vocab_extend.families.register`).
 
-The pipeline, with the method that does each step::
+What only a family knows, with the method that answers it::
 
+    claims_file(path) / file_in_folder(folder)      which files it reads (the registry asks every family)
+    claims_tokenizer(tokenizer.json as a dict)      whether a Hugging Face tokenizer follows its conventions
+    folder_files, hub_files                         the tokenizer files of a written folder; to ask the Hub for
     load_base(source)            -> Base            the base tokenizer and the settings it carries
     check_options(options, base)                    refuse options that do not apply, before any work
     train(base, docs, options)   -> new model       or load_new_model(path)
@@ -14,19 +17,50 @@ The pipeline, with the method that does each step::
     write(base, extension, dir)                     tokenizer files + the new-language model
     derived_settings(base)       -> dict            HF config for a base without config files
     references(base, dir)        -> (base, ext)     encoders the checks compare against
+    load_hf(source), load_folder(dir)               a base file / a written folder as a Hugging Face tokenizer
     base_of_extended(dir, size)  -> HF tokenizer    the base, rebuilt from an extended folder (model side)
+    native_encoder(source)                          its own library's encoder, for measuring (or None)
+    gguf_vocab(dir, pre, base)   -> TokenizerVocab  the vocabulary llama.cpp stores in a GGUF file
+
+Type variables name the family's own objects: ``BaseModel`` (what :meth:`Family.load_base` keeps, e.g. a
+SentencePiece proto), ``NewModel`` (the new-language model) and ``Merged`` (the merged object).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Generic, Hashable, Iterable, Protocol, Sequence, TypeVar
 
 from ..scripts import ScriptSet
 from ..settings import BaseSettings
-from ..sources import TokenizerSource
+
+if TYPE_CHECKING:  # transformers is imported when a tokenizer is loaded, not to name its type
+    from transformers import PreTrainedTokenizerBase as HFTokenizer
+else:
+    HFTokenizer = Any
+
+BaseModel = TypeVar("BaseModel")
+NewModel = TypeVar("NewModel")
+Merged = TypeVar("Merged")
+JsonDict = dict[str, Any]
+"""A JSON object as read from a file (``tokenizer.json``, ``tokenizer_config.json``)."""
+
+
+@dataclass(frozen=True)
+class TokenizerSource:
+    """Where a base tokenizer lives and which family reads it.
+
+    ``name`` is what the user passed (an alias, path or Hub id) and is written into the merge metadata;
+    ``family`` the registered name of the family that claimed ``path``, the one file it reads (a SentencePiece
+    ``.model``, a ``tokenizer.json``, a ``.gguf`` file...).
+    """
+
+    name: str
+    family: str
+    path: Path
 
 
 @dataclass
@@ -54,7 +88,7 @@ SENTENCEPIECE_ONLY = ("model_type", "character_coverage", "max_sentence_length",
 
 
 @dataclass
-class Base:
+class Base(Generic[BaseModel]):
     """A loaded base tokenizer.
 
     ``first_new_id``: one past the largest base id (added and special tokens included) — the first id an
@@ -68,11 +102,11 @@ class Base:
     first_new_id: int
     splits_digits: bool
     settings: BaseSettings
-    model: Any
+    model: BaseModel
 
 
 @dataclass
-class Extension:
+class Extension(Generic[Merged, NewModel]):
     """The one record of a merge: what would be appended to the base, and why the rest was not.
 
     ``added``: the new pieces as the tokenizer stores them, in id order from ``first_new_id``;
@@ -85,10 +119,10 @@ class Extension:
     added: list[str]
     skipped: Counter[str]
     examples: dict[str, list[str]]
-    model: Any
-    new_model: Any
-    report_extra: dict[str, Any] = field(default_factory=dict)
-    metadata_extra: dict[str, Any] = field(default_factory=dict)
+    model: Merged
+    new_model: NewModel
+    report_extra: JsonDict = field(default_factory=dict)
+    metadata_extra: JsonDict = field(default_factory=dict)
 
     @property
     def tokenizer_size(self) -> int:
@@ -111,7 +145,9 @@ class Reference(Protocol):
 
     def pieces(self, text: str) -> list[str]: ...
 
-    def entries(self) -> dict[Any, Any]: ...
+    def entries(self) -> dict[Hashable, object]:
+        """Every entry of the vocabulary (and merge list) the base must keep unchanged, by a stable key."""
+        ...
 
 
 class Collector(Protocol):
@@ -120,39 +156,116 @@ class Collector(Protocol):
     everything: list[str] | None
 
 
-class Family(Protocol):
-    name: str
-    new_model_file: str
+@dataclass
+class NativeEncoder:
+    """A tokenizer encoded by its family's own library (``vocab-extend measure``): ``fallback_ids`` are the
+    ids that stand for a lone byte; ``engine`` names the library."""
 
-    def load_base(self, source: TokenizerSource) -> Base: ...
+    encode_batch: Callable[[list[str]], list[list[int]]]
+    fallback_ids: frozenset[int]
+    vocab_size: int
+    engine: str
+
+
+class TokenType(IntEnum):
+    """Token types in llama.cpp's numbering (SentencePiece's piece types use the same numbers)."""
+
+    NORMAL = 1
+    UNKNOWN = 2
+    CONTROL = 3
+    USER_DEFINED = 4
+    UNUSED = 5
+    BYTE = 6
+
+
+@dataclass
+class TokenizerVocab:
+    """The tokenizer half of a GGUF file as a family states it; lists are indexed by token id.
+
+    ``model``: llama.cpp's tokenizer model (``llama`` for SentencePiece, ``gpt2`` for byte-level BPE);
+    ``scores``: per-token scores where the model merges by score; ``merges``: ``"left right"`` in rank order
+    where it merges by rank; ``pre``: llama.cpp's name of the split before the model.
+    """
+
+    model: str
+    tokens: list[str]
+    types: list[int]
+    scores: list[float] | None = None
+    merges: list[str] = field(default_factory=list)
+    pre: str | None = None
+    add_space_prefix: bool | None = None
+
+
+class Family(Protocol[BaseModel, NewModel, Merged]):
+    """One kind of base tokenizer; see the module docstring for what each method answers."""
+
+    name: str
+    kind: str  # what it reads, for messages: "a SentencePiece model (a .model file, ...)"
+    new_model_file: str
+    folder_files: tuple[str, ...]  # its tokenizer files in a written folder (settings files aside)
+    hub_files: tuple[str, ...]  # the files that hold its tokenizer in a Hub repository, asked for in order
+
+    def claims_file(self, path: Path) -> bool:
+        """Whether ``path`` is a base tokenizer file this family reads (cheap: never loads a model file)."""
+        ...
+
+    def file_in_folder(self, folder: Path) -> Path | None:
+        """The file of ``folder`` this family reads as a base, or None."""
+        ...
+
+    def claims_tokenizer(self, data: JsonDict) -> bool:
+        """Whether a ``tokenizer.json`` (as a dict) follows this family's conventions (byte pieces, spaces)."""
+        ...
+
+    def load_base(self, source: TokenizerSource) -> Base[BaseModel]: ...
 
     def check_options(self, options: TrainOptions, base_name: str, new_model: Path | None) -> None: ...
 
-    def train(self, base: Base, docs: Iterable[str], options: TrainOptions, collector: Collector) -> Any: ...
+    def train(self, base: Base[BaseModel], docs: Iterable[str], options: TrainOptions,
+              collector: Collector) -> NewModel: ...
 
-    def load_new_model(self, path: Path) -> Any: ...
+    def load_new_model(self, path: Path) -> NewModel: ...
 
-    def new_model_text(self, new_model: Any) -> list[str]: ...
+    def new_model_text(self, new_model: NewModel) -> list[str]: ...
 
-    def describe(self, new_model: Any) -> str: ...
+    def describe(self, new_model: NewModel) -> str: ...
 
-    def merge(self, base: Base, new_model: Any, scripts: ScriptSet) -> Extension: ...
+    def merge(self, base: Base[BaseModel], new_model: NewModel, scripts: ScriptSet) -> Extension[Merged, NewModel]: ...
 
-    def write(self, base: Base, extension: Extension, folder: Path) -> None: ...
+    def write(self, base: Base[BaseModel], extension: Extension[Merged, NewModel], folder: Path) -> None: ...
 
-    def derived_settings(self, base: Base) -> dict[str, Any]: ...
+    def derived_settings(self, base: Base[BaseModel]) -> JsonDict: ...
 
-    def references(self, base: Base, folder: Path) -> tuple[Reference, Reference]: ...
+    def references(self, base: Base[BaseModel], folder: Path) -> tuple[Reference, Reference]: ...
 
     def piece_bytes(self, piece: str) -> bytes | None: ...
 
     def is_byte_piece(self, piece: str) -> bool: ...
 
-    def surface(self, base: Base, piece: str) -> str | None: ...
+    def surface(self, base: Base[BaseModel], piece: str) -> str | None: ...
 
-    def base_hf(self, base: Base) -> Any: ...
+    def base_hf(self, base: Base[BaseModel]) -> HFTokenizer: ...
 
-    def base_of_extended(self, folder: Path, first_new_id: int) -> Any: ...
+    def load_hf(self, source: TokenizerSource) -> HFTokenizer:
+        """The base file ``source`` as a Hugging Face tokenizer, as this family reads it."""
+        ...
 
+    def load_folder(self, folder: Path) -> HFTokenizer:
+        """A folder this family wrote (a merge's output, or a model folder holding its files)."""
+        ...
+
+    def base_of_extended(self, folder: Path, first_new_id: int) -> HFTokenizer: ...
+
+    def native_encoder(self, source: TokenizerSource) -> NativeEncoder | None:
+        """The base file ``source`` encoded by the family's own library, when it has one."""
+        ...
+
+    def gguf_vocab(self, folder: Path, *, pre: str | None, base: str) -> TokenizerVocab:
+        """The vocabulary of the tokenizer in ``folder`` (``base``: the merge's base name, or ``""``)."""
+        ...
+
+
+AnyFamily = Family[Any, Any, Any]
+"""A family whose own objects the caller does not handle (the registry, the job, the model side)."""
 
 Log = Callable[[str], None]

@@ -32,11 +32,11 @@ from typing import Any, Mapping, Sequence
 from tokenizers import Tokenizer
 
 from ..errors import VocabExtendError
-from ..families.interface import Base, Family, Reference
+from ..families.interface import AnyFamily, Base, Reference
 from ..scripts import ScriptSet
 from ..settings import (CHAT_TEMPLATE_FILE, REPLACED_KEYS, SPECIAL_KEYS, SPECIAL_MAP_FILE, read_base_settings,
                         token_text, tokenizer_config)
-from .loader import load_tokenizer
+from .folder import TokenizerFolder
 
 MAX_EXAMPLES = 3
 NAMES = ("base_ids_unchanged", "base_language_unchanged", "digits_split", "no_dead_pieces",
@@ -97,7 +97,7 @@ def _added_pieces(written: Tokenizer, first_new_id: int) -> list[tuple[int, str]
     return sorted((i, piece) for piece, i in vocab.items() if i >= first_new_id)
 
 
-def _check_vocabulary(checks: dict[str, Check], family: Family, base: Base, written: Tokenizer,
+def _check_vocabulary(checks: dict[str, Check], family: AnyFamily, base: Base, written: Tokenizer,
                       base_ref: Reference, ext_ref: Reference) -> None:
     ext_entries = ext_ref.entries()
     for key, value in base_ref.entries().items():
@@ -142,7 +142,7 @@ def _chat_ids(tokenizer: Any) -> object:
         return f"raises {type(exc).__name__}"
 
 
-def _check_settings(check: Check, family: Family, base: Base, folder: Path, hf: Any) -> None:
+def _check_settings(check: Check, family: AnyFamily, base: Base, folder: Path, hf: Any) -> None:
     written = read_base_settings(folder)
     expected = tokenizer_config(base.settings.config, family.derived_settings(base))
     for key, value in sorted(expected.items()):
@@ -162,7 +162,7 @@ def _check_settings(check: Check, family: Family, base: Base, folder: Path, hf: 
         check.record(_chat_ids(hf) == _chat_ids(base_hf), "chat template on an English conversation")
 
 
-def verify_folder(folder: Path, family: Family, base: Base, texts: Mapping[str, Sequence[str]],
+def verify_folder(folder: Path, family: AnyFamily, base: Base, texts: Mapping[str, Sequence[str]],
                   scripts: ScriptSet) -> tuple[dict[str, dict[str, object]], dict[str, tuple[int, int]]]:
     """Run every check on ``folder`` (which holds the written tokenizer files).
 
@@ -172,7 +172,7 @@ def verify_folder(folder: Path, family: Family, base: Base, texts: Mapping[str, 
     base_ref, ext_ref = family.references(base, folder)
     written = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
     _check_vocabulary(checks, family, base, written, base_ref, ext_ref)
-    hf = load_tokenizer(str(folder))
+    hf = TokenizerFolder(Path(folder), family).load()  # the written folder, as Hugging Face loads it
     counts = _check_text(checks, hf, base_ref, ext_ref, texts, scripts)
     _check_settings(checks["base_settings_kept"], family, base, Path(folder), hf)
     return {name: check.as_dict() for name, check in checks.items()}, counts

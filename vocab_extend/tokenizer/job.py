@@ -21,16 +21,16 @@ from typing import Any, Iterable, Iterator
 from ..console import log
 from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
 from ..errors import VocabExtendError
-from ..families import get_family
-from ..families.interface import Base, Extension, Family, TrainOptions
+from ..families import check_new_model, get_family, resolve_tokenizer
+from ..families.interface import AnyFamily, Base, Extension, TrainOptions
 from ..heldout import doc_key, heldout
 from ..locks import output_lock
 from ..metadata import MergeMetadata, pad_vocab_size
 from ..scripts import ScriptSet, detect_language, get_language
-from ..settings import write_hf_files
-from ..sources import DEFAULT_BASE, resolve_tokenizer
+from ..sources import DEFAULT_BASE
 from ..staging import check_output_dir, staging_folder
 from .checks import BASE_LANGUAGE_PROBES, raise_on_failure, verify_folder
+from .folder import TokenizerFolder
 from .report import corpus_figures, pick_example, write_report
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +153,7 @@ def default_output_dir(base: str, lang: str) -> Path:
     return Path("outputs") / f"{name}-{lang}"
 
 
-def _new_model(config: ExtendConfig, family: Family, base: Base, collector: Collector, stats: CorpusStats,
+def _new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Collector, stats: CorpusStats,
                held_out: list[str]) -> tuple[Any, ScriptSet]:
     """Train (or load) the new-language model; the language is detected from the first documents."""
     docs = collector(training_documents(config, stats, held_out))
@@ -177,7 +177,7 @@ def _new_model(config: ExtendConfig, family: Family, base: Base, collector: Coll
     return new, scripts
 
 
-def _example(family: Family, base: Base, folder: Path, lines: list[str],
+def _example(family: AnyFamily, base: Base, folder: Path, lines: list[str],
              scripts: ScriptSet) -> tuple[str, list[str], list[str]] | None:
     text = pick_example(lines, scripts.contains)
     if text is None:
@@ -186,15 +186,20 @@ def _example(family: Family, base: Base, folder: Path, lines: list[str],
     return text, base_ref.pieces(text), ext_ref.pieces(text)
 
 
-def _finish(tmp: Path, config: ExtendConfig, family: Family, base: Base, extension: Extension,
-            scripts: ScriptSet, sample: list[str], held_out: list[str]) -> dict[str, Any]:
-    """Write the metadata, verify on the eval corpora and the training sample, write the report."""
-    MergeMetadata(
+def _metadata(config: ExtendConfig, family: AnyFamily, base: Base, extension: Extension,
+              scripts: ScriptSet) -> MergeMetadata:
+    return MergeMetadata(
         base=base.name, base_kind=family.name, base_vocab_size=extension.first_new_id,
         vocab_size=extension.tokenizer_size, lang=scripts.name, added_pieces=len(extension.added),
         pad_to_multiple_of=config.pad_to_multiple_of, new_model=family.new_model_file,
         extra=extension.metadata_extra, corpus=[str(spec) for spec in config.corpus],
-    ).write(tmp)
+    )
+
+
+def _finish(folder: TokenizerFolder, config: ExtendConfig, base: Base, extension: Extension,
+            scripts: ScriptSet, sample: list[str], held_out: list[str]) -> dict[str, Any]:
+    """Verify the written folder on the eval corpora and the training sample, write the report."""
+    tmp, family = folder.path, folder.family
     corpora = eval_corpora(config, scripts.name, sample, held_out)
     texts = dict(corpora)
     if not any(lines is sample for lines in corpora.values()):  # the default eval already is the sample
@@ -238,6 +243,7 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
     source = resolve_tokenizer(config.base)
     family = get_family(source.family)
     family.check_options(config.train_options(), source.name, config.new_model)
+    check_new_model(family, config.new_model, source.name)
     if config.lang != "auto":
         get_language(config.lang)
     inputs = inputs_of(config, source.path)
@@ -258,9 +264,9 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
         extension = family.merge(base, new, scripts)
         target = config.output_dir or default_output_dir(base.name, scripts.name)
         with staging_folder(target, config.overwrite, inputs) as tmp:
-            family.write(base, extension, tmp)
-            write_hf_files(tmp, base.settings, family.derived_settings(base))
-            report = _finish(tmp, config, family, base, extension, scripts, collector.sample, held_out)
+            folder = TokenizerFolder(tmp, family, _metadata(config, family, base, extension, scripts))
+            folder.write(base, extension)
+            report = _finish(folder, config, base, extension, scripts, collector.sample, held_out)
     log(f"merged, written and verified in {time.perf_counter() - started:.1f}s")
     _summary(target, report)
     return target

@@ -1,10 +1,11 @@
 """The one tokenizer loader: every command that needs a Hugging Face tokenizer gets it here.
 
 ``load_tokenizer(spec)`` takes what ``--tokenizer``/``--model`` take: a folder written by ``vocab-extend
-merge`` or ``init-model`` (or any Hugging Face folder), a SentencePiece ``.model`` file or a folder holding
-only one, a ``tokenizer.json``, a GGUF file, a bundled alias or a Hub id. SentencePiece models are built in
-memory with the merge's own ``tokenizer.json`` builder, so they add BOS and segment exactly as SentencePiece
-does (transformers' own conversion of a bare ``tokenizer.model`` does neither).
+merge`` or ``init-model`` (or any Hugging Face folder), a base tokenizer file some family reads (a
+SentencePiece ``.model``, a GGUF file) or a folder holding only one, a ``tokenizer.json``, a bundled alias or
+a Hub id. A folder with a ``tokenizer.json`` is read by transformers as it is; a base file is read by the
+family that claims it (:meth:`~vocab_extend.families.interface.Family.load_hf`), so a SentencePiece model adds
+BOS and segments exactly as SentencePiece does.
 
 ``load_base_tokenizer(folder)`` rebuilds the base tokenizer of an extended folder, offline: its family
 (named in ``vocab_extend.json``) cuts the extended tokenizer back to the base's ids.
@@ -13,57 +14,84 @@ does (transformers' own conversion of a bare ``tokenizer.model`` does neither).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ..console import quiet_transformers
 from ..errors import VocabExtendError
 from .. import hub
-from ..families import get_family
-from ..metadata import read_metadata
-from ..sources import ALIASES, ModelSource, resolve_model, resolve_tokenizer
+from ..families import claim_folder, get_family, resolve_tokenizer
+from ..families.interface import HFTokenizer, TokenizerSource
+from ..metadata import METADATA_FILE
+from ..sources import ALIASES, ModelSource, resolve_model
+from .folder import TokenizerFolder
+
+HF_TOKENIZER_FILE = "tokenizer.json"  # what transformers reads as it is, whatever the family
+HF_CONFIG_FILE = "tokenizer_config.json"
 
 
-def _sentencepiece(spec: str) -> Any:
-    family = get_family("sentencepiece")
-    return family.base_hf(family.load_base(resolve_tokenizer(spec, "tokenizer")))
+def family_source(spec: str) -> TokenizerSource | None:
+    """The base tokenizer a family reads for ``spec``, when ``spec`` is not one transformers reads as it is
+    (a folder with a ``tokenizer.json``, a ``.json`` file, a Hub id): a bundled alias, a base file, a folder
+    a family claims. A file no family reads is one sentence; a folder no family claims gives None."""
+    path = Path(spec).expanduser()
+    if spec in ALIASES:
+        return resolve_tokenizer(spec, "tokenizer")
+    if path.is_file():
+        return None if path.suffix == ".json" else resolve_tokenizer(spec, "tokenizer")
+    if path.is_dir() and not (path / HF_TOKENIZER_FILE).is_file():
+        return claim_folder(path, spec)
+    return None
 
 
-def load_tokenizer(spec: str) -> Any:
+def _could_not_load(spec: str, exc: Exception) -> VocabExtendError:
+    return VocabExtendError(
+        f"could not load the tokenizer of {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+        "give --tokenizer with a folder holding tokenizer.json"
+    )
+
+
+def _by_family(spec: str, source: TokenizerSource) -> HFTokenizer:
+    try:
+        return get_family(source.family).load_hf(source)
+    except (VocabExtendError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # a foreign or damaged file raises KeyError, TypeError... as well as OSError
+        raise _could_not_load(spec, exc) from None
+
+
+def _model_source(spec: str, path: Path) -> ModelSource:
+    if path.is_file() and path.name == HF_TOKENIZER_FILE:
+        path, spec = path.parent, str(path.parent)
+    if path.is_dir() and ((path / HF_TOKENIZER_FILE).is_file() or (path / HF_CONFIG_FILE).is_file()):
+        return ModelSource(spec, str(path))
+    if path.is_dir() and not any(path.glob("*.gguf")):
+        raise VocabExtendError(f"folder {spec} holds no tokenizer (tokenizer.json, tokenizer.model or a .gguf): "
+                               "pass --tokenizer with the folder the merge wrote")
+    return resolve_model(spec)
+
+
+def load_tokenizer(spec: str) -> HFTokenizer:
     """The Hugging Face tokenizer named by ``spec``; one sentence when there is none."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     quiet_transformers()
     path = Path(spec).expanduser()
-    if spec in ALIASES and ALIASES[spec][0] == "sentencepiece":
-        return _sentencepiece(spec)
-    if path.is_file() and path.suffix == ".model":
-        if resolve_tokenizer(spec, "tokenizer").family != "sentencepiece":
-            raise VocabExtendError(f"{spec} is not a SentencePiece model")
-        return _sentencepiece(spec)
-    if path.is_file() and path.suffix == ".json" and path.name != "tokenizer.json":
+    if path.is_dir() and (path / METADATA_FILE).is_file():  # a merge's folder, or a model folder holding one
+        return TokenizerFolder.open(path).load()
+    source = family_source(spec)
+    if source is not None:
+        return _by_family(spec, source)
+    if path.is_file() and path.suffix == ".json" and path.name != HF_TOKENIZER_FILE:
         try:
             return PreTrainedTokenizerFast(tokenizer_file=str(path))
         except Exception as exc:  # tokenizers raises a bare Exception on a foreign file
             raise VocabExtendError(f"{path} is not a tokenizers JSON file ({exc})") from None
-    if path.is_file() and path.name == "tokenizer.json":
-        path, spec = path.parent, str(path.parent)
-    if path.is_dir() and (path / "tokenizer.json").is_file():
-        source = ModelSource(spec, str(path))
-    elif path.is_dir() and (path / "tokenizer.model").is_file() and resolve_tokenizer(spec).family == "sentencepiece":
-        return _sentencepiece(spec)  # not transformers' conversion of a bare tokenizer.model
-    elif path.is_dir() and (path / "tokenizer_config.json").is_file():
-        source = ModelSource(spec, str(path))
-    elif path.is_dir() and not any(path.glob("*.gguf")):
-        raise VocabExtendError(f"folder {spec} holds no tokenizer (tokenizer.json, tokenizer.model or a .gguf): "
-                               "pass --tokenizer with the folder the merge wrote")
-    else:
-        source = resolve_model(spec)
-    kwargs = source.pretrained_kwargs()
-    offline = None if Path(source.folder).is_dir() else hub.unreachable_reason()  # a Hub id without network
+    model = _model_source(spec, path)
+    kwargs = model.pretrained_kwargs()
+    offline = None if Path(model.folder).is_dir() else hub.unreachable_reason()  # a Hub id without network
     if offline is not None:
         kwargs["local_files_only"] = True
     try:
-        return AutoTokenizer.from_pretrained(source.folder, **kwargs)
+        return AutoTokenizer.from_pretrained(model.folder, **kwargs)
     except Exception as exc:  # a foreign or damaged file raises KeyError, TypeError... as well as OSError
         if isinstance(exc, (KeyboardInterrupt, MemoryError)):
             raise
@@ -71,13 +99,9 @@ def load_tokenizer(spec: str) -> Any:
             raise VocabExtendError(
                 f"could not load the tokenizer of {spec!r}: the Hub cannot be reached ({offline}) and it is not in "
                 "the local Hub cache; connect, or give --tokenizer with a local folder") from None
-        raise VocabExtendError(
-            f"could not load the tokenizer of {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "give --tokenizer with a folder holding tokenizer.json"
-        ) from None
+        raise _could_not_load(spec, exc) from None
 
 
-def load_base_tokenizer(folder: str | Path) -> Any:
+def load_base_tokenizer(folder: str | Path) -> HFTokenizer:
     """The base tokenizer of an extended tokenizer folder, as a Hugging Face tokenizer; no network needed."""
-    meta = read_metadata(folder)
-    return get_family(meta.base_kind).base_of_extended(Path(folder), meta.first_new_id)
+    return TokenizerFolder.open(folder).load_base()

@@ -1,7 +1,7 @@
 """Measuring tokenization efficiency: tokens, characters and bytes per token, reduction, byte fallback.
 
-Any number of tokenizers (SentencePiece ``.model`` files, Hugging Face folders or ``tokenizer.json`` files, Hub
-ids, bundled aliases) on any corpora; the first tokenizer is the reference for ``reduction``
+Any number of tokenizers (base files such as SentencePiece ``.model`` files, Hugging Face folders or
+``tokenizer.json`` files, Hub ids, bundled aliases) on any corpora; the first tokenizer is the reference for ``reduction``
 (1 − tokens / reference tokens). Tokens are counted without BOS/EOS.
 
 ``vocab-extend measure --tokenizer base=mistral-7b-v0.1 --tokenizer ext=outputs/x --corpus ja=corpora/ja``
@@ -15,18 +15,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import sentencepiece as spm
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_json
 from ..corpus import parse_named_spec, read_documents
 from ..errors import VocabExtendError
-from ..families import get_family
+from ..families import byte_piece_rule, get_family
 from ..locks import output_lock
 from ..plots import plot_chars_per_token
-from ..sources import ALIASES, is_bytelevel, resolve_tokenizer
 from ..staging import check_output_file
-from .loader import load_tokenizer
+from .loader import family_source, load_tokenizer
 
 BATCH = 1024
 
@@ -59,22 +57,10 @@ class CorpusStats:
     engine: str = ""
 
 
-def _from_sentencepiece(name: str, path: Path) -> Encoder:
-    try:
-        sp = spm.SentencePieceProcessor(model_file=str(path))
-    except (RuntimeError, OSError):
-        raise VocabExtendError(
-            f"tokenizer {path} is not a SentencePiece model: give a .model file, a tokenizer folder or a "
-            "tokenizer.json") from None
-    fallback = frozenset(i for i in range(sp.get_piece_size()) if sp.is_byte(i))
-    return Encoder(name, lambda texts: sp.encode(texts, num_threads=0), fallback, sp.get_piece_size(),
-                   "sentencepiece")
-
-
-def _fallback_ids(vocab: Mapping[str, int], backend) -> frozenset[int]:
+def _fallback_ids(vocab: Mapping[str, int], backend: object) -> frozenset[int]:
     """Byte-fallback ids: ``<0xNN>`` pieces, or partial characters in a byte-level BPE."""
-    family = get_family("bytelevel" if is_bytelevel(backend) else "sentencepiece")
-    return frozenset(i for t, i in vocab.items() if family.is_byte_piece(t))
+    is_byte_piece = byte_piece_rule(backend)
+    return frozenset(i for t, i in vocab.items() if is_byte_piece(t))
 
 
 def _from_hf(name: str, spec: str) -> Encoder:
@@ -99,17 +85,15 @@ def _named(values: list[str], what: str) -> dict[str, str]:
 def load_encoder(name: str, spec: str) -> Encoder:
     """Load ``spec`` (file, folder, Hub id or bundled alias) as an :class:`Encoder`.
 
-    SentencePiece models (``.model`` files, the alias, a folder holding only ``tokenizer.model``) are
-    measured with SentencePiece itself; everything else through :func:`vocab_extend.tokenizer.loader.load_tokenizer`.
+    A base file whose family has an encoder of its own (SentencePiece models: ``.model`` files, the alias, a
+    folder holding only ``tokenizer.model``) is measured with it; everything else through
+    :func:`vocab_extend.tokenizer.loader.load_tokenizer`.
     """
-    path = Path(spec)
-    if spec in ALIASES and ALIASES[spec][0] == "sentencepiece":
-        return _from_sentencepiece(name, resolve_tokenizer(spec, "tokenizer").path)
-    if path.is_file() and path.suffix not in (".json", ".gguf"):
-        return _from_sentencepiece(name, path)
-    if path.is_dir() and not (path / "tokenizer.json").exists() and (path / "tokenizer.model").exists():
-        return _from_sentencepiece(name, path / "tokenizer.model")
-    return _from_hf(name, spec)
+    source = family_source(spec)
+    native = get_family(source.family).native_encoder(source) if source is not None else None
+    if native is None:
+        return _from_hf(name, spec)
+    return Encoder(name, native.encode_batch, native.fallback_ids, native.vocab_size, native.engine)
 
 
 def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int | None = None,

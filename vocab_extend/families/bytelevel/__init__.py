@@ -20,64 +20,70 @@ tokens included) and *derived* merges after every base merge. The guarantees:
    later merge ranks higher, a token's own bytes always encode to that token: every added token is made by
    a merge and comes out of encoding its own surface.
 
-Modules: :mod:`.alphabet` (bytes as characters; which tokens may be merged), :mod:`.load` (the base, from a
+It reads a ``tokenizer.json`` that :func:`.alphabet.is_bytelevel` accepts (a file, or a folder's) and any
+GGUF file (a folder's first, when it has no ``tokenizer.json``). Modules: :mod:`.alphabet` (bytes as
+characters; which tokens may be merged; the one "is it byte-level" rule), :mod:`.load` (the base, from a
 ``tokenizer.json`` or a GGUF file), :mod:`.train` (the new-language BPE, with ``tokenizers``), :mod:`.derive`
 (pure: the merges that make each new token), :mod:`.write` (the extended ``tokenizer.json`` and the way
-back). The reference the checks trust is ``tokenizers`` reading the written ``tokenizer.json``.
+back), :mod:`.export` (the GGUF vocabulary). The reference the checks trust is ``tokenizers`` reading the
+written ``tokenizer.json``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable
 
 from tokenizers import Tokenizer
 
 from ...errors import VocabExtendError
 from ...scripts import ScriptSet
 from ...settings import read_base_settings, wrapper_kwargs
-from ...sources import TokenizerSource, is_sentencepiece_file
-from ..interface import DEFAULT_VOCAB_SIZE, SENTENCEPIECE_ONLY, Base, Collector, Extension, TrainOptions
-from .alphabet import token_bytes, token_text, whole_text
+from ...jsonfile import read_json_object
+from ..files import TokenizersReference, auto_tokenizer
+from ..interface import (DEFAULT_VOCAB_SIZE, SENTENCEPIECE_ONLY, Base, Collector, Extension, HFTokenizer, JsonDict,
+                         NativeEncoder, TokenizerSource, TokenizerVocab, TrainOptions)
+from .alphabet import is_bytelevel, token_bytes, token_text, whole_text
 from .derive import derive_merges
-from .load import load_base, merge_pairs, splits_digits
+from .export import gguf_vocab
+from .load import LoadedBase, load_base, splits_digits
 from .train import new_model_candidates, train_new_model
 from .write import build_extended, cut_to_base, first_new_id
 
 NEW_MODEL_FILE = "new_language_tokenizer.json"
+TOKENIZER_FILE = "tokenizer.json"
 
 
-class TokenizersReference:
-    """``tokenizers`` itself reading a ``tokenizer.json``: the encoder ``AutoTokenizer`` must agree with."""
-
-    def __init__(self, tokenizer: Tokenizer) -> None:
-        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
-        self.tokenizer.encode_special_tokens = True  # text that spells a special token is text
-
-    def encode(self, lines: Sequence[str], *, specials: bool) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch(list(lines), add_special_tokens=specials)]
-
-    def encode_both(self, lines: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
-        return self.encode(lines, specials=True), self.encode(lines, specials=False)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids))
-
-    def pieces(self, text: str) -> list[str]:
-        return [token_text(t) for t in self.tokenizer.encode(text, add_special_tokens=False).tokens]
-
-    def entries(self) -> dict[Any, Any]:
-        entries: dict[Any, Any] = {("token", t): i for t, i in self.tokenizer.get_vocab(with_added_tokens=True).items()}
-        entries.update({("merge", rank): pair for rank, pair in enumerate(merge_pairs(self.tokenizer))})
-        return entries
+def is_bytelevel_file(path: Path) -> bool:
+    """Whether ``path`` is a ``tokenizer.json`` of a byte-level BPE (unreadable files are not)."""
+    try:
+        return is_bytelevel(read_json_object(path))
+    except (VocabExtendError, AttributeError):
+        return False
 
 
 class ByteLevelFamily:
     name = "bytelevel"
+    kind = "a byte-level BPE tokenizer (a tokenizer.json, a folder holding one, or a GGUF file)"
     new_model_file = NEW_MODEL_FILE
+    folder_files = (TOKENIZER_FILE,)
+    hub_files = (TOKENIZER_FILE,)
 
-    def load_base(self, source: TokenizerSource) -> Base:
+    def claims_file(self, path: Path) -> bool:
+        path = Path(path)
+        return path.suffix == ".gguf" or (path.suffix == ".json" and is_bytelevel_file(path))
+
+    def file_in_folder(self, folder: Path) -> Path | None:
+        folder = Path(folder)
+        if (folder / TOKENIZER_FILE).is_file():  # a folder's tokenizer.json decides, even beside a GGUF file
+            return folder / TOKENIZER_FILE if is_bytelevel_file(folder / TOKENIZER_FILE) else None
+        return next(iter(sorted(folder.glob("*.gguf"))), None)
+
+    def claims_tokenizer(self, data: JsonDict) -> bool:
+        return is_bytelevel(data)
+
+    def load_base(self, source: TokenizerSource) -> Base[LoadedBase]:
         loaded = load_base(source)
         tokenizer = loaded.tokenizer
         return Base(source.name, self.name, first_new_id(tokenizer), splits_digits(tokenizer), loaded.settings, loaded)
@@ -91,21 +97,17 @@ class ByteLevelFamily:
                 f"{', '.join(changed)} set SentencePiece training, but {base_name} is a byte-level BPE "
                 "base whose new-language model is trained with tokenizers: drop them"
             )
-        if new_model is not None and Path(new_model).is_file() and is_sentencepiece_file(Path(new_model)):
-            raise VocabExtendError(
-                "--new-model takes a SentencePiece model here, which cannot be merged into a byte-level BPE base; "
-                "give a byte-level BPE tokenizer.json, or train the new-language model on --corpus instead"
-            )
         if options.new_model_size is not None and options.new_model_size <= 256:
             raise VocabExtendError(
                 f"--vocab-size {options.new_model_size} leaves no room beyond the 256 byte symbols: raise it (e.g. 16000)"
             )
 
-    def train(self, base: Base, docs: Iterable[str], options: TrainOptions, collector: Collector) -> Any:
+    def train(self, base: Base[LoadedBase], docs: Iterable[str], options: TrainOptions,
+              collector: Collector) -> Tokenizer:
         return train_new_model(base.model.tokenizer, docs, vocab_size=options.new_model_size or DEFAULT_VOCAB_SIZE,
                                show_progress=options.show_progress)
 
-    def load_new_model(self, path: Path) -> Any:
+    def load_new_model(self, path: Path) -> Tokenizer:
         if not Path(path).is_file():
             raise VocabExtendError(f"--new-model {path} does not exist")
         try:
@@ -120,13 +122,14 @@ class ByteLevelFamily:
             raise VocabExtendError(f"--new-model {path} is not a BPE tokenizer: give a byte-level BPE tokenizer.json")
         return model
 
-    def new_model_text(self, new_model: Any) -> list[str]:
+    def new_model_text(self, new_model: Tokenizer) -> list[str]:
         return [token_text(t) for t in new_model_candidates(new_model)]
 
-    def describe(self, new_model: Any) -> str:
+    def describe(self, new_model: Tokenizer) -> str:
         return f"{new_model.get_vocab_size():,} tokens"
 
-    def merge(self, base: Base, new_model: Any, scripts: ScriptSet) -> Extension:
+    def merge(self, base: Base[LoadedBase], new_model: Tokenizer,
+              scripts: ScriptSet) -> Extension[Tokenizer, Tokenizer]:
         """Derived merges after every base merge, new tokens after every base id (pure: writes nothing).
 
         Example (SmolLM2, 16k Japanese tokens): ids 0..49151 and the 48,900 base merges are unchanged;
@@ -157,17 +160,17 @@ class ByteLevelFamily:
                             "split_digits": base.splits_digits},
         )
 
-    def derived_settings(self, base: Base) -> dict[str, Any]:
+    def derived_settings(self, base: Base[LoadedBase]) -> JsonDict:
         return dict(base.model.derived)
 
-    def write(self, base: Base, extension: Extension, folder: Path) -> None:
+    def write(self, base: Base[LoadedBase], extension: Extension[Tokenizer, Tokenizer], folder: Path) -> None:
         folder = Path(folder)
         extension.model.save(str(folder / "tokenizer.json"))
         extension.new_model.save(str(folder / NEW_MODEL_FILE))
 
-    def references(self, base: Base, folder: Path) -> tuple[TokenizersReference, TokenizersReference]:
+    def references(self, base: Base[LoadedBase], folder: Path) -> tuple[TokenizersReference, TokenizersReference]:
         written = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        return TokenizersReference(base.model.tokenizer), TokenizersReference(written)
+        return TokenizersReference(base.model.tokenizer, token_text), TokenizersReference(written, token_text)
 
     def piece_bytes(self, piece: str) -> bytes | None:
         try:
@@ -186,11 +189,11 @@ class ByteLevelFamily:
             return True
         return False
 
-    def surface(self, base: Base, piece: str) -> str | None:
+    def surface(self, base: Base[LoadedBase], piece: str) -> str | None:
         """The text of a token made of whole characters: encoding it alone must give the token."""
         return whole_text(piece)
 
-    def base_hf(self, base: Base):
+    def base_hf(self, base: Base[LoadedBase]) -> HFTokenizer:
         """The base as an in-memory Hugging Face tokenizer with its settings."""
         from transformers import PreTrainedTokenizerFast
 
@@ -199,7 +202,21 @@ class ByteLevelFamily:
                                        clean_up_tokenization_spaces=False,
                                        **wrapper_kwargs(config, base.settings.files))
 
-    def base_of_extended(self, folder: Path, first_new_id: int):
+    def load_hf(self, source: TokenizerSource) -> HFTokenizer:
+        """transformers reads a byte-level base as it is: a GGUF file, or the folder of a ``tokenizer.json``."""
+        path = Path(source.path)
+        return auto_tokenizer(path.parent, **({"gguf_file": path.name} if path.suffix == ".gguf" else {}))
+
+    def load_folder(self, folder: Path) -> HFTokenizer:
+        return auto_tokenizer(folder)
+
+    def native_encoder(self, source: TokenizerSource) -> NativeEncoder | None:
+        return None  # transformers' fast tokenizer is tokenizers itself
+
+    def gguf_vocab(self, folder: Path, *, pre: str | None, base: str) -> TokenizerVocab:
+        return gguf_vocab(folder, pre, base)
+
+    def base_of_extended(self, folder: Path, first_new_id: int) -> HFTokenizer:
         """The base tokenizer inside an extended folder: its ``tokenizer.json`` cut to ``first_new_id`` ids,
         with the folder's settings; no network or original file needed."""
         from transformers import PreTrainedTokenizerFast

@@ -19,8 +19,10 @@ True
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from functools import lru_cache
+from typing import Any
 
 from ...scripts import ScriptSet
 
@@ -33,9 +35,21 @@ def _byte_maps() -> tuple[dict[int, str], dict[str, int]]:
     return to_char, {c: b for b, c in to_char.items()}
 
 
-def is_bytelevel(backend) -> bool:
-    """Whether a ``tokenizers.Tokenizer`` reads bytes in GPT-2's alphabet (a ByteLevel pre-tokenizer or decoder)."""
-    return "ByteLevel" in str(backend.pre_tokenizer) + str(backend.decoder)
+def is_bytelevel(tokenizer: Any) -> bool:
+    """The one rule for "is it byte-level": a BPE model whose bytes are mapped to GPT-2's alphabet *before*
+    the model runs (a ``ByteLevel`` pre-tokenizer or normaliser), for a ``tokenizer.json`` as a dict or a
+    ``tokenizers.Tokenizer``. A ``ByteLevel`` decoder alone does not make a tokenizer byte-level: it only says
+    how ids are turned back into text.
+
+    >>> is_bytelevel({"model": {"type": "BPE"}, "pre_tokenizer": {"type": "ByteLevel"}})
+    True
+    >>> is_bytelevel({"model": {"type": "BPE"}, "pre_tokenizer": None, "decoder": {"type": "ByteLevel"}})
+    False
+    """
+    data = tokenizer if isinstance(tokenizer, dict) else json.loads(tokenizer.to_str())
+    model = data.get("model") or {}
+    before_model = json.dumps(data.get("pre_tokenizer")) + json.dumps(data.get("normalizer"))
+    return model.get("type") == "BPE" and '"ByteLevel"' in before_model
 
 
 def to_byte_level(text: str | bytes) -> str:

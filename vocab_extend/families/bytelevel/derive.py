@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ...scripts import ScriptSet
 from .alphabet import admissible_reason, token_text
-from .load import merge_pairs
+from ..files import merge_pairs
 
 
 def bpe_segment(word: str, ranks: Mapping[tuple[str, str], int]) -> list[str]:

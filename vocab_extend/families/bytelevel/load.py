@@ -19,8 +19,8 @@ from tokenizers import Tokenizer
 
 from ...errors import VocabExtendError
 from ...settings import NO_MAX_LENGTH, SPECIAL_KEYS, BaseSettings, read_base_settings
-from ...sources import TokenizerSource, is_bytelevel
-from .alphabet import _split_utf8, token_bytes
+from ..interface import TokenizerSource
+from .alphabet import _split_utf8, is_bytelevel, token_bytes
 
 
 @dataclass
@@ -107,9 +107,3 @@ def splits_digits(tokenizer: Tokenizer) -> bool:
         if parts and sum(unicodedata.category(ch) == "Nd" for ch in parts[0]) >= 2:
             return False
     return True
-
-
-def merge_pairs(tokenizer: Tokenizer) -> list[tuple[str, str]]:
-    """The merge list of a BPE ``tokenizers.Tokenizer`` as pairs, in rank order (either file format)."""
-    merges = json.loads(tokenizer.to_str())["model"]["merges"]
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]  # type: ignore[misc]

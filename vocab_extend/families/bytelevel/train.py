@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 
 from ...errors import VocabExtendError
-from .load import merge_pairs
+from ..files import merge_pairs
 
 
 def _progress(texts: Iterable[str], show: bool) -> Iterator[str]:

@@ -8,7 +8,7 @@ import json
 
 from tokenizers import Tokenizer
 
-from .load import merge_pairs
+from ..files import merge_pairs
 
 
 def first_new_id(base: Tokenizer) -> int:

@@ -1,17 +1,20 @@
 """The SentencePiece BPE family (LLaMA-2, Mistral, Gemma style bases): ``tokenizer.model`` + our own
 ``tokenizer.json``.
 
-Modules: :mod:`.train` (the new-language model, with the base's own conventions), :mod:`.merge` (pure:
-which pieces are appended, and their scores), :mod:`.tokenizer_json` (the Hugging Face tokenizer that
-segments like SentencePiece). The reference the checks trust is SentencePiece itself reading the written
-``tokenizer.model``.
+It reads a file that parses as a SentencePiece model with pieces (any name: ``tokenizer.model.v1`` too), and
+a folder's ``tokenizer.model`` when it is one (Llama-3 folders hold a tiktoken file of that name). Modules:
+:mod:`.train` (the new-language model, with the base's own conventions), :mod:`.merge` (pure: which pieces
+are appended, and their scores), :mod:`.tokenizer_json` (the Hugging Face tokenizer that segments like
+SentencePiece), :mod:`.export` (the GGUF vocabulary). The reference the checks trust is SentencePiece itself
+reading the written ``tokenizer.model``.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Hashable, Iterable, Sequence
 
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
@@ -20,14 +23,31 @@ from ...console import log
 from ...errors import VocabExtendError
 from ...scripts import ScriptSet
 from ...settings import BaseSettings, read_base_settings
-from ...sources import TokenizerSource
-from ..interface import DEFAULT_VOCAB_SIZE, Base, Collector, Extension, TrainOptions
+from ..files import auto_tokenizer
+from ..interface import (DEFAULT_VOCAB_SIZE, Base, Collector, Extension, HFTokenizer, JsonDict, NativeEncoder,
+                         TokenizerSource, TokenizerVocab, TrainOptions)
+from .export import gguf_vocab
 from .merge import merge_sentencepiece
-from .tokenizer_json import bos_eos, build_hf_tokenizer, derived_settings, hf_tokenizer
+from .tokenizer_json import WHITESPACE, bos_eos, build_hf_tokenizer, derived_settings, hf_tokenizer
 from .train import TrainConfig, train_supported
 
 NEW_MODEL_FILE = "new_language.model"
 MODEL_FILE = "tokenizer.model"
+# A serialised model starts with its pieces (field 1, length-delimited): anything else is not read further.
+FIRST_BYTE = 0x0A
+
+
+def is_sentencepiece_file(path: Path) -> bool:
+    """Whether ``path`` parses as a SentencePiece model with pieces (Llama-3's tiktoken file does not)."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(1) != bytes([FIRST_BYTE]):
+                return False
+        proto = sp_pb2.ModelProto()
+        proto.ParseFromString(Path(path).read_bytes())
+    except Exception:  # protobuf raises DecodeError and others on foreign files; OSError on unreadable ones
+        return False
+    return bool(proto.pieces)
 
 
 def parse_model(path: Path, what: str) -> sp_pb2.ModelProto:
@@ -71,15 +91,34 @@ class SentencePieceReference:
     def pieces(self, text: str) -> list[str]:
         return self.processor.encode(text, out_type=str)
 
-    def entries(self) -> dict[Any, Any]:
+    def entries(self) -> dict[Hashable, object]:
         return {i: (p.piece, p.score, p.type) for i, p in enumerate(self.proto.pieces)}
+
+
+Proto = sp_pb2.ModelProto
 
 
 class SentencePieceFamily:
     name = "sentencepiece"
+    kind = "a SentencePiece model (a .model file, or a folder holding tokenizer.model)"
     new_model_file = NEW_MODEL_FILE
+    folder_files = (MODEL_FILE, "tokenizer.json")
+    hub_files = (MODEL_FILE,)
 
-    def load_base(self, source: TokenizerSource) -> Base:
+    def claims_file(self, path: Path) -> bool:
+        return is_sentencepiece_file(path)
+
+    def file_in_folder(self, folder: Path) -> Path | None:
+        path = Path(folder) / MODEL_FILE
+        return path if path.is_file() and is_sentencepiece_file(path) else None
+
+    def claims_tokenizer(self, data: JsonDict) -> bool:
+        """A ``tokenizer.json`` converted from SentencePiece: its model falls back to ``<0xNN>`` byte pieces and
+        spaces become ``▁`` before it runs."""
+        spaces = json.dumps([data.get("normalizer"), data.get("pre_tokenizer")], ensure_ascii=False)
+        return bool((data.get("model") or {}).get("byte_fallback")) and WHITESPACE in spaces
+
+    def load_base(self, source: TokenizerSource) -> Base[Proto]:
         proto = parse_model(source.path, "base")
         if proto.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
             raise VocabExtendError(
@@ -101,7 +140,7 @@ class SentencePieceFamily:
         if options.model_type not in ("bpe", "unigram"):
             raise VocabExtendError(f"model type {options.model_type!r} is not supported: use bpe or unigram")
 
-    def train(self, base: Base, docs: Iterable[str], options: TrainOptions, collector: Collector) -> Any:
+    def train(self, base: Base[Proto], docs: Iterable[str], options: TrainOptions, collector: Collector) -> Proto:
         config = TrainConfig(
             vocab_size=options.new_model_size or DEFAULT_VOCAB_SIZE, model_type=options.model_type,
             character_coverage=options.character_coverage, max_sentence_length=options.max_sentence_length,
@@ -110,34 +149,34 @@ class SentencePieceFamily:
         return train_supported(docs, base.model, config, explicit_size=options.new_model_size is not None,
                                everything=lambda: collector.everything, log=log)
 
-    def load_new_model(self, path: Path) -> Any:
+    def load_new_model(self, path: Path) -> Proto:
         if not Path(path).is_file():
             raise VocabExtendError(f"--new-model {path} does not exist")
         return parse_model(path, "--new-model")
 
-    def new_model_text(self, new_model: Any) -> list[str]:
+    def new_model_text(self, new_model: Proto) -> list[str]:
         return [p.piece for p in new_model.pieces]
 
-    def describe(self, new_model: Any) -> str:
+    def describe(self, new_model: Proto) -> str:
         return f"{len(new_model.pieces):,} pieces"
 
-    def merge(self, base: Base, new_model: Any, scripts: ScriptSet) -> Extension:
+    def merge(self, base: Base[Proto], new_model: Proto, scripts: ScriptSet) -> Extension[Proto, Proto]:
         return merge_sentencepiece(base.model, new_model, scripts)
 
-    def derived_settings(self, base: Base) -> dict[str, Any]:
+    def derived_settings(self, base: Base[Proto]) -> JsonDict:
         return derived_settings(base.model)
 
-    def _bos_eos(self, base: Base) -> tuple[bool, bool]:
+    def _bos_eos(self, base: Base[Proto]) -> tuple[bool, bool]:
         return bos_eos(base.settings.config if base.settings.config is not None else derived_settings(base.model))
 
-    def write(self, base: Base, extension: Extension, folder: Path) -> None:
+    def write(self, base: Base[Proto], extension: Extension[Proto, Proto], folder: Path) -> None:
         folder = Path(folder)
         (folder / MODEL_FILE).write_bytes(extension.model.SerializeToString())
         add_bos, add_eos = self._bos_eos(base)
         build_hf_tokenizer(extension.model, add_bos=add_bos, add_eos=add_eos).save(str(folder / "tokenizer.json"))
         (folder / NEW_MODEL_FILE).write_bytes(extension.new_model.SerializeToString())
 
-    def references(self, base: Base, folder: Path) -> tuple[SentencePieceReference, SentencePieceReference]:
+    def references(self, base: Base[Proto], folder: Path) -> tuple[SentencePieceReference, SentencePieceReference]:
         add_bos, add_eos = self._bos_eos(base)
         written = parse_model(Path(folder) / MODEL_FILE, "the written model")
         return (SentencePieceReference(base.model, add_bos, add_eos),
@@ -151,7 +190,7 @@ class SentencePieceFamily:
     def is_byte_piece(self, piece: str) -> bool:
         return is_byte_piece(piece)
 
-    def surface(self, base: Base, piece: str) -> str | None:
+    def surface(self, base: Base[Proto], piece: str) -> str | None:
         """With a dummy prefix, ``▁東京`` is what the normaliser makes of ``東京`` alone; other pieces have
         no text that encodes to them alone."""
         dummy = base.model.normalizer_spec.add_dummy_prefix
@@ -159,11 +198,33 @@ class SentencePieceFamily:
             return piece[1:]
         return None
 
-    def base_hf(self, base: Base):
+    def base_hf(self, base: Base[Proto]) -> HFTokenizer:
         """The base as an in-memory Hugging Face tokenizer with its settings."""
         return hf_tokenizer(base.model, base.settings.config)
 
-    def base_of_extended(self, folder: Path, first_new_id: int):
+    def load_hf(self, source: TokenizerSource) -> HFTokenizer:
+        """Built in memory with the merge's own ``tokenizer.json`` builder, so it adds BOS and segments exactly
+        as SentencePiece does (transformers' conversion of a bare ``tokenizer.model`` does neither)."""
+        return self.base_hf(self.load_base(source))
+
+    def load_folder(self, folder: Path) -> HFTokenizer:
+        return auto_tokenizer(folder)
+
+    def native_encoder(self, source: TokenizerSource) -> NativeEncoder:
+        try:
+            sp = spm.SentencePieceProcessor(model_file=str(source.path))
+        except (RuntimeError, OSError):
+            raise VocabExtendError(
+                f"tokenizer {source.path} is not a SentencePiece model: give a .model file, a tokenizer folder "
+                "or a tokenizer.json") from None
+        fallback = frozenset(i for i in range(sp.get_piece_size()) if sp.is_byte(i))
+        return NativeEncoder(lambda texts: sp.encode(texts, num_threads=0), fallback, sp.get_piece_size(),
+                             "sentencepiece")
+
+    def gguf_vocab(self, folder: Path, *, pre: str | None, base: str) -> TokenizerVocab:
+        return gguf_vocab(folder, MODEL_FILE, pre)
+
+    def base_of_extended(self, folder: Path, first_new_id: int) -> HFTokenizer:
         """The base tokenizer inside an extended folder: the merged model cut to the base's pieces (which
         are stored unchanged), with the folder's settings; no network or original file needed."""
         proto = copy.deepcopy(parse_model(Path(folder) / MODEL_FILE, "the extended tokenizer"))

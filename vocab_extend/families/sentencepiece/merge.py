@@ -109,6 +109,52 @@ def dead_pieces(proto: sp_pb2.ModelProto, first_id: int) -> list[str]:
     ]
 
 
+class _Skips:
+    """Pieces of the new model not added: reason -> count, and the first few of each reason."""
+
+    def __init__(self, max_examples: int) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {}
+        self.max_examples = max_examples
+
+    def __call__(self, reason: str, piece: str) -> None:
+        self.counts[reason] += 1
+        bucket = self.examples.setdefault(reason, [])
+        if len(bucket) < self.max_examples:
+            bucket.append(piece)
+
+
+def _candidates(base: sp_pb2.ModelProto, new: sp_pb2.ModelProto, scripts: ScriptSet, skip: _Skips) -> list[str]:
+    """The new model's pieces that may be appended (in its order), the others skipped with their reason."""
+    split_digits = base.trainer_spec.split_digits
+    in_base = {p.piece for p in base.pieces}
+    candidates: list[str] = []
+    for piece in _new_model_order(new):
+        if piece in in_base:
+            skip("already_in_base", piece)
+        elif not scripts.contains(piece):
+            skip("no_new_script_char", piece)
+        elif not admissible(piece, scripts, split_digits=split_digits):
+            skip("digits", piece)
+        else:
+            candidates.append(piece)
+    return candidates
+
+
+def _live(base: sp_pb2.ModelProto, candidates: list[str], skip: _Skips) -> tuple[list[str], sp_pb2.ModelProto]:
+    """Append ``candidates``, drop the dead ones and build again until every appended piece is live."""
+    added = candidates
+    while True:
+        merged = _build(base, added)
+        dead = set(dead_pieces(merged, len(base.pieces)))
+        if not dead:
+            return added, merged
+        for piece in added:
+            if piece in dead:
+                skip("dead", piece)
+        added = [p for p in added if p not in dead]
+
+
 def merge_sentencepiece(
     base: sp_pb2.ModelProto, new: sp_pb2.ModelProto, scripts: ScriptSet, *, max_examples: int = 8
 ) -> Extension:
@@ -121,53 +167,23 @@ def merge_sentencepiece(
             "the base SentencePiece model is not BPE; vocab-extend merges into BPE bases (LLaMA, Mistral, "
             "Gemma style)"
         )
-    split_digits = base.trainer_spec.split_digits
-    in_base = {p.piece for p in base.pieces}
-    skipped: Counter[str] = Counter()
-    examples: dict[str, list[str]] = {}
-
-    def skip(reason: str, piece: str) -> None:
-        skipped[reason] += 1
-        bucket = examples.setdefault(reason, [])
-        if len(bucket) < max_examples:
-            bucket.append(piece)
-
-    candidates: list[str] = []
-    for piece in _new_model_order(new):
-        if piece in in_base:
-            skip("already_in_base", piece)
-        elif not scripts.contains(piece):
-            skip("no_new_script_char", piece)
-        elif not admissible(piece, scripts, split_digits=split_digits):
-            skip("digits", piece)
-        else:
-            candidates.append(piece)
+    skip = _Skips(max_examples)
+    candidates = _candidates(base, new, scripts, skip)
     if not candidates:
         raise VocabExtendError(
             f"the new model has no pieces with {scripts.name} characters to add: check --lang and the corpus"
         )
-
-    base_size = len(base.pieces)
-    added = candidates
-    while True:
-        merged = _build(base, added)
-        dead = set(dead_pieces(merged, base_size))
-        if not dead:
-            break
-        for piece in added:
-            if piece in dead:
-                skip("dead", piece)
-        added = [p for p in added if p not in dead]
+    added, merged = _live(base, candidates, skip)
     if not added:
         raise VocabExtendError(
             f"none of the new model's {len(candidates)} {scripts.name} pieces can be produced by the base's BPE "
             "encoder (a unigram model's pieces need their halves in the vocabulary): train a BPE model instead"
         )
     return Extension(
-        first_new_id=base_size,
+        first_new_id=len(base.pieces),
         added=added,
-        skipped=skipped,
-        examples=examples,
+        skipped=skip.counts,
+        examples=skip.examples,
         model=merged,
         new_model=new,
         report_extra={
@@ -175,4 +191,3 @@ def merge_sentencepiece(
             "new_model_type": sp_pb2.TrainerSpec.ModelType.Name(new.trainer_spec.model_type).lower(),
         },
     )
-

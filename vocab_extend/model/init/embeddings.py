@@ -59,8 +59,7 @@ from typing import Sequence
 import torch
 
 from ...errors import VocabExtendError
-from ...families import get_family
-from ...sources import is_bytelevel
+from ...families import byte_piece_rule
 from .distill import DistillConfig, distill_embeddings
 from ..sizing import MAX_PADDING_ROWS, pad_vocab_size
 
@@ -133,7 +132,7 @@ def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
     backend = base_tokenizer.backend_tokenizer
     model = backend.model
     # byte pieces: <0xE6> in SentencePiece bases, bytes that are part of a character in byte-level ones
-    is_byte_piece = get_family("bytelevel" if is_bytelevel(backend) else "sentencepiece").is_byte_piece
+    is_byte_piece = byte_piece_rule(backend)
     new_ids = list(range(base_vocab_size, len(tokenizer)))
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
