@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
+import struct
 from pathlib import Path
 
 
@@ -114,3 +116,83 @@ def storage_error(exc: BaseException, folder: str | os.PathLike[str], *, needed:
         return StorageError(f"permission denied on {folder}: fix its permissions or choose another location")
     return StorageError(f"cannot write {folder}: permission denied; choose an output location you may write "
                         "or fix its permissions")
+
+
+_JSON_MARKS = re.compile(r'[\[\]{}"\\\n]')
+
+
+def json_nesting(text: str) -> tuple[int, int]:
+    """``(depth, line)``: how deeply JSON ``text`` nests its arrays and objects, and the 1-based line where that
+    depth is first reached; brackets inside strings do not count.
+
+    >>> json_nesting('{"a": [[1],\\n [[2]]], "b": "[[[\\\\"["}')
+    (4, 2)
+    """
+    depth = deepest = 0
+    line = deepest_line = 1
+    in_string, skip = False, -1
+    for match in _JSON_MARKS.finditer(text):
+        mark, at = match.group(), match.start()
+        if at == skip:
+            continue
+        if mark == "\n":
+            line += 1
+        elif in_string:
+            skip = at + 1 if mark == "\\" else skip
+            in_string = mark != '"'
+        elif mark == '"':
+            in_string = True
+        elif mark in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, deepest_line = depth, line
+        elif mark in "]}":
+            depth -= 1
+    return deepest, deepest_line
+
+
+def nesting_error(path: str | os.PathLike[str], text: str, line: int = 1) -> VocabExtendError:
+    """The sentence for JSON ``text`` (read from ``path``, starting at ``line``) that nests too deeply for the
+    parser (``json.loads`` raised ``RecursionError``), naming the line where it nests deepest.
+
+    >>> str(nesting_error("c.jsonl", '{"text": ' + "[" * 5000 + "]" * 5000 + "}", line=7))[:61]
+    'c.jsonl line 7 nests JSON 5,001 levels deep, more than a JSON'
+    """
+    depth, at = json_nesting(text)
+    return VocabExtendError(f"{path} line {line + at - 1} nests JSON {depth:,} levels deep, more than a JSON reader "
+                            "takes: flatten or remove that record (its text field should be a string)")
+
+
+def load_errors() -> tuple[type[Exception], ...]:
+    """What transformers and its helpers raise on a damaged or foreign model or tokenizer file: besides the
+    usual types, a truncated header (``struct.error``), nonsense numbers (a head count of 0 divides by zero)
+    and a config that fails validation (huggingface_hub's ``StrictDataclassError``). Catch them with
+    ``except load_errors() as exc`` and describe them with :func:`error_summary`."""
+    found: tuple[type[Exception], ...] = (OSError, ValueError, LookupError, RuntimeError, TypeError, AttributeError,
+                                          ArithmeticError, struct.error)
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:  # pragma: no cover - an older huggingface_hub
+        return found
+    return (*found, StrictDataclassError)
+
+
+def error_summary(exc: BaseException, limit: int = 200) -> str:
+    """``'ValueError: the reason'``: a library error in one line; a wrapper whose first line ends in a colon
+    (huggingface_hub's "Class validation error for validator 'x':") gives its cause instead.
+
+    >>> try:
+    ...     try:
+    ...         raise ValueError("The hidden size (32) is not a multiple of the number of attention heads (5).")
+    ...     except ValueError as e:
+    ...         raise RuntimeError("Class validation error for validator 'validate_architecture':") from e
+    ... except RuntimeError as e:
+    ...     error_summary(e)
+    'ValueError: The hidden size (32) is not a multiple of the number of attention heads (5).'
+    """
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if first.endswith(":") and exc.__cause__ is not None:  # "... error for validator 'x':" then the cause
+        return error_summary(exc.__cause__, limit)
+    kind = type(exc).__name__
+    kind = f"{type(exc).__module__}.{kind}" if kind == "error" else kind  # struct.error, zlib.error
+    return f"{kind}: {first[:limit]}"
