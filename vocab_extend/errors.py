@@ -45,6 +45,9 @@ STORAGE_ERRNOS = NO_SPACE | READ_ONLY | NO_PERMISSION
 _MESSAGES = {os.strerror(code): code for code in STORAGE_ERRNOS} | {
     f"os error {code})": code for code in STORAGE_ERRNOS
 } | {f"Os {{ code: {code},": code for code in STORAGE_ERRNOS}
+# numpy's ``tofile`` (GGUF tensors) reports a short write without its errno; on a regular file the device or a
+# quota refused the rest, so it is taken as a full disk
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 def human_size(n: int | float) -> str:
@@ -57,6 +60,69 @@ def human_size(n: int | float) -> str:
     raise AssertionError("unreachable")
 
 
+def human_sizes(*sizes: int) -> list[str]:
+    """``sizes`` in one unit (the largest one's), with as many decimals (up to 3) as it takes to keep different
+    sizes apart and a size above zero above zero; in bytes when even 3 decimals do not.
+
+    >>> human_sizes(3 * 2**20, 3 * 2**20 - 20_000)
+    ['3.00 MiB', '2.98 MiB']
+    >>> human_sizes(2**20, 2**18), human_sizes(3 * 2**20, 3 * 2**20 - 100)
+    (['1.0 MiB', '0.2 MiB'], ['3,145,728 B', '3,145,628 B'])
+    """
+    largest = max(sizes)
+    power = 0
+    while power < 4 and largest >= 1024 ** (power + 1):
+        power += 1
+    if power > 0:
+        unit = ("KiB", "MiB", "GiB", "TiB")[power - 1]
+        for decimals in (1, 2, 3):
+            shown = [f"{size / 1024**power:.{decimals}f}" for size in sizes]
+            apart = all((a == b) == (x == y) for a, x in zip(shown, sizes) for b, y in zip(shown, sizes))
+            if apart and all(float(text) > 0 or size == 0 for text, size in zip(shown, sizes)):
+                return [f"{text} {unit}" for text in shown]
+    return [f"{size:,} B" for size in sizes]
+
+
+_SMALL = 2**20  # free space up to this much is "full" even when the size being written is not known
+_CONTRADICTION = ", so a quota, the file system's reserved space or another writer is in the way"
+
+
+def space_detail(free: int | None, needed: int | None = None, written: int | None = None) -> str:
+    """What a disk-full message says about sizes, so that it adds up: needed more than free, in one unit.
+
+    ``needed``: the size being written, when known; ``written``: how much was written before the disk filled
+    up (the space needed is more); ``free``: the free space read after the partial output was removed. When
+    the disk reports more free space than that, the message says what stood in the way instead of a
+    contradiction.
+
+    >>> space_detail(3 * 2**20 - 20_000, needed=3 * 2**20)
+    ' (3.00 MiB to write, only 2.98 MiB free)'
+    >>> space_detail(5 * 2**20, needed=914).split(", so ")[0]
+    ' (914 B to write, refused with 5.0 MiB free)'
+    >>> space_detail(3 * 2**20 + 8192, written=3 * 2**20)
+    ' (the disk filled up after 3.00 MiB was written: more is needed than the 3.01 MiB free)'
+    """
+    if needed is not None:
+        if free is None:
+            return f" ({human_size(needed)} to write)"
+        if free < needed:
+            need, have = human_sizes(needed, free)
+            return f" ({need} to write, only {have} free)"
+        return f" ({human_size(needed)} to write, refused with {human_size(free)} free){_CONTRADICTION}"
+    if written:
+        if free is None or free < written:  # the space is not given back yet (a file still open, other writers)
+            return f" (the disk filled up after {human_size(written)} was written: more is needed)"
+        if free <= 2 * written + _SMALL:  # the space this write took, given back: it needed more than that
+            done, have = human_sizes(written, free)
+            return f" (the disk filled up after {done} was written: more is needed than the {have} free)"
+        return f" (at least {human_size(written)} needed, refused with {human_size(free)} free){_CONTRADICTION}"
+    if free is None:
+        return ""
+    if free < _SMALL:
+        return f" ({human_size(free)} free)"
+    return f" (refused with {human_size(free)} free){_CONTRADICTION}"
+
+
 def storage_errno(exc: BaseException) -> int | None:
     """The storage errno behind ``exc`` (itself, its causes, or a library message quoting the OS error)."""
     seen: set[int] = set()
@@ -65,6 +131,8 @@ def storage_errno(exc: BaseException) -> int | None:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in STORAGE_ERRNOS:
             return current.errno
+        if isinstance(current, OSError) and current.errno is None and _SHORT_WRITE.fullmatch(str(current)):
+            return errno.ENOSPC
         text = str(current)
         for message, code in _MESSAGES.items():
             if message in text:
@@ -97,18 +165,10 @@ def storage_error(exc: BaseException, folder: str | os.PathLike[str], *, needed:
         return None
     folder = Path(folder)
     if code in NO_SPACE:
-        free = free_space(folder)
-        parts = []
-        if needed is not None:
-            parts.append(f"{human_size(needed)} to write")
-        elif written:
-            parts.append(f"at least {human_size(written)} needed")
-        if free is not None:
-            parts.append(f"{human_size(free)} free")
-        detail = f" ({', '.join(parts)})" if parts else ""
+        free = free_space(folder) if code == errno.ENOSPC else None  # a quota is not the disk's free space
         quota = "disk quota exceeded" if code == errno.EDQUOT else "no space left on the device"
-        return StorageError(f"cannot write {folder}: {quota}{detail}; free some space or choose another "
-                            "output location")
+        return StorageError(f"cannot write {folder}: {quota}{space_detail(free, needed, written)}; free some space "
+                            "or choose another output location")
     if code in READ_ONLY:
         return StorageError(f"cannot write {folder}: it is on a read-only file system; choose a writable "
                             "output location")
