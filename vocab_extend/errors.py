@@ -84,7 +84,7 @@ def human_sizes(*sizes: int) -> list[str]:
 
 
 _SMALL = 2**20  # free space up to this much is "full" even when the size being written is not known
-_CONTRADICTION = ", so a quota, the file system's reserved space or another writer is in the way"
+_CONTRADICTION = ", so a quota, the file system's reserved space or other files written meanwhile stood in the way"
 
 
 def space_detail(free: int | None, needed: int | None = None, written: int | None = None) -> str:
