@@ -13,6 +13,7 @@ disk is a real tmpfs where mounting is allowed, and an ``OSError(ENOSPC)`` raise
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import re
 from pathlib import Path
@@ -120,7 +121,10 @@ def test_export_onto_a_real_full_disk(capsys, tmp_path: Path, extended) -> None:
         line = one_sentence(capsys, ["export-gguf", "--model", str(extended["model"]), "--output",
                                      str(disk / "m.gguf")])
         assert f"cannot write {disk}: no space left on the device (the disk filled up after " in line
+        (written, unit), (free, free_unit) = stated(line.split("(the disk filled up after ")[1])
+        assert unit == free_unit and free >= written  # the partial file's space is given back at once
         assert list(disk.iterdir()) == []
+        gc.collect()  # the failed export's GGUF writer still holds the deleted file open: close it to unmount
 
 
 # ------------------------------------------------------------------------------------------- GGUF base

@@ -232,6 +232,10 @@ def atomic_file(path: str | os.PathLike[str], *, needed: int | None = None) -> I
     except BaseException as exc:
         written = os.path.getsize(tmp) if os.path.isfile(tmp) else None  # for the disk-full message
         try:
+            os.truncate(tmp, 0)  # gives the space back now, even while a library still holds the file open
+        except OSError:
+            pass
+        try:
             os.unlink(tmp)
         except OSError:
             pass
