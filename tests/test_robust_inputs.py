@@ -25,7 +25,7 @@ from conftest import SAMPLE_JA, pico_llama_config
 from safety_tools import tmpfs
 from vocab_extend import locks
 from vocab_extend.cli import main
-from vocab_extend.errors import StorageError, human_sizes, space_detail, storage_error
+from vocab_extend.errors import StorageError, human_sizes, json_nesting, space_detail, storage_error
 from vocab_extend.locks import OutputLock, lock_path
 
 DEEP = 100_000
@@ -87,8 +87,6 @@ def test_deeply_nested_json_is_one_sentence_naming_the_line(capsys, tmp_path: Pa
 
 
 def test_json_nesting_ignores_brackets_in_strings() -> None:
-    from vocab_extend.errors import json_nesting
-
     assert json_nesting('{"a": "[[[[\\"[["}') == (1, 1)
     assert json_nesting('[\n[\n[1]],\n [[[[2]]]]]') == (5, 4)
 

@@ -6,7 +6,13 @@ to do about it; the CLI prints ``error: <sentence>`` and exits with status 2 ins
 A full disk, a read-only location or a folder we may not write is the user's environment, not a bug:
 :func:`storage_error` turns such an :class:`OSError` (ENOSPC, EDQUOT, EROFS, EACCES, EPERM) into a
 :class:`StorageError` sentence naming the folder; every other ``OSError`` stays a traceback, so real bugs
-stay visible.
+stay visible. Its sizes add up (:func:`space_detail`): what was needed is shown above what is free, in one
+unit, and a disk that reports more free space than the write needed is said to be held by a quota, reserved
+space or other files rather than contradicted.
+
+Libraries reading a damaged or foreign file raise many types (:func:`load_errors`, summed up by
+:func:`error_summary`), and JSON nested too deeply for the parser raises ``RecursionError``
+(:func:`nesting_error` names the line); both become one sentence where the file is read.
 
 >>> import errno
 >>> str(storage_error(OSError(errno.EROFS, "Read-only file system"), "out"))
@@ -62,7 +68,7 @@ def human_size(n: int | float) -> str:
 
 def human_sizes(*sizes: int) -> list[str]:
     """``sizes`` in one unit (the largest one's), with as many decimals (up to 3) as it takes to keep different
-    sizes apart and a size above zero above zero; in bytes when even 3 decimals do not.
+    sizes apart and to show no size above zero as 0; in bytes when 3 decimals are not enough.
 
     >>> human_sizes(3 * 2**20, 3 * 2**20 - 20_000)
     ['3.00 MiB', '2.98 MiB']
