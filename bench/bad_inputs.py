@@ -3,9 +3,15 @@
 
 Runs a catalogue of wrong command lines and files (missing, empty, binary, UTF-16, corrupt ``.gz``, lone
 surrogates in JSON, numbers out of range or of the wrong type, outputs that are inputs or files, wrong
-config types...) through ``vocab_extend.cli.main`` in this process, on a pico model and a small merge built
-first. A case passes when it returns 2, stderr's last line starts with ``error:`` and the message is one
-line, and no output folder or file was left. Anything escaping ``main`` is counted as a traceback (target 0).
+config types, JSON nested 100,000 levels deep, GGUF files whose config does not validate...) through
+``vocab_extend.cli.main`` in this process, on a pico model and a small merge built first. A case passes when it
+returns 2, stderr's last line starts with ``error:`` and the message is one line, and no output folder or
+file was left. Anything escaping ``main`` is counted as a traceback (target 0).
+
+The "full disk" cases write onto a 1 MiB tmpfs (filled to the last byte for ``measure`` and
+``evaluate-bpb``, empty for ``export-gguf``, whose file is larger), where nothing may be left afterwards: no
+temporary file, no lock file. Where a tmpfs cannot be mounted (mounting needs root), the disk is simulated:
+writing the lock holder and the GGUF tensors fail with ENOSPC / numpy's short write.
 
     python bench/bad_inputs.py                  # every subcommand
     python bench/bad_inputs.py --only pretrain
@@ -27,10 +33,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, ContextManager
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bad_inputs_setup import FullDisk, robust_files  # noqa: E402  (beside this script)
 from vocab_extend.atomic import atomic_write_json  # noqa: E402
 from vocab_extend.cli import main as cli_main  # noqa: E402
 
@@ -79,7 +87,44 @@ def fixtures(tmp: Path) -> dict[str, Path]:
     return {"tok": tok, "base": base, "ext": ext}
 
 
-def cases(tmp: Path, f: dict[str, Path], fx: dict[str, Path]) -> dict[str, list[tuple[str, list[str]]]]:
+# (name, argv), or (name, argv, setup) where setup() is the context (a full disk) the case runs in
+Case = tuple[str, list[str]] | tuple[str, list[str], Callable[[], ContextManager[None]]]
+
+
+def robust_cases(tmp: Path, f: dict[str, Path], fx: dict[str, Path], disk: FullDisk) -> dict[str, list[Case]]:
+    """Deep JSON corpora, GGUF files whose config does not validate, and writing onto a full disk."""
+    out, tok, base, ext = str(tmp / "out"), str(fx["tok"]), str(fx["base"]), str(fx["ext"])
+    deep = {"JSON nested 100k deep": f["deep_json"], "JSON text field nested 100k deep": f["deep_field"],
+            "JSONL record nested 100k deep": f["deep_jsonl"]}
+    gguf = {"GGUF config does not validate": f["gguf_5_heads"], "GGUF negative head count": f["gguf_negative_heads"],
+            "GGUF head count 0": f["gguf_0_heads"], "GGUF cut short": f["gguf_cut"]}
+    full = disk.folder
+    return {
+        "merge": [(name, ["merge", "--corpus", str(path), "--output-dir", out]) for name, path in deep.items()]
+        + [(f"{name} as --base", ["merge", "--base", str(path), "--corpus", str(JA), "--output-dir", out])
+           for name, path in gguf.items()],
+        "measure": [(name, ["measure", "--tokenizer", tok, "--corpus", str(path)]) for name, path in deep.items()]
+        + [("--json onto a full disk", ["measure", "--tokenizer", tok, "--corpus", str(JA), "--max-docs", "5",
+                                        "--json", str(full / "measure.json")], disk.filled)],
+        "init-model": [(f"{name} as --model", ["init-model", "--model", str(path), "--tokenizer", tok,
+                                               "--output-dir", out]) for name, path in gguf.items()],
+        "evaluate-bpb": [(name, ["evaluate-bpb", "--model", ext, "--corpus", f"ja={path}"])
+                         for name, path in deep.items()]
+        + [("--json onto a full disk", ["evaluate-bpb", "--model", ext, "--corpus", f"ja={JA}", "--max-bytes",
+                                        "2000", "--json", str(full / "bpb.json")], disk.filled)],
+        "export-gguf": [("onto a full disk", ["export-gguf", "--model", ext, "--output", str(full / "model.gguf")],
+                         disk.empty)],
+    }
+
+
+def cases(tmp: Path, f: dict[str, Path], fx: dict[str, Path], disk: FullDisk) -> dict[str, list[Case]]:
+    found = catalogue(tmp, f, fx)
+    for command, extra in robust_cases(tmp, f, fx, disk).items():
+        found[command] += extra
+    return found
+
+
+def catalogue(tmp: Path, f: dict[str, Path], fx: dict[str, Path]) -> dict[str, list[Case]]:
     out = str(tmp / "out")
     tok, base, ext = str(fx["tok"]), str(fx["base"]), str(fx["ext"])
     merge = ["merge", "--output-dir", out]
@@ -241,19 +286,24 @@ def pretrain_cases(tmp: Path, f: dict[str, Path]) -> list[tuple[str, list[str]]]
     return found
 
 
-def run_case(argv: list[str], outputs: list[Path]) -> dict[str, object]:
+def run_case(argv: list[str], outputs: list[Path], setup: Callable[[], ContextManager[None]] | None = None,
+             watched: Path | None = None) -> dict[str, object]:
+    """Run one case (inside ``setup()``, when given); whatever appeared in ``watched`` counts as left output."""
     err = io.StringIO()
     started = time.perf_counter()
+    before = set(watched.iterdir()) if watched is not None else set()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = cli_main(argv)
+            with setup() if setup is not None else contextlib.nullcontext():
+                code = cli_main(argv)
         escaped = None
     except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
         code, escaped = None, f"{type(exc).__name__}: {str(exc)[:200]}"
     lines = [line for line in err.getvalue().splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    left = [str(p) for p in outputs if p.exists()]
-    for p in outputs:  # the next case starts clean
+    appeared = sorted(set(watched.iterdir()) - before) if watched is not None else []
+    left = [str(p) for p in [*outputs, *appeared] if p.exists()]
+    for p in [*outputs, *appeared]:  # the next case starts clean
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         elif p.exists():
@@ -263,33 +313,55 @@ def run_case(argv: list[str], outputs: list[Path]) -> dict[str, object]:
             "one_sentence": ok, "seconds": round(time.perf_counter() - started, 2)}
 
 
+def scrubbed(record: object, tmp: Path) -> object:
+    """``record`` with the temporary folder written ``$TMP`` and the checkout ``.``: no machine path in results."""
+    if isinstance(record, dict):
+        return {key: scrubbed(value, tmp) for key, value in record.items()}
+    if isinstance(record, list):
+        return [scrubbed(value, tmp) for value in record]
+    if isinstance(record, str):
+        return record.replace(str(tmp), "$TMP").replace(str(ROOT), ".")
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="one subcommand")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vocab-extend-bad-"))
     os.environ.setdefault("VOCAB_EXTEND_CACHE", str(tmp / "model-cache"))
-    f = files(tmp)
+    f = {**files(tmp), **robust_files(tmp)}
     fx = fixtures(tmp)
+    disk = FullDisk(tmp)
     outputs = [tmp / "out", tmp / "out.gguf", tmp / "o.gguf"]
     result: dict[str, object] = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-                                            f"{platform.python_version()}", "commands": {}}
-    for command, items in cases(tmp, f, fx).items():
+                                            f"{platform.python_version()}",
+                                 "full_disk": "a 1 MiB tmpfs" if disk.mounted else "simulated (no tmpfs mount)",
+                                 "commands": {}}
+    try:
+        run_all(args, cases(tmp, f, fx, disk), outputs, disk, result)
+    finally:
+        disk.close()
+    summary = {c: {k: v for k, v in r.items() if k != "cases"} for c, r in result["commands"].items()}  # type: ignore[union-attr]
+    result["summary"] = summary
+    print(json.dumps(summary, indent=1))
+    atomic_write_json(RESULT, scrubbed(result, tmp))
+
+
+def run_all(args: argparse.Namespace, found: dict[str, list[Case]], outputs: list[Path], disk: FullDisk,
+            result: dict[str, object]) -> None:
+    for command, items in found.items():
         if args.only and command != args.only:
             continue
         records = {}
-        for name, argv in items:
-            records[name] = run_case(argv, outputs)
+        for name, argv, *setup in items:
+            records[name] = run_case(argv, outputs, *setup, watched=disk.folder)
             mark = "ok " if records[name]["one_sentence"] else "BAD"
             print(f"{mark} {command:13s} {name:34s} {records[name]['traceback'] or records[name]['message'][:110]}",
                   flush=True)
         result["commands"][command] = {  # type: ignore[index]
             "tried": len(records), "one_sentence": sum(r["one_sentence"] for r in records.values()),
             "tracebacks": sum(r["traceback"] is not None for r in records.values()), "cases": records}
-    summary = {c: {k: v for k, v in r.items() if k != "cases"} for c, r in result["commands"].items()}  # type: ignore[union-attr]
-    result["summary"] = summary
-    print(json.dumps(summary, indent=1))
-    atomic_write_json(RESULT, result)
 
 
 if __name__ == "__main__":

@@ -230,11 +230,16 @@ def atomic_file(path: str | os.PathLike[str], *, needed: int | None = None) -> I
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException as exc:
+        written = os.path.getsize(tmp) if os.path.isfile(tmp) else None  # for the disk-full message
+        try:
+            os.truncate(tmp, 0)  # gives the space back now, even while a library still holds the file open
+        except OSError:
+            pass
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        error = storage_error(exc, parent, needed=needed) if isinstance(exc, Exception) else None
+        error = storage_error(exc, parent, needed=needed, written=written) if isinstance(exc, Exception) else None
         if error is not None:
             raise error from None
         raise

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, TypeVar
 
-from .errors import VocabExtendError, storage_error
+from .errors import VocabExtendError, nesting_error, storage_error
 from . import hub
 
 _SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".parquet")
@@ -155,6 +155,14 @@ def _read_error(path: Path, exc: BaseException) -> BaseException:
     return error if error is not None else exc
 
 
+def _loads(text: str, path: Path, line: int = 1) -> object:
+    """``json.loads``; JSON nested too deeply for the parser is one sentence naming the file and line."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise nesting_error(path, text, line) from None
+
+
 def _detect(head: bytes, path: Path) -> tuple[str, str | None]:
     """(codec, label) for a file starting with ``head``; label ``None`` for plain UTF-8."""
     for bom, codec, label in _BOMS:
@@ -209,10 +217,7 @@ def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str | None]:
     except VocabExtendError:
         raise
     except Exception as exc:
-        error = _read_error(path, exc)
-        if error is exc:
-            raise
-        raise error from None
+        raise _read_error(path, exc) from None
 
 
 def _skip(stats: CorpusStats, tally: _Tally) -> None:
@@ -248,7 +253,7 @@ def _iter_jsonl(path: Path, stats: CorpusStats, tally: _Tally) -> Iterator[objec
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            yield _loads(line, path, number)
         except ValueError:
             raise VocabExtendError(f"{path} line {number} is not valid JSON: fix or remove that line") from None
 
@@ -258,13 +263,10 @@ def _load_json(path: Path) -> object:
         with _open_binary(path) as fh:
             raw = fh.read()
     except Exception as exc:
-        error = _read_error(path, exc)
-        if error is exc:
-            raise
-        raise error from None
+        raise _read_error(path, exc) from None
     codec, _label = _detect(raw[:_SNIFF_BYTES], path)
     try:
-        return json.loads(raw.decode(codec))
+        return _loads(raw.decode(codec), path)
     except (UnicodeDecodeError, ValueError) as exc:
         raise VocabExtendError(f"{path} is not valid UTF-8 JSON ({exc}): fix it or pass it as .jsonl") from None
 

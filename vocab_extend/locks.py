@@ -14,7 +14,8 @@ Invariants:
   with ``O_EXCL`` instead, and a file whose recorded process is gone (same host) is taken over.
 - The file is removed when the lock is released (unlinked while still held; a writer that locked a file
   just unlinked sees that it is no longer the one at the path and starts again), so nothing is left beside a
-  finished output.
+  finished output. A lock that cannot be taken (a full disk refuses the holder record) leaves no file
+  either: the command fails with one sentence and nothing beside its output.
 - Locks are re-entrant within a process: a command may lock its output folder early (before its long work)
   and :func:`vocab_extend.staging.staging_folder` locks it again when it writes.
 
@@ -235,11 +236,21 @@ class OutputLock:
             return fd
         raise _busy(self.target, self.path, read_holder(self.path))
 
-    @staticmethod
-    def _write_holder(fd: int) -> None:
+    def _write_holder(self, fd: int) -> None:
+        """Record this process in the lock file ``fd`` holds; when that fails (a full disk), remove the file
+        (it is ours: held, or just created) and close ``fd``, so a failed command leaves no empty lock file."""
         data = json.dumps({"pid": os.getpid(), "host": HOST}).encode("utf-8")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        except BaseException:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            raise
 
 
 _registry_lock = threading.Lock()

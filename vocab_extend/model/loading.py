@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..console import quiet_transformers
-from ..errors import VocabExtendError
+from ..errors import VocabExtendError, error_summary, load_errors
 from .. import hub
 from ..sources import resolve_model
 from ..staging import staging_folder
@@ -81,14 +81,14 @@ def _from_pretrained(folder: str, spec: str, **kwargs: object):
         kwargs = {**kwargs, "local_files_only": True}
     try:
         return AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
+    except load_errors() as exc:
         if offline is not None:
             raise VocabExtendError(
                 f"could not load model {spec!r}: the Hub cannot be reached ({offline}) and the model is not in "
                 "the local Hub cache; connect, or give a local folder") from None
         # a damaged or foreign file (e.g. a GGUF without the metadata transformers needs) is the input's fault
         raise VocabExtendError(
-            f"could not load model {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"could not load model {spec!r} ({error_summary(exc)}); "
             "check the path or Hub id, and your network or `huggingface-cli login` for Hub models"
         ) from None
 

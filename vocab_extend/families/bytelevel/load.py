@@ -17,7 +17,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from ...errors import VocabExtendError
+from ...errors import VocabExtendError, error_summary, load_errors
 from ...settings import NO_MAX_LENGTH, SPECIAL_KEYS, BaseSettings, read_base_settings
 from ..interface import TokenizerSource
 from .alphabet import _split_utf8, is_bytelevel, token_bytes
@@ -78,9 +78,9 @@ def _read_base(path_text: str, mtime_ns: int, size: int, name: str) -> tuple[str
             hf = transformers.PreTrainedTokenizerFast.from_pretrained(str(path.parent))
         else:
             hf = transformers.PreTrainedTokenizerFast(tokenizer_file=str(path))
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+    except load_errors() as exc:
         raise VocabExtendError(
-            f"could not read the tokenizer of {name} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"could not read the tokenizer of {name} ({error_summary(exc)}); "
             "give a tokenizer.json, a folder holding one, or a GGUF file transformers can read"
         ) from None
     backend = getattr(hf, "backend_tokenizer", None)
