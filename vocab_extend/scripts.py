@@ -11,7 +11,10 @@ hand-made tables (CJK punctuation and fullwidth forms included).
 Languages written in the base language's own script (Latin: Vietnamese, Indonesian, Turkish ...) cannot be
 told from English by script. Their own characters are the letters of their script that the base-language
 reference text never uses (:meth:`Language.script_set` with ``exclude``): for Vietnamese, ``ơ``, ``ư``,
-``đ`` and the tone-marked vowels; English lines, which hold none of them, tokenize as before.
+``đ`` and the tone-marked vowels; English lines, which hold none of them, tokenize as before. The combining
+accents (Script Inherited) are theirs too, so decomposed (NFD) text, whose ``ế`` is ``e`` + U+0302 +
+U+0301, still has letters of its own; the base's normaliser decides whether composed and decomposed
+spellings meet (Mistral's and SmolLM2's keep them apart).
 
 >>> JAPANESE.contains("東京")
 True
@@ -126,7 +129,8 @@ class Language:
         """The language's own characters as a :class:`ScriptSet`, less the characters in ``exclude``."""
         if self.code in _CJK_SETS and not exclude:
             return _CJK_SETS[self.code]
-        points = set().union(*(_script_points(s) for s in self.scripts))
+        scripts = self.scripts + (("Inherited",) if self.shares_base_script else ())  # NFD text's accents
+        points = set().union(*(_script_points(s) for s in scripts))
         points.difference_update(ord(ch) for ch in exclude)
         return ScriptSet(self.code, _as_ranges(points))
 

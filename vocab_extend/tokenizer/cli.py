@@ -8,6 +8,7 @@ from pathlib import Path
 from ..corpus import parse_named_spec, resolve_files
 from ..errors import VocabExtendError
 from ..families.interface import DEFAULT_VOCAB_SIZE, MAX_NEW_MODEL_SIZE, TrainOptions
+from ..scripts import LANGUAGES
 from ..sources import DEFAULT_BASE
 from .job import DEFAULT_HELDOUT_FRACTION, ExtendConfig, extend_tokenizer
 
@@ -25,7 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab-size", type=int, default=None,
                         help=f"pieces of the new-language model (default {DEFAULT_VOCAB_SIZE:,}, lowered for a small corpus)")
     parser.add_argument("--model-type", choices=("bpe", "unigram"), default=defaults.model_type)
-    parser.add_argument("--lang", default="auto", help="new language: ja, zh, ko or auto (detected from the corpus)")
+    parser.add_argument("--lang", default="auto", metavar="CODE",
+                        help=f"the new language, an ISO 639 code ({', '.join(LANGUAGES)}) or auto (default: "
+                             "detected from the script of the corpus; a script several languages share asks for it)")
+    parser.add_argument("--keep", action="append", default=[], metavar="NAME=SPEC",
+                        help="base-language text that must tokenize exactly as before (repeat); a language written "
+                             "in the base's script (vi, id ...) never adds a piece built only on its letters "
+                             "(default: the bundled English sample and built-in lines)")
     parser.add_argument("--eval", action="append", default=[], metavar="LANG=SPEC",
                         help="corpus to measure and verify on (repeat; default: training sample + bundled English)")
     parser.add_argument("--output-dir", type=Path, default=None, help="output folder (default outputs/<base>-<lang>)")
@@ -98,6 +105,11 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
         raise VocabExtendError(f"--max-sentence-length {args.max_sentence_length} is too small: use at least 64 bytes")
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
         raise VocabExtendError("--pad-to-multiple-of must be a positive integer")
+    for value in args.keep:
+        if "=" not in value:
+            raise VocabExtendError(f"--keep {value}: give NAME=SPEC, e.g. --keep en=english.txt")
+        if not parse_named_spec(value)[1].startswith("hf:"):
+            resolve_files(parse_named_spec(value)[1])
     for value in args.eval:  # checked now, not after training
         if "=" not in value or value.startswith("hf:"):
             raise VocabExtendError(f"--eval {value}: give LANG=SPEC, e.g. --eval ja=held_out_ja.txt")
@@ -129,6 +141,7 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
         seed=args.seed,
         allow_invalid_lines=args.allow_invalid_lines,
         heldout_fraction=args.heldout_fraction,
+        keep=args.keep,
     )
 
 

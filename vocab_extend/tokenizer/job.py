@@ -26,11 +26,12 @@ from ..families.interface import AnyFamily, Base, Extension, TrainOptions
 from ..heldout import doc_key, heldout
 from ..locks import output_lock
 from ..metadata import MergeMetadata, pad_vocab_size
-from ..scripts import ScriptSet, detect_language, get_language
+from ..scripts import ScriptSet, get_language
 from ..sources import DEFAULT_BASE
 from ..staging import check_output_dir, staging_folder
 from .checks import BASE_LANGUAGE_PROBES, raise_on_failure, verify_folder
 from .folder import TokenizerFolder
+from .language import choose_language, language_report
 from .report import corpus_figures, pick_example, write_report
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,7 @@ class ExtendConfig:
     seed: int = 0
     allow_invalid_lines: bool = False
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+    keep: list[str] = field(default_factory=list)
 
     def train_options(self) -> TrainOptions:
         return dataclasses.replace(self.train, new_model_size=self.new_model_size, seed=self.seed)
@@ -142,6 +144,25 @@ def eval_corpora(config: ExtendConfig, lang: str, train_sample: list[str],
     return corpora
 
 
+def keep_corpora(config: ExtendConfig) -> dict[str, list[str]]:
+    """The ``--keep`` corpora: base-language text whose lines must tokenize as before (and whose letters a
+    Latin-script language never owns)."""
+    return {f"base-language reference {name}": read_documents(spec, text_field=config.text_field,
+                                                              max_docs=config.max_docs,
+                                                              allow_skipped=config.allow_invalid_lines)
+            for name, spec in map(parse_named_spec, config.keep)}
+
+
+def reference_lines(config: ExtendConfig) -> list[str]:
+    """The base-language reference text: the bundled English sample, the built-in lines and ``--keep``."""
+    lines = list(BASE_LANGUAGE_PROBES)
+    if (SAMPLE_CORPORA / "en").is_dir():
+        lines += read_documents(str(SAMPLE_CORPORA / "en"))
+    for docs in keep_corpora(config).values():
+        lines += docs
+    return lines
+
+
 def default_output_dir(base: str, lang: str) -> Path:
     path = Path(base)
     if path.exists():  # a local file or folder: name it after the file or folder, not the whole path
@@ -164,14 +185,14 @@ def _new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: C
             pass
         log(f"loaded new-language model {config.new_model} ({family.describe(new)})")
         texts = collector.sample or family.new_model_text(new)
-        return new, get_language(config.lang) if config.lang != "auto" else detect_language(texts)
+        return new, choose_language(config.lang, texts, reference_lines(config))
     head = list(itertools.islice(docs, DETECT_DOCS))
     if not head and held_out:
         raise VocabExtendError(f"--heldout-fraction {config.heldout_fraction} leaves no document of "
                                f"{' '.join(config.corpus)} for training: lower it, or add text")
     if not head:
         raise VocabExtendError(f"corpus {' '.join(config.corpus)} is empty: it has no non-blank text lines")
-    scripts = get_language(config.lang) if config.lang != "auto" else detect_language(head)
+    scripts = choose_language(config.lang, head, reference_lines(config))
     new = family.train(base, itertools.chain(head, docs), config.train_options(), collector)
     log(f"trained new-language model: {family.describe(new)} in {time.perf_counter() - started:.1f}s")
     return new, scripts
@@ -205,6 +226,7 @@ def _finish(folder: TokenizerFolder, config: ExtendConfig, base: Base, extension
     if not any(lines is sample for lines in corpora.values()):  # the default eval already is the sample
         texts.setdefault("training sample", sample)
     texts["built-in base-language lines"] = list(BASE_LANGUAGE_PROBES)  # checked even when no eval has any
+    texts.update(keep_corpora(config))
     checks, counts = verify_folder(tmp, family, base, texts, scripts)
     raise_on_failure(checks)
     report = {
@@ -224,6 +246,9 @@ def _finish(folder: TokenizerFolder, config: ExtendConfig, base: Base, extension
         "corpora": {name: corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
                                          *counts[name]) for name, lines in corpora.items()},
     }
+    language = language_report(scripts, sample)
+    if language["shares_base_script"]:  # what a language of the base's script owns, and its share
+        report["language"] = language
     write_report(tmp, report, _example(family, base, tmp, sample, scripts))
     return report
 
@@ -232,6 +257,7 @@ def inputs_of(config: ExtendConfig, base_path: Path) -> list[tuple[str, str]]:
     """Everything the merge reads, which ``--overwrite`` must never replace or delete."""
     found = [("corpus", spec) for spec in config.corpus]
     found += [("eval corpus", parse_named_spec(value)[1]) for value in config.eval]
+    found += [("base-language corpus", parse_named_spec(value)[1]) for value in config.keep]
     found += [("base", config.base), ("base", str(base_path))]
     if config.new_model is not None:
         found.append(("new-language model", str(config.new_model)))
