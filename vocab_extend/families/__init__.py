@@ -22,7 +22,8 @@ from ..errors import VocabExtendError
 from ..settings import SETTINGS_FILES
 from ..sources import DEFAULT_BASE, HubQuery, locate_tokenizer
 from .bytelevel import FAMILY as BYTELEVEL
-from .interface import AnyFamily, TokenizerSource
+from ..scripts import ScriptSet
+from .interface import AnyFamily, Base, TokenizerSource
 from .sentencepiece import FAMILY as SENTENCEPIECE
 
 FAMILIES: dict[str, AnyFamily] = {}
@@ -53,6 +54,16 @@ def get_family(name: str) -> AnyFamily:
         raise VocabExtendError(
             f"unknown tokenizer family {name!r}: vocab-extend knows {', '.join(FAMILIES)}"
         ) from None
+
+
+def widen_split(family: AnyFamily, base: Base, scripts: ScriptSet) -> Base:
+    """``base`` with its split widened for ``scripts`` by the family's own ``widen_split``; a family without
+    one is one sentence."""
+    widen = getattr(family, "widen_split", None)
+    if widen is None:
+        raise VocabExtendError(f"--widen-split applies to byte-level BPE bases; {family.kind} has no split to "
+                               "widen: drop --widen-split")
+    return widen(base, scripts)
 
 
 def not_claimed(name: str) -> VocabExtendError:

@@ -68,8 +68,10 @@ class TrainOptions:
     """Settings of the new-language model, for whichever family trains it.
 
     ``new_model_size``: pieces of the new-language model (``None``: 16,000, lowered for a small corpus where the
-    family can); ``seed``: the family's random seed. The other fields are SentencePiece training settings,
-    refused by families that do not train with SentencePiece when they differ from these defaults.
+    family can); ``seed``: the family's random seed; ``widen_split``: the family's ``widen_split(base,
+    scripts)`` widens the base's split for the new script before training (families without one refuse it).
+    The other fields are SentencePiece training settings, refused by families that do not train with
+    SentencePiece when they differ from these defaults.
     """
 
     new_model_size: int | None = None
@@ -79,6 +81,7 @@ class TrainOptions:
     max_sentence_length: int = 16_384
     input_sentence_size: int = 2_000_000
     show_progress: bool = True
+    widen_split: bool = False  # keep the new script's letters and marks in one pre-token (byte-level bases)
 
 
 DEFAULT_VOCAB_SIZE = 16_000

@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="base-language text that must tokenize exactly as before (repeat); a language written "
                              "in the base's script (vi, id ...) never adds a piece built only on its letters "
                              "(default: the bundled English sample and built-in lines)")
+    parser.add_argument("--widen-split", action="store_true",
+                        help="byte-level bases: keep the new script's letters and marks in one pre-token (the base's "
+                             "split ends words at every combining mark: Thai, Hindi, Tamil ...); text without that "
+                             "script splits exactly as before; export-gguf refuses such a merge")
     parser.add_argument("--eval", action="append", default=[], metavar="LANG=SPEC",
                         help="corpus to measure and verify on (repeat; default: training sample + bundled English)")
     parser.add_argument("--output-dir", type=Path, default=None, help="output folder (default outputs/<base>-<lang>)")
@@ -136,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
             character_coverage=args.character_coverage,
             max_sentence_length=args.max_sentence_length,
             input_sentence_size=args.input_sentence_size,
+            widen_split=args.widen_split,
         ),
         verify_sample=args.verify_sample,
         seed=args.seed,

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 from ..console import log
 from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
 from ..errors import VocabExtendError
-from ..families import check_new_model, get_family, resolve_tokenizer
+from ..families import check_new_model, get_family, resolve_tokenizer, widen_split
 from ..families.interface import AnyFamily, Base, Extension, TrainOptions
 from ..heldout import doc_key, heldout
 from ..locks import output_lock
@@ -175,8 +175,9 @@ def default_output_dir(base: str, lang: str) -> Path:
 
 
 def _new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Collector, stats: CorpusStats,
-               held_out: list[str]) -> tuple[Any, ScriptSet]:
-    """Train (or load) the new-language model; the language is detected from the first documents."""
+               held_out: list[str]) -> tuple[Any, ScriptSet, Base]:
+    """Train (or load) the new-language model; the language is detected from the first documents. The base
+    comes back with its split widened for the language's script when ``--widen-split`` asks for it."""
     docs = collector(training_documents(config, stats, held_out))
     started = time.perf_counter()
     if config.new_model is not None:
@@ -185,7 +186,8 @@ def _new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: C
             pass
         log(f"loaded new-language model {config.new_model} ({family.describe(new)})")
         texts = collector.sample or family.new_model_text(new)
-        return new, choose_language(config.lang, texts, reference_lines(config))
+        scripts = choose_language(config.lang, texts, reference_lines(config))
+        return new, scripts, widen_split(family, base, scripts) if config.train.widen_split else base
     head = list(itertools.islice(docs, DETECT_DOCS))
     if not head and held_out:
         raise VocabExtendError(f"--heldout-fraction {config.heldout_fraction} leaves no document of "
@@ -193,9 +195,11 @@ def _new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: C
     if not head:
         raise VocabExtendError(f"corpus {' '.join(config.corpus)} is empty: it has no non-blank text lines")
     scripts = choose_language(config.lang, head, reference_lines(config))
+    if config.train.widen_split:
+        base = widen_split(family, base, scripts)
     new = family.train(base, itertools.chain(head, docs), config.train_options(), collector)
     log(f"trained new-language model: {family.describe(new)} in {time.perf_counter() - started:.1f}s")
-    return new, scripts
+    return new, scripts, base
 
 
 def _example(family: AnyFamily, base: Base, folder: Path, lines: list[str],
@@ -281,7 +285,7 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
         stats = CorpusStats()
         collector = Collector(config.verify_sample, config.seed)
         held_out: list[str] = []
-        new, scripts = _new_model(config, family, base, collector, stats, held_out)
+        new, scripts, base = _new_model(config, family, base, collector, stats, held_out)
         for name, encoding in sorted(stats.encodings.items()):
             log(f"note: read {name} as {encoding}")
         if stats.skipped_non_utf8:

@@ -31,6 +31,7 @@ written ``tokenizer.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Iterable
@@ -49,6 +50,7 @@ from .derive import derive_merges
 from .export import gguf_vocab
 from .load import LoadedBase, load_base, splits_digits
 from .train import new_model_candidates, train_new_model
+from .widen import restore_split, widen_split, widened_metadata
 from .write import build_extended, cut_to_base, first_new_id
 
 NEW_MODEL_FILE = "new_language_tokenizer.json"
@@ -104,7 +106,7 @@ class ByteLevelFamily:
 
     def train(self, base: Base[LoadedBase], docs: Iterable[str], options: TrainOptions,
               collector: Collector) -> Tokenizer:
-        return train_new_model(base.model.tokenizer, docs, vocab_size=options.new_model_size or DEFAULT_VOCAB_SIZE,
+        return train_new_model(base.model.working, docs, vocab_size=options.new_model_size or DEFAULT_VOCAB_SIZE,
                                show_progress=options.show_progress)
 
     def load_new_model(self, path: Path) -> Tokenizer:
@@ -135,7 +137,7 @@ class ByteLevelFamily:
         Example (SmolLM2, 16k Japanese tokens): ids 0..49151 and the 48,900 base merges are unchanged;
         about 15k tokens are appended from id 49152.
         """
-        tokenizer = base.model.tokenizer
+        tokenizer = base.model.working
         candidates = new_model_candidates(new_model)
         if not candidates:
             raise VocabExtendError(
@@ -157,8 +159,14 @@ class ByteLevelFamily:
             new_model=new_model,
             report_extra={"new_model_type": "bpe (tokenizers)", "intermediate_tokens": derivation.intermediates},
             metadata_extra={"trainer": "tokenizers", "intermediates": derivation.intermediates,
-                            "split_digits": base.splits_digits},
+                            "split_digits": base.splits_digits, **widened_metadata(base.model, scripts)},
         )
+
+    def widen_split(self, base: Base[LoadedBase], scripts: ScriptSet) -> Base[LoadedBase]:
+        """The base whose pre-tokenizer keeps runs of ``scripts`` whole (:mod:`.widen`); the checks still
+        compare with the base as it is."""
+        return dataclasses.replace(base, model=dataclasses.replace(base.model,
+                                                                   widened=widen_split(base.model.tokenizer, scripts)))
 
     def derived_settings(self, base: Base[LoadedBase]) -> JsonDict:
         return dict(base.model.derived)
@@ -223,7 +231,7 @@ class ByteLevelFamily:
 
         folder = Path(folder)
         settings = read_base_settings(folder)
-        extended = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        extended = restore_split(Tokenizer.from_file(str(folder / "tokenizer.json")), folder)
         return PreTrainedTokenizerFast(tokenizer_object=cut_to_base(extended, first_new_id),
                                        clean_up_tokenization_spaces=False,
                                        **wrapper_kwargs(settings.config, settings.files))

@@ -23,6 +23,7 @@ from typing import Any
 from ...errors import VocabExtendError
 from ..files import folder_json
 from ..interface import JsonDict, TokenizerVocab, TokenType
+from .widen import widened_for
 
 # The split regexes of the byte-level families llama.cpp knows by name (as their tokenizer.json spell them).
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -87,6 +88,12 @@ def _vocab(data: JsonDict) -> TokenizerVocab:
 
 def gguf_vocab(folder: Path, pre: str | None, base: str) -> TokenizerVocab:
     """The ``gpt2`` vocabulary of the byte-level tokenizer in ``folder``; ``pre`` (else the split) names it."""
+    widened = widened_for(folder)
+    if widened is not None:
+        raise VocabExtendError(
+            f"the tokenizer in {folder} splits {widened} text with a widened pre-tokenizer (merge --widen-split), "
+            "which no llama.cpp pre-tokenizer performs: a GGUF would tokenize differently; export a merge made "
+            "without --widen-split")
     data = folder_json(folder, "tokenizer.json")
     vocab = _vocab(data)
     vocab.pre = pre or pre_tokenizer_name(data.get("pre_tokenizer"), base=base)

@@ -26,11 +26,18 @@ from .alphabet import _split_utf8, is_bytelevel, token_bytes
 @dataclass
 class LoadedBase:
     """A byte-level base: its ``tokenizers.Tokenizer``, its folder's settings files, and the settings the
-    Hugging Face wrapper derives when there are none (special tokens, chat template)."""
+    Hugging Face wrapper derives when there are none (special tokens, chat template). ``tokenizer`` stays the
+    base as it is: the checks compare against it."""
 
     tokenizer: Tokenizer
     settings: BaseSettings
     derived: dict[str, Any]
+    widened: Tokenizer | None = None  # the base with --widen-split's pre-tokenizer, which training and merges use
+
+    @property
+    def working(self) -> Tokenizer:
+        """The tokenizer new tokens are trained and merged into: the widened one, else the base itself."""
+        return self.widened if self.widened is not None else self.tokenizer
 
 
 def _checked(tokenizer: Tokenizer, name: str) -> Tokenizer:

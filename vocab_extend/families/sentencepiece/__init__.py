@@ -139,6 +139,10 @@ class SentencePieceFamily:
     def check_options(self, options: TrainOptions, base_name: str, new_model: Path | None) -> None:
         if options.model_type not in ("bpe", "unigram"):
             raise VocabExtendError(f"model type {options.model_type!r} is not supported: use bpe or unigram")
+        if options.widen_split:
+            raise VocabExtendError(
+                f"--widen-split widens a byte-level BPE base's pre-tokenizer, but {base_name} is a SentencePiece "
+                "model, whose words already keep their combining marks: drop --widen-split")
 
     def train(self, base: Base[Proto], docs: Iterable[str], options: TrainOptions, collector: Collector) -> Proto:
         config = TrainConfig(
