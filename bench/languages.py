@@ -1,0 +1,92 @@
+"""Every language of the table, merged into each base with the shared corpora: chars/token on held-out text.
+
+For each language, one file of the shared corpora is held out whole (FLORES-200 sentences where there is one,
+else Tatoeba: short sentences, a different kind of text from the Wikipedia / literature the rest holds) and the
+merge's own held-out share of the training files (mostly Wikipedia or books) is the second held-out kind.
+Every other file trains the new-language model. The English lines of the bundled sample, the merge's
+built-in probes and an English text of the shared corpora are checked unchanged by the merge itself.
+
+    python bench/languages.py                              # both bases, every language with a corpus
+    python bench/languages.py --bases mistral-7b-v0.1 --langs th hi
+
+Writes ``bench/results/languages.json``: per base and language, chars/token of the base and of the extended
+tokenizer on each held-out kind, their ratio, the pieces added, every check's result and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vocab_extend.atomic import atomic_write_json  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "corpora"
+LANGS = ["ja", "zh", "ko", "th", "hi", "ta", "ar", "he", "el", "ru", "vi", "id"]
+ENGLISH_CHECK = "gum_open_license_genres.txt"
+
+
+def split_files(lang: str) -> tuple[list[Path], Path]:
+    """(training files, the held-out file) of a language's shared corpus."""
+    files = sorted((SHARED / lang).glob("*.txt"))
+    held = next((f for f in files if f.name.startswith("flores200")), None) or \
+        next(f for f in files if f.name.startswith("tatoeba"))
+    return [f for f in files if f != held], held
+
+
+def merge(base: str, lang: str, out: Path, extra: list[str]) -> dict:
+    train, held = split_files(lang)
+    command = [sys.executable, "-m", "vocab_extend.cli", "merge", "--base", base, "--lang", lang,
+               "--output-dir", str(out), "--eval", f"{lang}-{held.stem.split('_')[0]}={held}",
+               "--eval", f"en={SHARED / 'en' / ENGLISH_CHECK}", *extra]
+    for file in train:
+        command += ["--corpus", str(file)]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = round(time.perf_counter() - started, 1)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1], "seconds": seconds}
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    rows = {name: {"chars": row["chars"], "base": row["chars_per_token_base"],
+                   "extended": row["chars_per_token_extended"],
+                   "ratio": round(row["chars_per_token_extended"] / row["chars_per_token_base"], 3)}
+            for name, row in report["corpora"].items()}
+    checks = {name: {"passed": c["passed"], "checked": c["checked"], "failed": c["failed"]}
+              for name, c in report["checks"].items()}
+    return {"added_pieces": report["added_pieces"], "corpora": rows, "checks": checks,
+            "all_checks_passed": all(c["passed"] for c in checks.values()), "seconds": seconds,
+            "train_files": [f.name for f in train], "held_out_file": held.name}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bases", nargs="+", default=["mistral-7b-v0.1", "smollm2-135m"])
+    parser.add_argument("--langs", nargs="+", default=LANGS)
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more merge options")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "languages.json")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        sys.exit("error: the shared corpora are not beside this checkout")
+    results: dict = {"bases": {}}
+    if args.output.is_file():
+        results = json.loads(args.output.read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for base in args.bases:
+            for lang in args.langs:
+                row = merge(base, lang, Path(tmp) / f"{base}-{lang}", args.extra)
+                results["bases"].setdefault(base, {})[lang] = row
+                print(base, lang, json.dumps({k: v for k, v in row.items() if k in ("error", "seconds")} |
+                                             {n: r["ratio"] for n, r in row.get("corpora", {}).items()}),
+                      flush=True)
+                atomic_write_json(args.output, results)
+
+
+if __name__ == "__main__":
+    main()
