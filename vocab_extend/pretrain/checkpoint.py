@@ -3,8 +3,8 @@
 A checkpoint is a folder ``checkpoints/step-00000040`` written with ``torch.distributed.checkpoint``
 (DCP): every rank writes its own shard of the model being trained (LoRA adapters or split rows included
 while such a stage is under way) and of the AdamW state into ``*.distcp`` files, described by DCP's
-``.metadata``; beside them ``scheduler.pt``, ``rng-rank<R>.pt`` (each rank's Python, NumPy, torch and CUDA
-generator states), ``state.json`` (step, stage, data position, world size) and ``run_config.yaml`` (the
+``.metadata``; beside them ``scheduler.json``, ``rng-rank<R>.json`` (each rank's Python, NumPy, torch and
+CUDA generator states), ``state.json`` (step, stage, data position, world size) and ``run_config.yaml`` (the
 run's resolved config, which the resume guard reads). DCP reshards on load, so a checkpoint written by 2
 processes resumes on 1 and the other way round.
 
@@ -23,18 +23,18 @@ import errno
 import hashlib
 import json
 import os
-import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from ..console import log
 from ..errors import StorageError, VocabExtendError, free_space, human_size, storage_error
 from .dist import Dist, quiet
+from .safe_state import (SCHEDULER, SafeEmptyPlanner, SafePlanner, SafeReader, check_loadable, read_state_file,
+                         rng_state, set_rng_state, write_json)
 from .stream import load_state as load_stream_state
 from .stream import save_state as save_stream_state
 
@@ -163,22 +163,6 @@ def free_bytes(folder: Path) -> int:
     return free_space(Path(folder)) or 0
 
 
-def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
-                             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def staging_path(output_dir: Path, step: int) -> Path:
     return Path(output_dir) / CHECKPOINTS / f"{STAGING_PREFIX}{step:08d}"
 
@@ -191,7 +175,7 @@ def clear(staging: Path) -> None:
 
 def write_rank_state(staging: Path, rank: int) -> None:
     """Every rank writes its RNG state into the staging folder (created by rank 0 beforehand)."""
-    torch.save(rng_state(), staging / f"rng-rank{rank}.pt")
+    write_json(staging / f"rng-rank{rank}.json", rng_state())
 
 
 @quiet()
@@ -216,7 +200,7 @@ def write_state(staging: Path, trained: torch.nn.Module, optimizer: torch.optim.
 def write_main_state(staging: Path, scheduler: Any, state: dict[str, Any], run_config: str) -> None:
     """Rank 0 writes the scheduler, ``state.json`` and the run's resolved config (YAML text)."""
     if scheduler is not None:
-        torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+        write_json(staging / SCHEDULER, scheduler.state_dict())
     (staging / RUN_CONFIG).write_text(run_config, encoding="utf-8")
     (staging / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -246,7 +230,7 @@ def load_model_weights(path: Path, model: torch.nn.Module) -> None:
 
     state = get_model_state_dict(model)
     try:
-        dcp.load({MODEL_KEY: state}, checkpoint_id=str(path))
+        dcp.load({MODEL_KEY: state}, storage_reader=SafeReader(str(path)), planner=SafePlanner())
     except (RuntimeError, KeyError, ValueError) as exc:
         raise VocabExtendError(
             f"checkpoint {path} does not fit the model ({str(exc).strip().splitlines()[0][:120]}): resume with "
@@ -262,26 +246,30 @@ def load_trainer_state(path: Path, trained: torch.nn.Module, optimizer: torch.op
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model_state, optim_state = get_state_dict(trained, optimizer)
-    dcp.load({MODEL_KEY: model_state, OPTIM_KEY: optim_state}, checkpoint_id=str(path))
+    dcp.load({MODEL_KEY: model_state, OPTIM_KEY: optim_state}, storage_reader=SafeReader(str(path)),
+             planner=SafePlanner())
     set_state_dict(trained, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
-    scheduler.load_state_dict(torch.load(Path(path) / "scheduler.pt", weights_only=False))
+    schedule = read_state_file(path, SCHEDULER)
+    if schedule is None:
+        raise VocabExtendError(f"--resume: checkpoint {path} holds no {SCHEDULER}: resume from another checkpoint")
+    scheduler.load_state_dict(schedule)
 
 
+@quiet()
 def read_model_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The checkpoint's model tensors, whole, in one process (for inspection and tests)."""
-    import tempfile
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-    with tempfile.TemporaryDirectory() as tmp, quiet():
-        dcp_to_torch_save(str(path), f"{tmp}/all.pt")
-        return torch.load(f"{tmp}/all.pt", weights_only=False)[MODEL_KEY]
+    state: dict[str, Any] = {}
+    _load_state_dict(state, storage_reader=SafeReader(str(path)), planner=SafeEmptyPlanner(), no_dist=True)
+    return state[MODEL_KEY]
 
 
 def load_rng_state(path: Path, rank: int) -> None:
-    rng_file = Path(path) / f"rng-rank{rank}.pt"
-    if rng_file.is_file():
-        set_rng_state(torch.load(rng_file, weights_only=False))
+    """This rank's RNG states from the checkpoint (none when it was written by fewer processes)."""
+    state = read_state_file(path, f"rng-rank{rank}.json")
+    if state is not None:
+        set_rng_state(state)
 
 
 class Checkpointer:
@@ -294,6 +282,8 @@ class Checkpointer:
         self.config, self.dist, self.out, self.resume_from = config, dist, out, resume_from
         self.every, self.total, self.run_config = config.every, total_steps, run_config
         self.state = read_state(resume_from) if resume_from is not None else None
+        if resume_from is not None:  # refused before the run writes anything
+            check_loadable(resume_from, dist.rank)
         self.start_step: int = self.state["step"] if self.state else 0
         self.blocks = None  # the training blocks, whose stream position (if streamed) a checkpoint keeps
         if self.state is not None and self.start_step >= total_steps:  # after the resume guard's checks
