@@ -140,7 +140,7 @@ def _misplaced(section: str, key: str, fields: list[str]) -> VocabExtendError:
     if place is not None and place[0] == section:
         return VocabExtendError(f"{section}: {key} is written {place[1]} inside the {section} section")
     if place is not None:
-        where = f"{place[0]}.{place[1]}" if place[0] else f"a top-level key"
+        where = f"{place[0]}.{place[1]}" if place[0] else "a top-level key"
         return VocabExtendError(f"{section}: {key} is not a setting of the {section} section: it is {where} "
                                 f"({key} at the top level)")
     return unknown_key(key, fields, section)
