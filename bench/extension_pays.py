@@ -173,7 +173,7 @@ def _cli(argv: list[str]) -> None:
 
 
 def stage_list(shorthand: str, lr: float) -> list[dict]:
-    from vocab_extend.pretrain.config import parse_stages
+    from vocab_extend.pretrain.stages import parse_stages
 
     return [{"name": s.name, "steps": s.steps, "lr": s.lr or lr} for s in parse_stages(shorthand)]
 

@@ -103,8 +103,7 @@ def new_rows_optimizer_bytes() -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from vocab_extend.pretrain.config import StageConfig
-    from vocab_extend.pretrain.stages import prepare_stage
+    from vocab_extend.pretrain.stages import StageConfig, prepare_stage
 
     # a Mistral-7B-like vocabulary (32,000 base rows + 18,000 new) on a small hidden size
     base, rows, hidden = 32_000, 50_000, 64

@@ -80,13 +80,14 @@ def run_trainer(config, skip: int) -> list[float]:
     from vocab_extend.pretrain.data import build_training_blocks, eval_documents, exclusion_set
     from vocab_extend.pretrain.model import build_merged_tokenizer, build_model, tokenizer_source
 
-    if config.tokenizer_merge is not None:
-        build_merged_tokenizer(config)
-    tokenizer = load_tokenizer(tokenizer_source(config))
-    blocks = build_training_blocks(config, tokenizer, exclusion_set(eval_documents(config)))
-    model = build_model(config, tokenizer)
+    data, optim, parallel = config.data, config.optim, config.parallel
+    if config.model.tokenizer_merge is not None:
+        build_merged_tokenizer(config.model, data)
+    tokenizer = load_tokenizer(tokenizer_source(config.model, data))
+    blocks = build_training_blocks(data, config.seed, tokenizer, exclusion_set(eval_documents(data, config.eval)))
+    model = build_model(config.model, tokenizer, config.seed)
     steps = config.total_steps
-    order = blocks.get(0, steps * config.batch_size)  # the loop's own order, so both see the same tokens
+    order = blocks.get(0, steps * data.batch_size)  # the loop's own order, so both see the same tokens
     dataset = [{"input_ids": torch.from_numpy(row), "labels": torch.from_numpy(row)} for row in order]
     times: list[float] = []
 
@@ -97,19 +98,19 @@ def run_trainer(config, skip: int) -> list[float]:
         def on_step_end(self, args, state, control, **kwargs):
             times.append(time.perf_counter() - self.start)
 
-    micro = config.micro_batch_size or config.batch_size
+    micro = parallel.micro_batch_size or data.batch_size
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=micro, gradient_accumulation_steps=config.batch_size // micro,
-            max_steps=steps, learning_rate=config.lr, adam_beta1=config.adam_betas[0], adam_beta2=config.adam_betas[1],
-            adam_epsilon=config.adam_eps, weight_decay=0.0, max_grad_norm=config.max_grad_norm,
-            lr_scheduler_type="cosine", warmup_steps=config.warmup_steps, logging_steps=1, save_strategy="no",
-            report_to=[], use_cpu=config.device == "cpu", seed=config.seed, dataloader_num_workers=0,
+            output_dir=out, per_device_train_batch_size=micro, gradient_accumulation_steps=data.batch_size // micro,
+            max_steps=steps, learning_rate=optim.lr, adam_beta1=optim.adam_betas[0], adam_beta2=optim.adam_betas[1],
+            adam_epsilon=optim.adam_eps, weight_decay=0.0, max_grad_norm=optim.max_grad_norm,
+            lr_scheduler_type="cosine", warmup_steps=optim.warmup_steps, logging_steps=1, save_strategy="no",
+            report_to=[], use_cpu=parallel.device == "cpu", seed=config.seed, dataloader_num_workers=0,
             disable_tqdm=True, optim="adamw_torch",
-            bf16=str(config.device).startswith("cuda"),  # the same precision as our loop's "auto"
+            bf16=str(parallel.device).startswith("cuda"),  # the same precision as our loop's "auto"
         )
         Trainer(model=model, args=args, train_dataset=dataset, callbacks=[Timer()]).train()
-    tokens = config.batch_size * config.block_size
+    tokens = data.batch_size * data.block_size
     return [tokens / t for t in times[skip:]]
 
 
@@ -119,7 +120,7 @@ def mfu(tokens_per_s: float, params: int, config, peak_tflops: float | None, dev
     from transformers import AutoConfig
 
     c = AutoConfig.from_pretrained(Path(config.output_dir) / "model")
-    flops_per_token = 6 * params + 12 * c.num_hidden_layers * c.hidden_size * config.block_size
+    flops_per_token = 6 * params + 12 * c.num_hidden_layers * c.hidden_size * config.data.block_size
     return tokens_per_s * flops_per_token / (peak_tflops * 1e12)
 
 
@@ -154,8 +155,8 @@ def main() -> None:
             results[name] = {
                 "ours_tokens_per_s": round(o, 1), "trainer_tokens_per_s": round(t, 1), "ratio": round(o / t, 3),
                 "steps_measured": len(ours), "runs": runs, "steps_per_run": steps,
-                "global_batch": config.batch_size, "micro_batch": config.micro_batch_size,
-                "block_size": config.block_size, "parameters": params,
+                "global_batch": config.data.batch_size, "micro_batch": config.parallel.micro_batch_size,
+                "block_size": config.data.block_size, "parameters": params,
                 "mfu": None if mfu_value is None else round(mfu_value, 4),
             }
             print(f"{name}: ours {o:,.0f} tokens/s, HF Trainer {t:,.0f} tokens/s, ratio {o / t:.2f} "

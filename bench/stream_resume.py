@@ -44,9 +44,9 @@ def main() -> None:
             model="pico", tokenizer_merge={"corpus": [str(ROOT / "corpora" / "ja")], "vocab_size": 3000, "lang": "ja"},
             train=[str(ROOT / "corpora" / "ja")], streaming=True, shuffle_buffer=1000, block_size=64,
             batch_size=batch, cache_dir=tmp, output_dir=f"{tmp}/run"))
-        tokenizer = load_tokenizer(str(build_merged_tokenizer(config)))
+        tokenizer = load_tokenizer(str(build_merged_tokenizer(config.model, config.data)))
         for step in args.steps:
-            stream = build_training_blocks(config, tokenizer, frozenset())
+            stream = build_training_blocks(config.data, config.seed, tokenizer, frozenset())
             started = time.perf_counter()
             for s in range(step):
                 stream.get(s * batch, batch)
@@ -54,7 +54,7 @@ def main() -> None:
             state, expected = stream.state(), stream.get(step * batch, batch)
             times, reads = [], []
             for _ in range(args.repeats):
-                fresh = build_training_blocks(config, tokenizer, frozenset())
+                fresh = build_training_blocks(config.data, config.seed, tokenizer, frozenset())
                 started = time.perf_counter()
                 fresh.restore(state)
                 got = fresh.get(step * batch, batch)

@@ -61,23 +61,23 @@ def losses(output_dir: Path) -> list[float]:
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_shipped_config_loads(path):
     config = load_config(path)
-    assert config.train and config.stages and config.total_steps > 0
+    assert config.data.train and config.stages and config.total_steps > 0
     assert config.output_dir.startswith("runs/")
 
 
 def test_shipped_configs_cover_the_three_examples():
     assert {p.stem for p in CONFIGS} >= {"pico-smoke", "smollm2-ja", "llama-7b-ja-gpu"}
-    assert load_config(ROOT / "configs" / "pico-smoke.yaml").model == "pico"
+    assert load_config(ROOT / "configs" / "pico-smoke.yaml").model.name == "pico"
 
 
 def test_overrides_parse_as_yaml_and_cap_the_stages():
     config = load_config(ROOT / "configs" / "pico-smoke.yaml",
                          {"max-steps": "12", "output_dir": "runs/x", "precision": "fp32"})
-    assert config.max_steps == 12 and config.output_dir == "runs/x" and config.precision == "fp32"
+    assert config.max_steps == 12 and config.output_dir == "runs/x" and config.parallel.precision == "fp32"
     assert [(s.name, first, n) for s, first, n in config.stage_plan()] == [("new-rows", 0, 10), ("full", 10, 2)]
     changed = apply_overrides(config, {"stages": "embeddings:4,lora:2", "eval": "{ja: corpora/ja}"})
     assert [(s.name, s.steps) for s in changed.stages] == [("embeddings", 4), ("lora", 2)]
-    assert changed.eval == {"ja": "corpora/ja"}
+    assert changed.eval.corpora == {"ja": "corpora/ja"}
 
 
 def test_cli_options_reach_the_config(monkeypatch, tmp_path):
@@ -120,6 +120,16 @@ def test_cli_options_reach_the_config(monkeypatch, tmp_path):
         ({"train": ["a"], "seed": 2**70}, "seed must be"),
         ({"train": ["a"], "num_proc": 0}, "num_proc must be positive"),
         ({"train": ["a"], "base_vocab_size": -1}, "base_vocab_size must be positive"),
+        # the sections: misplaced, doubled and unknown keys (tests/test_pretrain_config.py has the rest)
+        ({"train": ["a"], "optim": {"save_every": 5}},
+         "optim: save_every is not a setting of the optim section: it is checkpoint.every"),
+        ({"train": ["a"], "eval": {"eval_every": 5}}, "eval: eval_every is written every inside the eval section"),
+        ({"train": ["a"], "lr": 0.1, "optim": {"lr": 0.2}}, "lr and optim.lr set the same setting: keep one"),
+        ({"train": ["a"], "data": {"batchsize": 4}}, "unknown data key 'batchsize' \\(did you mean 'batch_size'\\?\\)"),
+        ({"train": ["a"], "optimizer": {"lr": 0.1}}, "unknown config key 'optimizer' \\(did you mean 'optim'\\?\\)"),
+        ({"train": ["a"], "parallel": "fsdp"}, "parallel must be a mapping of its settings"),
+        ({"data": {"train": ["a"]}, "checkpoint": {"keep": 0}}, "keep_checkpoints must be positive, not 0"),
+        ({"train": ["a"], "model": {"name": 5}}, "model must be text, not 5"),
     ],
 )
 def test_bad_config_values_are_one_sentence(data, message):
@@ -153,9 +163,9 @@ def test_unknown_option_and_missing_config_exit_2(tmp_path, capsys):
 
 def test_train_and_eval_documents_never_overlap(tmp_path):
     config = pico_config(tmp_path, tmp_path / "run", heldout_fraction=0.2, eval={"ja_news": str(SAMPLE_JA / "news.txt")})
-    evals = eval_documents(config)
+    evals = eval_documents(config.data, config.eval)
     exclude = exclusion_set(evals)
-    train = list(training_documents(config.train, exclude=exclude, fraction=0.2, text_field="text", max_docs=None))
+    train = list(training_documents(config.data.train, exclude=exclude, fraction=0.2, text_field="text", max_docs=None))
     assert set(evals) == {"ja", "ja_news"} and evals["ja"] and train
     assert not {doc_key(t) for t in train} & exclude
     news = set(evals["ja_news"])
@@ -167,25 +177,25 @@ def test_train_and_eval_documents_never_overlap(tmp_path):
 def test_packing_puts_eos_between_documents_and_caches(cache_dir, tmp_path):
     config = pico_config(cache_dir, tmp_path / "run")
     tokenizer = build_tokenizer(config)
-    exclude = exclusion_set(eval_documents(config))
-    blocks = build_training_blocks(config, tokenizer, exclude)
+    exclude = exclusion_set(eval_documents(config.data, config.eval))
+    blocks = build_training_blocks(config.data, config.seed, tokenizer, exclude)
     first = blocks.get(0, 2)
     assert first.shape == (2, 32)
     flat = blocks.dataset[: blocks.num_blocks]["input_ids"].reshape(-1)
     assert (flat == tokenizer.eos_token_id).sum() >= 200  # one EOS per document
     cached = list(Path(cache_dir).iterdir())
-    again = build_training_blocks(config, tokenizer, exclude)
+    again = build_training_blocks(config.data, config.seed, tokenizer, exclude)
     assert list(Path(cache_dir).iterdir()) == cached and again.num_blocks == blocks.num_blocks
     assert (again.get(0, 2) == first).all()
     # another block size is another cache entry
-    other = build_training_blocks(apply_overrides(config, {"block_size": "16"}), tokenizer, exclude)
+    other = build_training_blocks(apply_overrides(config, {"block_size": "16"}).data, 0, tokenizer, exclude)
     assert other.num_blocks > blocks.num_blocks
 
 
 def build_tokenizer(config):
     from vocab_extend.tokenizer.loader import load_tokenizer
 
-    return load_tokenizer(str(build_merged_tokenizer(config)))
+    return load_tokenizer(str(build_merged_tokenizer(config.model, config.data)))
 
 
 def test_streaming_runs(cache_dir, tmp_path):
@@ -200,7 +210,7 @@ def test_streaming_runs(cache_dir, tmp_path):
 def initial_and_final(cache_dir, out, stages, **overrides):
     config = pico_config(cache_dir, out, stages=stages, **overrides)
     pretrain(config)
-    initial = build_model(config, build_tokenizer(config)).state_dict()
+    initial = build_model(config.model, build_tokenizer(config), config.seed).state_dict()
     final = load_file(str(out / "model" / "model.safetensors"))
     return initial, final
 
@@ -303,7 +313,7 @@ def test_tied_embeddings_and_resume_at_a_stage_boundary(cache_dir, tmp_path, mon
     b = load_file(str(cut / "model" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)  # the LoRA delta merged in depends on its initialisation
     config = pico_config(cache_dir, tmp_path / "x", pico=pico)
-    initial = build_model(config, build_tokenizer(config)).model.embed_tokens.weight
+    initial = build_model(config.model, build_tokenizer(config), config.seed).model.embed_tokens.weight
     saved = read_model_tensors(cut / "checkpoints" / "step-00000002")
     matrices = [t for k, t in saved.items() if k in ("model.embed_tokens.weight", "lm_head.weight")]
     after_new_rows = matrices[0]
@@ -397,7 +407,7 @@ def test_rejected_overwrite_keeps_the_old_run(cache_dir, tmp_path):
 def test_resume_refuses_settings_that_change_the_losses(cache_dir, tmp_path):
     out = tmp_path / "run"
     pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2))
-    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["batch_size"] == 4
+    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["data"]["batch_size"] == 4
     with pytest.raises(VocabExtendError, match="has finished"):
         pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2), resume=True)
     shutil.rmtree(out / "model")  # as if the run had stopped after its checkpoint at step 2
@@ -450,7 +460,7 @@ def test_yaml_numbers_written_as_text_are_read_as_numbers(tmp_path):
 
     config = load_config(ROOT / "configs" / "pico-smoke.yaml",
                          {"lr": "3e-4", "stages": "[{name: full, steps: 2, lr: 1e-4}]", "overwrite": "true"})
-    assert config.lr == pytest.approx(3e-4) and config.stages[0].lr == pytest.approx(1e-4)
+    assert config.optim.lr == pytest.approx(3e-4) and config.stages[0].lr == pytest.approx(1e-4)
     assert config.overwrite is True
     with pytest.raises(VocabExtendError, match="lr must be a number"):
         load_config(ROOT / "configs" / "pico-smoke.yaml", {"lr": "fast"})
@@ -458,12 +468,12 @@ def test_yaml_numbers_written_as_text_are_read_as_numbers(tmp_path):
 
 def test_an_eval_corpus_named_like_the_training_corpus_keeps_the_held_out_share(cache_dir, tmp_path):
     config = pico_config(cache_dir, tmp_path / "x", eval={"ja": str(SAMPLE_JA / "news.txt"), "en": str(SAMPLE_EN)})
-    corpora = eval_documents(config)
+    corpora = eval_documents(config.data, config.eval)
     assert set(corpora) == {"ja", "en", "ja (held out)"}
     assert corpora["ja (held out)"] and not set(corpora["ja (held out)"]) & set(corpora["ja"]) - set(corpora["en"])
     # two training corpora of one name, no eval corpus of that name: one held-out corpus under the name
     config = pico_config(cache_dir, tmp_path / "y", train=[f"ja={SAMPLE_JA / 'news.txt'}", f"ja={SAMPLE_JA}"])
-    assert set(eval_documents(config)) == {"ja", "en"}
+    assert set(eval_documents(config.data, config.eval)) == {"ja", "en"}
 
 
 def test_bare_overwrite_flag_and_resume_without_checkpoint(tmp_path, capsys):

@@ -35,7 +35,7 @@ def test_realised_shares_are_within_two_points_after_500_blocks(weights):
 def test_each_corpus_reads_its_blocks_in_order_and_starts_its_own_next_epoch(cache_dir, tmp_path):
     config = pico_config(cache_dir, tmp_path / "run", train=TRAIN, train_weights={"ja": 0.5, "en": 0.5}, eval={})
     tokenizer = build_tokenizer(config)
-    blocks = build_mixture(config, tokenizer, exclusion_set(eval_documents(config)))
+    blocks = build_mixture(config.data, config.seed, tokenizer, exclusion_set(eval_documents(config.data, config.eval)))
     ja, en = blocks.corpora
     assert en.num_blocks < ja.num_blocks
     n = 2 * en.num_blocks + 40  # en runs out (twice) long before ja does
@@ -53,7 +53,7 @@ def test_each_corpus_reads_its_blocks_in_order_and_starts_its_own_next_epoch(cac
 
 def test_the_same_blocks_on_one_and_two_processes(cache_dir, tmp_path):
     config = pico_config(cache_dir, tmp_path / "run", train=TRAIN, train_weights={"ja": 0.8, "en": 0.2}, eval={})
-    blocks = build_mixture(config, build_tokenizer(config), exclusion_set(eval_documents(config)))
+    blocks = build_mixture(config.data, config.seed, build_tokenizer(config), exclusion_set(eval_documents(config.data, config.eval)))
     batch = 8
     for step in range(0, 30, 7):
         one = blocks.get(step * batch, batch)

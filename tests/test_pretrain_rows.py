@@ -36,7 +36,7 @@ def test_optimizer_state_holds_only_new_row_elements_and_base_rows_stay(tied):
     prepared = prepare_stage(model, stage, base)
     assert isinstance(model.get_input_embeddings(), SplitEmbedding)
     assert isinstance(model.get_output_embeddings(), SplitLinear)
-    optimizer, scheduler = make_optimizer(config, stage, prepared.params, prepared.no_decay, 5)
+    optimizer, scheduler = make_optimizer(config.optim, stage, prepared.params, prepared.no_decay, 5)
     assert optimizer.param_groups[0]["weight_decay"] == 0.5
     ids = torch.randint(0, vocab, (2, 12))
     for _ in range(5):
@@ -67,7 +67,7 @@ def test_new_rows_run_with_weight_decay_keeps_base_rows_and_saves_a_plain_model(
     out = tmp_path / "run"
     config = pico_config(cache_dir, out, stages=[{"name": "new-rows", "steps": 3, "lr": 3e-2, "weight_decay": 0.3}])
     pretrain(config)
-    initial = build_model(config, build_tokenizer(config)).state_dict()
+    initial = build_model(config.model, build_tokenizer(config), config.seed).state_dict()
     final = load_file(str(out / "model" / "model.safetensors"))
     assert set(final) == set(initial)
     base = json.loads((out / "model" / "vocab_extend.json").read_text())["base_vocab_size"]
@@ -81,7 +81,7 @@ def test_split_embeddings_stage_gives_the_new_rows_their_own_learning_rate():
     config = pico_config(".", ".", lr=1e-3)
     stage = StageConfig("embeddings", 2, split_rows=True, new_rows_lr=1e-2)
     prepared = prepare_stage(model, stage, 100)
-    optimizer, _ = make_optimizer(config, stage, prepared.params, prepared.no_decay, 2, prepared.lr)
+    optimizer, _ = make_optimizer(config.optim, stage, prepared.params, prepared.no_decay, 2, prepared.lr)
     by_lr = {g["lr"]: sum(p.numel() for p in g["params"]) for g in optimizer.param_groups}
     assert by_lr == {1e-3: 2 * 100 * 16, 1e-2: 2 * 20 * 16}
 

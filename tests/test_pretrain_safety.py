@@ -70,8 +70,8 @@ DAMAGE = {
     "truncated shard": lambda c: _truncate(next(c.glob("*.distcp"))),
     "flipped byte in a shard": lambda c: _flip(next(c.glob("*.distcp"))),
     "truncated state.json": lambda c: _truncate(c / "state.json"),
-    "truncated rng file": lambda c: _truncate(c / "rng-rank0.pt"),
-    "deleted scheduler": lambda c: (c / "scheduler.pt").unlink(),
+    "truncated rng file": lambda c: _truncate(c / "rng-rank0.json"),
+    "deleted scheduler": lambda c: (c / "scheduler.json").unlink(),
     "deleted DCP metadata": lambda c: (c / ".metadata").unlink(),
     "garbled manifest": lambda c: (c / "manifest.json").write_text("{not json", encoding="utf-8"),
 }
@@ -213,3 +213,79 @@ def test_a_shared_cache_entry_waits_for_its_builder(tmp_path: Path) -> None:
         holder.wait()
     thread.join(60)
     assert got.is_set() and len(said) == 1
+
+
+class Payload:
+    """What a hostile checkpoint could hold: unpickling it runs a shell command that writes ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _schedule_payload(checkpoint: Path, marker: Path) -> None:
+    (checkpoint / "scheduler.json").unlink()
+    torch.save(Payload(marker), checkpoint / "scheduler.pt")  # the name older checkpoints used
+
+
+def _metadata_payload(checkpoint: Path, marker: Path) -> None:
+    import pickle
+
+    (checkpoint / ".metadata").write_bytes(pickle.dumps(Payload(marker)))
+
+
+def _rng_payload(checkpoint: Path, marker: Path) -> None:
+    (checkpoint / "rng-rank0.json").unlink()
+    torch.save({"python": Payload(marker)}, checkpoint / "rng-rank0.pt")
+
+
+@pytest.mark.parametrize("craft", [_schedule_payload, _metadata_payload, _rng_payload],
+                         ids=["scheduler.pt", ".metadata", "rng-rank0.pt"])
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(reference, cache_dir, tmp_path, craft):  # noqa: F811
+    """A checkpoint crafted with a pickle payload, its manifest rewritten to match (so it verifies), as one
+    found on shared storage: --resume refuses it in one sentence before writing anything, and the payload
+    never runs."""
+    out = stopped_copy(reference, tmp_path)
+    marker = tmp_path / "payload-ran"
+    checkpoint = out / "checkpoints" / "step-00000004"
+    craft(checkpoint, marker)
+    (checkpoint / "manifest.json").unlink()
+    ckpt.write_manifest(checkpoint)
+    assert ckpt.verify(checkpoint) is None
+    before = (out / "metrics.jsonl").read_bytes()
+    with pytest.raises(VocabExtendError, match="could run code when loaded, so it is not loaded") as info:
+        pretrain(run_config(cache_dir, out), resume=True)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+    assert (out / "metrics.jsonl").read_bytes() == before and not (out / "model").exists()
+
+
+def test_a_checkpoint_in_the_older_pt_format_still_resumes(reference, cache_dir, tmp_path):  # noqa: F811
+    """Schedule and RNG states as ``.pt`` files of plain data (what earlier versions wrote) are read with
+    ``weights_only=True`` and resume to the same model."""
+    import json
+    import random
+
+    import numpy as np
+
+    out = stopped_copy(reference, tmp_path)
+    checkpoint = out / "checkpoints" / "step-00000004"
+    schedule = json.loads((checkpoint / "scheduler.json").read_text(encoding="utf-8"))
+    torch.save(schedule, checkpoint / "scheduler.pt")
+    rng = json.loads((checkpoint / "rng-rank0.json").read_text(encoding="utf-8"))
+    random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+    name, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    from vocab_extend.pretrain.safe_state import _tensor
+
+    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": _tensor(rng["torch"])},
+               checkpoint / "rng-rank0.pt")
+    for name in ("scheduler.json", "rng-rank0.json", "manifest.json"):
+        (checkpoint / name).unlink()
+    ckpt.write_manifest(checkpoint)
+    pretrain(run_config(cache_dir, out), resume=True)
+    assert same_model(out, reference) and losses(out) == losses(reference)

@@ -62,11 +62,11 @@ def test_streamed_resume_seeks_and_reads_nothing_twice(cache_dir, tmp_path, monk
 def test_a_streamed_checkpoint_without_its_position_is_one_sentence(cache_dir, tmp_path, monkeypatch):
     import shutil
 
-    import vocab_extend.pretrain.components as components
+    import vocab_extend.pretrain.checkpoint as checkpoint
 
     out = tmp_path / "run"
     with monkeypatch.context() as patch:  # a checkpoint written without the stream's position
-        patch.setattr(components, "save_stream_state", lambda blocks, folder: None)
+        patch.setattr(checkpoint, "save_stream_state", lambda blocks, folder: None)
         pretrain(settings(cache_dir, out, stages="full:3", save_every=2))
     shutil.rmtree(out / "model")  # as if the run had stopped after its checkpoint at step 2
     with pytest.raises(VocabExtendError, match="holds no stream position") as info:

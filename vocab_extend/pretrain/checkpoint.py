@@ -3,15 +3,15 @@
 A checkpoint is a folder ``checkpoints/step-00000040`` written with ``torch.distributed.checkpoint``
 (DCP): every rank writes its own shard of the model being trained (LoRA adapters or split rows included
 while such a stage is under way) and of the AdamW state into ``*.distcp`` files, described by DCP's
-``.metadata``; beside them ``scheduler.pt``, ``rng-rank<R>.pt`` (each rank's Python, NumPy, torch and CUDA
-generator states), ``state.json`` (step, stage, data position, world size) and ``run_config.yaml`` (the
+``.metadata``; beside them ``scheduler.json``, ``rng-rank<R>.json`` (each rank's Python, NumPy, torch and
+CUDA generator states), ``state.json`` (step, stage, data position, world size) and ``run_config.yaml`` (the
 run's resolved config, which the resume guard reads). DCP reshards on load, so a checkpoint written by 2
 processes resumes on 1 and the other way round.
 
-A checkpoint is written under a temporary name (``.tmp-step-*``), then ``manifest.json`` (size and SHA-256
-of every other file) last, then renamed into place: a crash, even ``kill -9``, never leaves a checkpoint
-that looks whole, and a checkpoint damaged later (a truncated or edited file, a deleted one) fails
-:func:`verify`, so ``--resume`` falls back to the newest one that verifies.
+It is written under a temporary name (``.tmp-step-*``), ``manifest.json`` (size and SHA-256 of every other
+file) last, then renamed into place: even ``kill -9`` never leaves a checkpoint that looks whole, and one
+damaged later fails :func:`verify`, so ``--resume`` falls back to the newest one that verifies.
+:class:`Checkpointer` is the run's one entry point: when to save, free space, writing, resuming, RNG.
 
 >>> step_of(Path("checkpoints/step-00000040"))
 40
@@ -19,19 +19,24 @@ that looks whole, and a checkpoint damaged later (a truncated or edited file, a 
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import json
-import random
-import warnings
+import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
-from ..errors import VocabExtendError, free_space
+from ..console import log
+from ..errors import StorageError, VocabExtendError, free_space, human_size, storage_error
+from .dist import Dist, quiet
+from .safe_state import (SCHEDULER, SafeEmptyPlanner, SafePlanner, SafeReader, check_loadable, read_state_file,
+                         rng_state, set_rng_state, write_json)
+from .stream import load_state as load_stream_state
+from .stream import save_state as save_stream_state
 
 CHECKPOINTS = "checkpoints"
 MODEL_KEY, OPTIM_KEY = "model", "optimizer"
@@ -41,13 +46,20 @@ MANIFEST = "manifest.json"  # written last: its presence marks a complete checkp
 RUN_CONFIG = "run_config.yaml"
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence what DCP and the state-dict functions say about process groups (expected here: one process
-    without a group, gloo on CPU)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(process group|ProcessGroup|_get_pg_default_device).*")
-        yield
+@dataclass
+class CheckpointConfig:
+    """The ``checkpoint`` section."""
+
+    FLAT: ClassVar[dict[str, str]] = {"every": "save_every", "keep": "keep_checkpoints"}  # older flat names
+
+    every: int = 50  # steps; 0: only the final model
+    keep: int = 2  # complete checkpoints kept (the newest)
+
+    def check(self) -> None:
+        if self.every is not None and self.every < 0:
+            raise VocabExtendError(f"save_every must be zero or more, not {self.every!r}")
+        if self.keep is not None and self.keep < 1:
+            raise VocabExtendError(f"keep_checkpoints must be positive, not {self.keep!r}")
 
 
 def step_of(path: Path) -> int:
@@ -66,11 +78,8 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_manifest(staging: Path) -> int:
@@ -114,15 +123,20 @@ def verify(path: Path) -> str | None:
     return None
 
 
-def newest_good_checkpoint(output_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest checkpoint that verifies, and the newer ones skipped with the reason for each."""
-    skipped: list[tuple[Path, str]] = []
-    for path in reversed(list_checkpoints(output_dir)):
-        reason = verify(path)
-        if reason is None:
-            return path, skipped
-        skipped.append((path, reason))
-    return None, skipped
+def resume_point(output_dir: Path, dist: Dist) -> tuple[Path | None, int]:
+    """The checkpoint ``--resume`` continues from (the newest that verifies) and how many newer ones were
+    skipped. Rank 0 verifies (hashing once, not once per process) and names each skipped one on stderr with
+    the reason; the other ranks take its choice."""
+    latest, skipped = None, 0
+    if dist.main:
+        for path in reversed(list_checkpoints(output_dir)):
+            reason = verify(path)
+            if reason is None:
+                latest = path
+                break
+            skipped += 1
+            log(f"--resume: skipping checkpoint {path.name}: {reason}")
+    return dist.from_main((latest, skipped))
 
 
 def sweep_staging(output_dir: Path) -> list[Path]:
@@ -138,8 +152,7 @@ def sweep_staging(output_dir: Path) -> list[Path]:
 def estimate_size(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
     """Bytes a checkpoint of ``model`` (and AdamW's two moments of its trainable parameters) takes."""
     params = list(model.parameters())
-    size = sum(p.numel() * p.element_size() for p in params)
-    size += sum(b.numel() * b.element_size() for b in model.buffers())
+    size = sum(t.numel() * t.element_size() for t in [*params, *model.buffers()])
     if optimizer is not None:
         size += 2 * sum(p.numel() * 4 for p in params if p.requires_grad)
     return size
@@ -148,25 +161,6 @@ def estimate_size(model: torch.nn.Module, optimizer: torch.optim.Optimizer | Non
 def free_bytes(folder: Path) -> int:
     """Free space where ``folder`` (or its nearest existing parent) lives (0 when it cannot be read)."""
     return free_space(Path(folder)) or 0
-
-
-def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def staging_path(output_dir: Path, step: int) -> Path:
@@ -181,7 +175,7 @@ def clear(staging: Path) -> None:
 
 def write_rank_state(staging: Path, rank: int) -> None:
     """Every rank writes its RNG state into the staging folder (created by rank 0 beforehand)."""
-    torch.save(rng_state(), staging / f"rng-rank{rank}.pt")
+    write_json(staging / f"rng-rank{rank}.json", rng_state())
 
 
 @quiet()
@@ -200,14 +194,13 @@ def write_state(staging: Path, trained: torch.nn.Module, optimizer: torch.optim.
     else:
         model_state, optim_state = get_state_dict(trained, optimizer)
         state = {MODEL_KEY: model_state, OPTIM_KEY: optim_state}
-    with quiet():
-        dcp.save(state, checkpoint_id=str(staging))
+    dcp.save(state, checkpoint_id=str(staging))
 
 
 def write_main_state(staging: Path, scheduler: Any, state: dict[str, Any], run_config: str) -> None:
     """Rank 0 writes the scheduler, ``state.json`` and the run's resolved config (YAML text)."""
     if scheduler is not None:
-        torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+        write_json(staging / SCHEDULER, scheduler.state_dict())
     (staging / RUN_CONFIG).write_text(run_config, encoding="utf-8")
     (staging / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -216,8 +209,7 @@ def publish(staging: Path, keep: int) -> Path:
     """Rename the staging folder (its manifest written) into place and delete all but the newest ``keep``
     checkpoints: at most ``keep`` complete checkpoints remain, plus one while the next is being written."""
     final = staging.parent / staging.name[len(".tmp-"):]
-    if final.exists():
-        shutil.rmtree(final)
+    shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     if keep > 0:
         for old in list_checkpoints(staging.parent.parent)[:-keep]:
@@ -226,6 +218,7 @@ def publish(staging: Path, keep: int) -> Path:
 
 
 def read_state(path: Path) -> dict[str, Any]:
+    """The checkpoint's ``state.json``: step, stage, data position, world size."""
     return json.loads((Path(path) / "state.json").read_text(encoding="utf-8"))
 
 
@@ -237,8 +230,7 @@ def load_model_weights(path: Path, model: torch.nn.Module) -> None:
 
     state = get_model_state_dict(model)
     try:
-        with quiet():
-            dcp.load({MODEL_KEY: state}, checkpoint_id=str(path))
+        dcp.load({MODEL_KEY: state}, storage_reader=SafeReader(str(path)), planner=SafePlanner())
     except (RuntimeError, KeyError, ValueError) as exc:
         raise VocabExtendError(
             f"checkpoint {path} does not fit the model ({str(exc).strip().splitlines()[0][:120]}): resume with "
@@ -254,24 +246,143 @@ def load_trainer_state(path: Path, trained: torch.nn.Module, optimizer: torch.op
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model_state, optim_state = get_state_dict(trained, optimizer)
-    with quiet():
-        dcp.load({MODEL_KEY: model_state, OPTIM_KEY: optim_state}, checkpoint_id=str(path))
+    dcp.load({MODEL_KEY: model_state, OPTIM_KEY: optim_state}, storage_reader=SafeReader(str(path)),
+             planner=SafePlanner())
     set_state_dict(trained, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
-    scheduler.load_state_dict(torch.load(Path(path) / "scheduler.pt", weights_only=False))
+    schedule = read_state_file(path, SCHEDULER)
+    if schedule is None:
+        raise VocabExtendError(f"--resume: checkpoint {path} holds no {SCHEDULER}: resume from another checkpoint")
+    scheduler.load_state_dict(schedule)
 
 
+@quiet()
 def read_model_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The checkpoint's model tensors, whole, in one process (for inspection and tests)."""
-    import tempfile
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-    with tempfile.TemporaryDirectory() as tmp, quiet():
-        dcp_to_torch_save(str(path), f"{tmp}/all.pt")
-        return torch.load(f"{tmp}/all.pt", weights_only=False)[MODEL_KEY]
+    state: dict[str, Any] = {}
+    _load_state_dict(state, storage_reader=SafeReader(str(path)), planner=SafeEmptyPlanner(), no_dist=True)
+    return state[MODEL_KEY]
 
 
 def load_rng_state(path: Path, rank: int) -> None:
-    rng_file = Path(path) / f"rng-rank{rank}.pt"
-    if rng_file.is_file():
-        set_rng_state(torch.load(rng_file, weights_only=False))
+    """This rank's RNG states from the checkpoint (none when it was written by fewer processes)."""
+    state = read_state_file(path, f"rng-rank{rank}.json")
+    if state is not None:
+        set_rng_state(state)
+
+
+class Checkpointer:
+    """The run's checkpoints: one every ``every`` steps before the last (the final model is the run's
+    ``model/`` folder), each checked for free space first and written whole or not at all; on ``--resume``
+    the model, optimiser, schedule, RNG and stream position read back."""
+
+    def __init__(self, config: CheckpointConfig, dist: Dist, out: Path, resume_from: Path | None,
+                 total_steps: int, run_config: str) -> None:
+        self.config, self.dist, self.out, self.resume_from = config, dist, out, resume_from
+        self.every, self.total, self.run_config = config.every, total_steps, run_config
+        self.state = read_state(resume_from) if resume_from is not None else None
+        if resume_from is not None:  # refused before the run writes anything
+            check_loadable(resume_from, dist.rank)
+        self.start_step: int = self.state["step"] if self.state else 0
+        self.blocks = None  # the training blocks, whose stream position (if streamed) a checkpoint keeps
+        if self.state is not None and self.start_step >= total_steps:  # after the resume guard's checks
+            raise VocabExtendError(
+                f"--resume: {resume_from} is at step {self.start_step}, but this run has only {total_steps} "
+                "steps: resume with the max_steps the run was started with")
+
+    def restore_data(self, blocks) -> None:
+        """Seek the streamed training corpora to the checkpoint's position (nothing for cached corpora)."""
+        self.blocks = blocks
+        if self.resume_from is not None:
+            load_stream_state(blocks, self.resume_from)
+
+    def should_save(self, step: int) -> bool:
+        return bool(self.every) and step % self.every == 0 and step < self.total
+
+    def save(self, step: int, trained: torch.nn.Module, optimizer, scheduler, stage_index: int, *,
+             boundary: bool, extra: dict[str, Any] | None = None) -> None:
+        """Every rank calls this. ``boundary``: the stage has just ended and ``trained`` is the plain model.
+
+        Free space is checked first (the newest checkpoint's size, else an estimate from the model); a
+        failure or Ctrl-C while writing removes the partial checkpoint, so only whole ones remain.
+        """
+        dist = self.dist
+        staging = staging_path(self.out, step)
+        needed = self._needed(trained, None if boundary else optimizer)
+        if dist.main:
+            self._check_space(step, needed)
+            clear(staging)
+        dist.barrier()
+        try:
+            write_rank_state(staging, dist.rank)
+            write_state(staging, trained, optimizer, dist.main, model_only=boundary)
+            dist.barrier()
+            if dist.main:
+                state = {"step": step, "optimizer_stage": stage_index, "boundary": boundary,
+                         "world_size": dist.world, **(extra or {})}
+                self._finish_main(staging, None if boundary else scheduler, state)
+        except BaseException as exc:
+            if dist.main:
+                shutil.rmtree(staging, ignore_errors=True)
+            error = None if isinstance(exc, KeyboardInterrupt) else _storage_failure(exc, staging.parent, needed)
+            if error is not None:
+                raise StorageError(f"{error} ({self._last_good()})") from None
+            raise
+        dist.barrier()
+
+    def _finish_main(self, staging: Path, scheduler: Any, state: dict[str, Any]) -> None:
+        """Rank 0: stream position, scheduler, state and config, then the manifest, then the rename."""
+        if self.blocks is not None:  # the same on every rank: each reads whole global batches
+            save_stream_state(self.blocks, staging)
+        write_main_state(staging, scheduler, state, self.run_config)
+        write_manifest(staging)
+        publish(staging, self.config.keep)
+
+    def _needed(self, trained: torch.nn.Module, optimizer) -> int:
+        latest = list_checkpoints(self.out)
+        size = checkpoint_size(latest[-1]) if latest else None
+        return size if size is not None else estimate_size(trained, optimizer)
+
+    def _last_good(self) -> str:
+        saved = list_checkpoints(self.out)
+        return f"the last checkpoint, {saved[-1].name}, is kept" if saved else "no checkpoint was written yet"
+
+    def _check_space(self, step: int, needed: int) -> None:
+        folder = self.out / CHECKPOINTS
+        free = free_bytes(folder)
+        if free < needed * 1.05:
+            raise StorageError(
+                f"cannot write checkpoint step {step} in {folder}: it needs about {human_size(needed)} and "
+                f"{human_size(free)} is free ({self._last_good()}); free some space and continue with "
+                "--resume, or lower keep_checkpoints")
+
+    def load_model(self, model: torch.nn.Module) -> None:
+        """The checkpoint's plain model (a stage-boundary checkpoint) into ``model``."""
+        assert self.resume_from is not None
+        load_model_weights(self.resume_from, model)
+
+    def load_trainer(self, trained: torch.nn.Module, optimizer, scheduler) -> None:
+        """Model and optimiser shards of a checkpoint inside a stage, the schedule and this rank's RNG."""
+        assert self.resume_from is not None
+        load_trainer_state(self.resume_from, trained, optimizer, scheduler)
+        load_rng_state(self.resume_from, self.dist.rank)
+
+
+def _storage_failure(exc: BaseException, folder: Path, needed: int) -> StorageError | None:
+    """A full disk (or read-only / forbidden folder) behind a failed checkpoint write, as one sentence.
+
+    DCP wraps each rank's error in a ``CheckpointException``, and ``torch.save`` reports a full disk only as
+    "unexpected pos ..." without the OS error, so when no storage error is found in the chain, a disk that
+    now has less room than the checkpoint needs is taken as the cause.
+    """
+    failures = getattr(exc, "failures", None)
+    causes = [exc, *(pair[0] for pair in failures.values())] if isinstance(failures, dict) else [exc]
+    for cause in causes:
+        error = storage_error(cause, folder, needed=needed)
+        if error is not None:
+            return error
+    free = free_space(folder)
+    if free is not None and free < needed:
+        return storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder, needed=needed)
+    return None

@@ -1,7 +1,8 @@
 """``vocab-extend pretrain --config configs/NAME.yaml [--key value ...] [--resume]``.
 
-Every top-level config key is also an option (``--max-steps 20 --output-dir runs/x``); its value is parsed
-as YAML. The same command runs under ``torchrun --nproc_per_node N`` and ``accelerate launch``.
+Every setting is also an option under its flat name (``--max-steps 20 --output-dir runs/x --eval-every 5``;
+:data:`~.config.FLAT`); its value is parsed as YAML. The same command runs under
+``torchrun --nproc_per_node N`` and ``accelerate launch``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import inspect
 import json
 import re
 
-from .config import PretrainConfig, load_config
+from .config import FLAT, SECTIONS, PretrainConfig, load_config
 from .loop import pretrain
 
 _PREFIX = "override_"
@@ -42,14 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in the output folder")
     group = parser.add_argument_group("config keys (override the YAML file; values are YAML)")
-    meanings = field_help(PretrainConfig)
-    for f in dataclasses.fields(PretrainConfig):
+    for key, (section, name) in FLAT.items():
+        cls = SECTIONS[section] if section else PretrainConfig
+        f = next(f for f in dataclasses.fields(cls) if f.name == name)
         # a boolean key given bare (--overwrite) means true, as in the other subcommands
         flag = {"nargs": "?", "const": "true"} if f.type in (bool, "bool") else {}
         default = _default(f)
         shown = "none" if default is None else json.dumps(default, default=str, ensure_ascii=False)
-        text = f"{meanings.get(f.name, f.name.replace('_', ' '))} (default: {shown})"
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=_PREFIX + f.name, default=argparse.SUPPRESS,
+        place = f"{section}.{name}: " if section else ""
+        text = f"{place}{field_help(cls).get(name, name.replace('_', ' '))} (default: {shown})"
+        group.add_argument(f"--{key.replace('_', '-')}", dest=_PREFIX + key, default=argparse.SUPPRESS,
                            metavar="VALUE", help=text.replace("%", "%%"), **flag)
 
 

@@ -15,6 +15,7 @@ corpus named after the training corpus.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -31,12 +32,56 @@ from ..console import log
 from ..errors import VocabExtendError
 from ..heldout import doc_key, heldout
 from ..locks import waiting_lock
-from .config import PretrainConfig
-from .mixture import MixedBlocks, Mixture
+from .evaluation import EvalConfig
+from .mixture import MixedBlocks, Mixture, check_weights
 from .stream import StreamedBlocks
 
 CACHE_VERSION = "2"
 _PACK_DOCS = 10_000  # documents per packing batch
+
+
+@dataclass
+class DataConfig:
+    """The ``data`` section: the training corpora and how they become batches of blocks."""
+
+    train: list[str] = field(default_factory=list)  # corpus specs (NAME=SPEC or SPEC)
+    train_weights: dict[str, float] = field(default_factory=dict)  # NAME -> weight: a weighted mixture
+    heldout_fraction: float = 0.0  # documents of the training corpora held out and evaluated
+    text_field: str = "text"  # the field holding the text in json/parquet/hf corpora
+    max_docs: int | None = None  # per corpus
+    block_size: int = 128  # training sequence length in tokens
+    batch_size: int = 8  # global batch, in sequences of block_size tokens; shared by the ranks
+    streaming: bool = False  # stream the training corpora (larger than memory); no on-disk cache
+    shuffle_buffer: int = 10_000  # streaming only
+    num_proc: int | None = None  # tokenization processes; default: up to 8, one per 2,000 documents
+    cache_dir: str | None = None  # packed-dataset cache; default: the datasets cache
+
+    def check(self) -> None:
+        """Checks that need no tokenizer and no file contents; each failure is one sentence."""
+        if not self.train:
+            raise VocabExtendError("the config has no training corpus: set train to one or more corpus specs")
+        if self.train_weights:
+            if not isinstance(self.train_weights, Mapping):
+                raise VocabExtendError(
+                    "train_weights must map training-corpus names to weights, e.g. {ja: 0.9, en: 0.1}")
+            self.train_weights = check_weights([parse_named_spec(v)[0] for v in self.train], self.train_weights)
+        for name in ("batch_size", "block_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise VocabExtendError(f"{name} must be a positive whole number, not {value!r}")
+        if self.block_size < 2:
+            raise VocabExtendError(f"block_size must be at least 2, not {self.block_size}")
+        if self.num_proc is not None and self.num_proc < 1:
+            raise VocabExtendError(f"num_proc must be positive, not {self.num_proc}")
+        if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            raise VocabExtendError(f"cache_dir {self.cache_dir} is a file: give a folder")
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise VocabExtendError(f"heldout_fraction must be in [0, 1), not {self.heldout_fraction}")
+
+
+def cache_root(data: DataConfig) -> Path:
+    """Where the packed data (and merged tokenizers) are cached."""
+    return Path(data.cache_dir) if data.cache_dir else default_cache_dir()
 
 
 def training_documents(
@@ -51,34 +96,37 @@ def training_documents(
                 yield text
 
 
-def eval_documents(config: PretrainConfig) -> dict[str, list[str]]:
+def eval_documents(data: DataConfig, evaluation: EvalConfig) -> dict[str, list[str]]:
     """Each eval corpus's documents; held-out training documents under their training corpus's name."""
     corpora: dict[str, list[str]] = {}
-    for name, spec in config.eval.items():
-        corpora[name] = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs)
-    if config.heldout_fraction > 0:
-        budget = config.eval_max_bytes
-        for value in config.train:
+    for name, spec in evaluation.corpora.items():
+        corpora[name] = read_documents(spec, text_field=data.text_field, max_docs=data.max_docs)
+    if data.heldout_fraction > 0:
+        for value in data.train:
             name, spec = parse_named_spec(value)
-            docs, size, seen = [], 0, 0
-            for text in iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs):
-                seen += 1
-                if heldout(doc_key(text), config.heldout_fraction):
-                    docs.append(text)
-                    size += len(text.encode("utf-8"))
-                    if budget is not None and size >= budget:
-                        break
-            if not seen:
-                raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines")
-            if not docs:
-                raise VocabExtendError(
-                    f"heldout_fraction {config.heldout_fraction} leaves no document of {spec} for eval: "
-                    "raise it or give eval corpora"
-                )
+            docs = _heldout_documents(data, spec, evaluation.max_bytes)
             # an eval corpus of the same name keeps its name; the held-out documents are evaluated beside it,
             # and training corpora that share a name share one held-out corpus
-            corpora.setdefault(name if name not in config.eval else f"{name} (held out)", []).extend(docs)
+            corpora.setdefault(name if name not in evaluation.corpora else f"{name} (held out)", []).extend(docs)
     return corpora
+
+
+def _heldout_documents(data: DataConfig, spec: str, budget: int | None) -> list[str]:
+    """The held-out share of corpus ``spec``, up to ``budget`` bytes."""
+    docs, size, seen = [], 0, 0
+    for text in iter_documents(spec, text_field=data.text_field, max_docs=data.max_docs):
+        seen += 1
+        if heldout(doc_key(text), data.heldout_fraction):
+            docs.append(text)
+            size += len(text.encode("utf-8"))
+            if budget is not None and size >= budget:
+                break
+    if not seen:
+        raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines")
+    if not docs:
+        raise VocabExtendError(f"heldout_fraction {data.heldout_fraction} leaves no document of {spec} for eval: "
+                               "raise it or give eval corpora")
+    return docs
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -97,17 +145,17 @@ def _corpus_fingerprint(spec: str) -> list[Any]:
     return out
 
 
-def cache_key(config: PretrainConfig, tokenizer, exclude: frozenset[int]) -> str:
+def cache_key(data: DataConfig, tokenizer, exclude: frozenset[int]) -> str:
     """The on-disk cache key of the packed training set."""
     parts = {
         "version": CACHE_VERSION,
         "tokenizer": tokenizer_fingerprint(tokenizer),
-        "corpora": [_corpus_fingerprint(parse_named_spec(v)[1]) for v in config.train],
-        "text_field": config.text_field,
-        "max_docs": config.max_docs,
-        "heldout_fraction": config.heldout_fraction,
+        "corpora": [_corpus_fingerprint(parse_named_spec(v)[1]) for v in data.train],
+        "text_field": data.text_field,
+        "max_docs": data.max_docs,
+        "heldout_fraction": data.heldout_fraction,
         "exclude": hashlib.sha256(np.array(sorted(exclude), dtype=np.uint64).tobytes()).hexdigest(),
-        "block_size": config.block_size,
+        "block_size": data.block_size,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:24]
 
@@ -161,9 +209,8 @@ class PackedBlocks:
         return None if self.num_blocks is None else self.num_blocks * self.block_size
 
 
-def build_training_blocks(
-    config: PretrainConfig, tokenizer, exclude: frozenset[int], *, is_main: bool = True, batch_size: int | None = None
-) -> Any:
+def build_training_blocks(data: DataConfig, seed: int, tokenizer, exclude: frozenset[int], *, is_main: bool = True,
+                          batch_size: int | None = None) -> Any:
     """Tokenize and pack the training corpora (or load them from the cache); see the module docstring.
 
     In a multi-process run only the main process builds the cache (``is_main``); the others wait at a
@@ -175,20 +222,16 @@ def build_training_blocks(
     eos = tokenizer.eos_token_id
     if eos is None:
         raise VocabExtendError("the tokenizer has no EOS token to separate documents: set eos_token")
-    kwargs = dict(exclude=exclude, fraction=config.heldout_fraction, text_field=config.text_field,
-                  max_docs=config.max_docs)
-    features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
-    if config.streaming:
+    if data.streaming:
         def keep(text: str) -> bool:
             key = doc_key(text)
-            return key not in exclude and not heldout(key, config.heldout_fraction)
+            return key not in exclude and not heldout(key, data.heldout_fraction)
 
-        return StreamedBlocks(config.train, tokenizer, block_size=config.block_size, batch_size=batch_size or
-                              config.batch_size, buffer_size=config.shuffle_buffer, seed=config.seed, keep=keep,
-                              text_field=config.text_field, max_docs=config.max_docs)
-
-    key = cache_key(config, tokenizer, exclude)
-    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        return StreamedBlocks(data.train, tokenizer, block_size=data.block_size, batch_size=batch_size or
+                              data.batch_size, buffer_size=data.shuffle_buffer, seed=seed, keep=keep,
+                              text_field=data.text_field, max_docs=data.max_docs)
+    key = cache_key(data, tokenizer, exclude)
+    root = cache_root(data)
     target = root / key
     if not target.is_dir() and is_main:
         root.mkdir(parents=True, exist_ok=True)
@@ -196,42 +239,42 @@ def build_training_blocks(
             for dead in root.glob(f".{key}-*"):  # what a builder killed mid-way left (we hold the lock)
                 shutil.rmtree(dead, ignore_errors=True)
             if not target.is_dir():
-                _build_packed(config, tokenizer, kwargs, features, root, key, target, eos)
+                _build_packed(data, tokenizer, exclude, root, key, target, eos)
     if not target.is_dir():
         raise VocabExtendError(f"the packed training data {target} was not written: check the main process's error")
     dataset = datasets.load_from_disk(str(target)).with_format("numpy")
-    return PackedBlocks(dataset, config.block_size, config.seed, len(dataset))
+    return PackedBlocks(dataset, data.block_size, seed, len(dataset))
 
 
-def _build_packed(config: PretrainConfig, tokenizer, kwargs: dict[str, Any], features, root: Path, key: str,
-                  target: Path, eos: int) -> None:
+def _build_packed(data: DataConfig, tokenizer, exclude: frozenset[int], root: Path, key: str, target: Path,
+                  eos: int) -> None:
     """Tokenize and pack the training corpora into the cache entry ``target`` (written whole or not at all)."""
     import datasets
 
+    kwargs = dict(exclude=exclude, fraction=data.heldout_fraction, text_field=data.text_field, max_docs=data.max_docs)
+    features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
         docs = datasets.Dataset.from_generator(
-            _doc_records, gen_kwargs={"specs": tuple(config.train), "kwargs": kwargs},
+            _doc_records, gen_kwargs={"specs": tuple(data.train), "kwargs": kwargs},
             cache_dir=str(tmp / "raw"), fingerprint=f"{key}-docs",
         )
         if len(docs) == 0:
-            raise VocabExtendError(
-                f"the training corpora {', '.join(config.train)} have no documents left for training"
-            )
-        num_proc = config.num_proc or _default_num_proc(len(docs))
+            raise VocabExtendError(f"the training corpora {', '.join(data.train)} have no documents left for training")
+        num_proc = data.num_proc or _default_num_proc(len(docs))
         tokens = docs.map(
             _tokenize, batched=True, remove_columns=["text"], num_proc=num_proc if num_proc > 1 else None,
             fn_kwargs={"tokenizer": tokenizer, "eos": eos}, new_fingerprint=f"{key}-tok",
             desc="tokenizing",
         )
         packed = tokens.map(
-            _pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": config.block_size},
+            _pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": data.block_size},
             features=features, new_fingerprint=f"{key}-pack", desc="packing",
         )
         if len(packed) == 0:
             total = sum(len(ids) for ids in tokens["input_ids"])
             raise VocabExtendError(
-                f"the training corpora hold {total} tokens, less than one block of {config.block_size}: "
+                f"the training corpora hold {total} tokens, less than one block of {data.block_size}: "
                 "add text or lower block_size"
             )
         packed.save_to_disk(str(tmp / "packed"))
@@ -257,15 +300,19 @@ def corpus_groups(specs: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def build_mixture(config: PretrainConfig, tokenizer, exclude: frozenset[int], *, is_main: bool = True):
+def build_mixture(data: DataConfig, seed: int, tokenizer, exclude: frozenset[int], *, is_main: bool = True):
     """One :class:`PackedBlocks` per training corpus (each cached on its own, each with its own shuffled
     order), drawn from as ``train_weights`` says (:mod:`.mixture`)."""
-    import dataclasses
-
-    groups = corpus_groups(config.train)
-    corpora = [build_training_blocks(dataclasses.replace(config, train=specs, seed=config.seed + 7919 * (i + 1)),
-                                     tokenizer, exclude, is_main=is_main, batch_size=1)
+    groups = corpus_groups(data.train)
+    corpora = [build_training_blocks(dataclasses.replace(data, train=specs), seed + 7919 * (i + 1), tokenizer,
+                                     exclude, is_main=is_main, batch_size=1)
                for i, specs in enumerate(groups.values())]
     names = list(groups)
-    mixture = Mixture(names, [config.train_weights[n] for n in names], config.seed)
-    return MixedBlocks(mixture, corpora, config.block_size, config.batch_size)
+    mixture = Mixture(names, [data.train_weights[n] for n in names], seed)
+    return MixedBlocks(mixture, corpora, data.block_size, data.batch_size)
+
+
+def build_data(data: DataConfig, seed: int, tokenizer, exclude: frozenset[int], *, is_main: bool = True):
+    """The run's training blocks: a weighted mixture when ``train_weights`` is set, else one packed set."""
+    build = build_mixture if data.train_weights else build_training_blocks
+    return build(data, seed, tokenizer, exclude, is_main=is_main)

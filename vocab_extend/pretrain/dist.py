@@ -11,13 +11,24 @@ and splits its share into ``micro_batch_size`` micro-batches (gradient accumulat
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from ..errors import VocabExtendError
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence what DCP and the state-dict functions say about process groups (expected here: one process
+    without a group, gloo on CPU)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(process group|ProcessGroup|_get_pg_default_device).*")
+        yield
 
 
 @dataclass

@@ -43,9 +43,14 @@ def check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
     known = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(known)}"
-            raise VocabExtendError(f"unknown {where} key {str(key)!r}{hint}")
+            raise unknown_key(key, known, where)
+
+
+def unknown_key(key: Any, known: list[str], where: str) -> VocabExtendError:
+    """The error for ``key``, which is none of ``known``: it names the closest known key, or lists them."""
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(known)}"
+    return VocabExtendError(f"unknown {where} key {str(key)!r}{hint}")
 
 
 def _options(hint: Any) -> list[Any]:
@@ -95,16 +100,19 @@ def _shape_error(value: Any, option: Any) -> str | None:
     return None
 
 
-def coerce_fields(data: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
-    """``data`` with numbers read from text and every value checked against its field's type (in place)."""
+def coerce_fields(data: dict[str, Any], cls: type, where: str,
+                  shown: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``data`` with numbers read from text and every value checked against its field's type (in place);
+    errors name a field as ``shown`` says (by default, by its own name)."""
     hints = typing.get_type_hints(cls)
-    for key, value in list(data.items()):
-        options = _options(hints.get(key, Any))
+    for field, value in list(data.items()):
+        key = (shown or {}).get(field, field)
+        options = _options(hints.get(field, Any))
         if value is None or Any in options:
             continue
         numeric = [t for t in (bool, float, int) if t in options]
         if numeric and len(options) == len(numeric):
-            data[key] = _number(value, numeric[0], key, where)
+            data[field] = _number(value, numeric[0], key, where)
             continue
         problems = [_shape_error(value, option) for option in options]
         if all(p is not None for p in problems):

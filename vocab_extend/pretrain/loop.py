@@ -1,19 +1,18 @@
 """The training loop: stages in sequence, AdamW with warmup + cosine, gradient accumulation, DDP or FSDP2.
 
 One process or many: under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) the model is wrapped in
-DistributedDataParallel or sharded with FSDP2 (``parallelism``; :mod:`.parallel`), over gloo on CPU and
-NCCL on GPU. ``batch_size`` is the global batch: at step ``s`` the run reads blocks ``s*B .. s*B+B-1`` of
-its fixed order (:class:`~.data.PackedBlocks`, :class:`~.mixture.MixedBlocks` or
-:class:`~.stream.StreamedBlocks`); rank ``r`` of ``W`` takes the ``r``-th of ``W`` equal slices and splits
-it into micro-batches. Every block has ``block_size`` tokens, so the mean of the ranks' mean losses is the
-global mean loss, and a 2-process run follows the 1-process run with the same global batch (up to float
-rounding).
+DistributedDataParallel or sharded with FSDP2 (:class:`~.parallel.Parallel`), over gloo on CPU and NCCL on
+GPU. ``batch_size`` is the global batch: at step ``s`` the run reads blocks ``s*B .. s*B+B-1`` of its fixed
+order (:class:`~.data.PackedBlocks`, :class:`~.mixture.MixedBlocks` or :class:`~.stream.StreamedBlocks`);
+rank ``r`` of ``W`` takes the ``r``-th of ``W`` equal slices and splits it into micro-batches. Every block
+has ``block_size`` tokens, so the mean of the ranks' mean losses is the global mean loss, and a 2-process
+run follows the 1-process run with the same global batch (up to float rounding).
 
-Each stage gets a fresh AdamW and a schedule of linear warmup then cosine decay to ``lr * min_lr_ratio``
-over the steps the stage runs. :meth:`Trainer.train` only sequences the steps; the components of
-:mod:`.components` decide when to log, evaluate and checkpoint. A stage's own shape (LoRA adapters, split
-rows, FSDP shards) is undone when the stage ends, before any checkpoint of that step, so a checkpoint at a
-stage boundary holds a plain model.
+Each stage (:mod:`.stages`) gets a fresh AdamW and a schedule of linear warmup then cosine decay to
+``lr * min_lr_ratio`` over the steps the stage runs. :meth:`Trainer.train` only sequences the steps; the
+components decide when to log (:mod:`.metrics`), evaluate (:mod:`.evaluation`) and checkpoint
+(:mod:`.checkpoint`). A stage's own shape (LoRA adapters, split rows, FSDP shards) is undone when the stage
+ends, before any checkpoint of that step, so a checkpoint at a stage boundary holds a plain model.
 """
 
 from __future__ import annotations
@@ -22,35 +21,56 @@ import contextlib
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import usual_modes
 from ..errors import VocabExtendError
 from ..locks import output_lock
 from ..metadata import METADATA_FILE
 from ..model.card import CARD_FILE, push_folder
-from ..atomic import usual_modes
 from ..staging import staging_folder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
-from .components import Checkpointer, MetricsLogger, Validator, autocast
-from .config import PretrainConfig, StageConfig
-from .data import PackedBlocks, build_mixture, build_training_blocks, corpus_groups, eval_documents, exclusion_set
-from .mixture import MixedBlocks
-from .stream import StreamedBlocks
+from .checkpoint import Checkpointer, list_checkpoints
+from .config import PretrainConfig
+from .data import build_data, corpus_groups, eval_documents, exclusion_set
 from .dist import micro_batches, setup_dist
-from .model import base_vocab_size, build_merged_tokenizer, build_model, tokenizer_source
+from .evaluation import Validator
+from .metrics import MetricsLogger
+from .mixture import MixedBlocks
+from .model import base_vocab_size, build_merged_tokenizer, build_model, check_fit, tokenizer_source
 from .optim import make_optimizer
-from .outputs import run_card, token_reduction_rows, write_report
+from .outputs import token_reduction_rows
+from .report import run_card, write_report
 from .paid import compare_with_base, paid_section
-from .parallel import check_parallelism, clip_grad_norm, gather, gradient_sync, rebind, skeleton, wrap
-from .checkpoint import list_checkpoints
-from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output
-from .stages import check_stage, finish_stage, prepare_stage
+from .parallel import Parallel, Wrapped, clip_grad_norm, gradient_sync
+from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output, run_config_text
+from .stages import PreparedStage, Stage, StageConfig, stage_for
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab_extend.json")
+
+
+def copy_tokenizer_files(source: Path, target: Path) -> None:
+    """The merge's own tokenizer files, byte for byte, where there are any."""
+    for name in TOKENIZER_FILES:
+        if source.is_dir() and (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+
+
+@dataclass
+class Running:
+    """A stage under way: the stage, its model, the module the steps run, what trains and how."""
+
+    stage: Stage
+    model: torch.nn.Module
+    wrapped: Wrapped
+    prepared: PreparedStage
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
 
 
 class Trainer:
@@ -58,113 +78,106 @@ class Trainer:
 
     def __init__(self, config: PretrainConfig, *, resume: bool = False) -> None:
         self.config = config
-        self.dist = setup_dist(config.device)
+        self.dist = setup_dist(config.parallel.device)
         self.out, self.resume_from = prepare_output(config, resume, self.dist)
 
     # ------------------------------------------------------------------------------------------ setup
     def _setup(self) -> None:
+        """Tokenizer, eval documents, training blocks and model, each checked."""
         config, dist = self.config, self.dist
-        if config.tokenizer_merge is not None:
+        if config.model.tokenizer_merge is not None:
             if dist.main:
-                build_merged_tokenizer(config)
+                build_merged_tokenizer(config.model, config.data)
             dist.barrier()
-        self.tokenizer_dir = tokenizer_source(config)
+        self.tokenizer_dir = tokenizer_source(config.model, config.data)
         self.tokenizer = load_tokenizer(self.tokenizer_dir)
-        self.eval_docs = eval_documents(config)
+        self.eval_docs = eval_documents(config.data, config.eval)
         exclude = exclusion_set(self.eval_docs)
-        build = build_mixture if config.train_weights else build_training_blocks
         # The main process builds the on-disk cache; the others load it once it is there.
-        if config.streaming or dist.main:
-            self.blocks: PackedBlocks | MixedBlocks | StreamedBlocks = build(config, self.tokenizer, exclude, is_main=True)
-        if not config.streaming and dist.world > 1:
+        if config.data.streaming or dist.main:
+            self.blocks = build_data(config.data, config.seed, self.tokenizer, exclude, is_main=True)
+        if not config.data.streaming and dist.world > 1:
             dist.barrier()
             if not dist.main:
-                self.blocks = build(config, self.tokenizer, exclude, is_main=False)
-        names = list(corpus_groups(config.train))
+                self.blocks = build_data(config.data, config.seed, self.tokenizer, exclude, is_main=False)
+        names = list(corpus_groups(config.data.train))
         self.corpus_blocks = (self.blocks.counts if isinstance(self.blocks, MixedBlocks)
                               else (lambda n: {names[0]: n}) if len(names) == 1 else None)
-        self.base_rows = base_vocab_size(config)
+        self.base_rows = base_vocab_size(config.model, config.data)
         if self.base_rows is not None and self.base_rows > len(self.tokenizer):
             raise VocabExtendError(f"base_vocab_size {self.base_rows} is more than the tokenizer's "
                                    f"{len(self.tokenizer):,} tokens: leave it unset (the merge metadata says it)")
-        self.model = build_model(config, self.tokenizer)
-        if config.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            self.model.config.use_cache = False
+        self.model = build_model(config.model, self.tokenizer, config.seed)
+        check_fit(self.model, self.tokenizer, config.data.block_size, config.eval.block_size)
 
     def _start(self) -> tuple[int, int]:
         """Every check, then the output folder and the components; returns (per-rank sequences, micro-batch)."""
         config, dist = self.config, self.dist
         # the checks that need neither model nor data come before tokenizing and loading
-        per_rank, micro = micro_batches(config.batch_size, config.micro_batch_size, dist)
-        check_parallelism(config.parallelism, dist)
+        per_rank, micro = micro_batches(config.data.batch_size, config.parallel.micro_batch_size, dist)
+        self.parallel = Parallel(config.parallel, dist)
         self._setup()
-        # under FSDP the mixed-precision policy casts the layers; autocast is for the other modes
-        fsdp = config.parallelism == "fsdp" and dist.world > 1
-        self.autocast = lambda: contextlib.nullcontext() if fsdp else autocast(config, dist.device)
         for stage, _, _ in config.stage_plan():
-            check_stage(self.model, stage, self.base_rows)
-        self.checkpointer = Checkpointer(config, dist, self.out, self.resume_from)
+            stage_for(stage).check(self.model, self.base_rows)
         if self.resume_from is not None:
-            check_resume(config, self.out, self.resume_from, self.checkpointer.start_step)
+            check_resume(config, self.out, self.resume_from)
+        self.checkpointer = Checkpointer(config.checkpoint, dist, self.out, self.resume_from, config.total_steps,
+                                         run_config_text(config))
         self.checkpointer.restore_data(self.blocks)
         if dist.main:
             claim_output(config, self.out, resuming=self.resume_from is not None)
         dist.barrier()
-        self.metrics = MetricsLogger(config, dist, self.out, self.checkpointer.start_step,
-                                     resumed=self.resume_from is not None)
-        self.validator = Validator(config, dist, self.tokenizer, self.eval_docs, self.metrics)
-        if self.resume_from is not None:
-            self.metrics.message(f"resuming from {self.resume_from} (step {self.checkpointer.start_step})")
-        if self.blocks.tokens is not None:
-            self.metrics.message(
-                f"training data: {self.blocks.num_blocks:,} blocks of {config.block_size} tokens "
-                f"({self.blocks.tokens:,} tokens); eval corpora: {', '.join(self.eval_docs) or 'none'}")
+        self._start_components()
         return per_rank, micro
 
+    def _start_components(self) -> None:
+        config, start = self.config, self.checkpointer.start_step
+        self.metrics = MetricsLogger(config.logging, config.total_steps, self.dist, self.out, start,
+                                     resumed=self.resume_from is not None)
+        self.validator = Validator(config.eval, config.total_steps, self.dist, self.tokenizer, self.eval_docs,
+                                   self.metrics, self.parallel.eval_autocast)
+        if self.resume_from is not None:
+            self.metrics.message(f"resuming from {self.resume_from} (step {start})")
+        if self.blocks.tokens is not None:
+            self.metrics.message(
+                f"training data: {self.blocks.num_blocks:,} blocks of {config.data.block_size} tokens "
+                f"({self.blocks.tokens:,} tokens); eval corpora: {', '.join(self.eval_docs) or 'none'}")
+
     # --------------------------------------------------------------------------------------- stages
-    def _start_stage(self, model: torch.nn.Module, index: int, stage: StageConfig, first: int, steps: int):
+    def _start_stage(self, model: torch.nn.Module, index: int, config: StageConfig, first: int,
+                     steps: int) -> Running:
         """The stage's model prepared and wrapped, its trainable parameters, optimiser and schedule."""
-        config, dist, start = self.config, self.dist, self.checkpointer.start_step
+        seed, dist, start = self.config.seed, self.dist, self.checkpointer.start_step
         resuming_here = self.checkpointer.state is not None and first <= start
         mid_stage = resuming_here and start > first  # the checkpoint holds this stage's shape of the model
         if resuming_here and not mid_stage:
             self.checkpointer.load_model(model)
         if not mid_stage:  # the same LoRA initialisation on every rank, resumed or not
-            torch.manual_seed(config.seed + 1000 * index)
-        prepared = prepare_stage(model, stage, self.base_rows)
-        model = prepared.model
-        params, no_decay, lr = prepared.params, prepared.no_decay, prepared.lr
-        shape = None
-        if config.parallelism == "fsdp" and dist.world > 1:
-            names = {id(p): n for n, p in model.named_parameters()}
-            shape = skeleton(model)
-            trained = wrap(model, dist, config.parallelism, config.precision)
-            now = rebind(params, names, trained)
-            params = [now[id(p)] for p in params]
-            no_decay = {id(now[i]) for i in no_decay}
-            lr = {id(now[i]): v for i, v in lr.items()}
-        else:
-            trained = wrap(model, dist, config.parallelism, config.precision)
-        model = model.to(dist.device)
-        optimizer, scheduler = make_optimizer(config, stage, params, no_decay, steps, lr)
+            torch.manual_seed(seed + 1000 * index)
+        stage = stage_for(config)
+        prepared = stage.prepare(model, self.base_rows)
+        wrapped = self.parallel.wrap(prepared.model)
+        if wrapped.sharded:
+            prepared = stage.rebind(prepared, wrapped.module)
+        model = prepared.model.to(dist.device)
+        optimizer, scheduler = make_optimizer(self.config.optim, config, prepared.params, prepared.no_decay,
+                                              steps, prepared.lr)
         if mid_stage:  # continue this stage's model, optimiser and every rank's RNG
-            self.checkpointer.load_trainer(trained, optimizer, scheduler)
+            self.checkpointer.load_trainer(wrapped.module, optimizer, scheduler)
         else:  # a stage starts: fresh optimiser, per-rank seeded RNG (dropout), as in an uninterrupted run
-            torch.manual_seed(config.seed + 1000 * index + 1 + dist.rank)
+            torch.manual_seed(seed + 1000 * index + 1 + dist.rank)
         left = first + steps - max(start, first)
         self.metrics.message(
-            f"stage {index + 1}/{len(config.stage_plan())}: {stage.name}, {left} steps"
+            f"stage {index + 1}/{len(self.config.stage_plan())}: {config.name}, {left} steps"
             + (f" (of {steps}, resumed)" if left < steps else "") + f", {prepared.trainable:,} trainable parameters"
-            + (f", sharded over {dist.world} processes" if shape is not None else ""))
-        trained.train()
-        return model, trained, shape, params, optimizer, scheduler
+            + (f", sharded over {dist.world} processes" if wrapped.sharded else ""))
+        wrapped.module.train()
+        return Running(stage, model, wrapped, prepared, optimizer, scheduler)
 
-    def _end_stage(self, model: torch.nn.Module, trained: torch.nn.Module, shape) -> torch.nn.Module:
+    def _end_stage(self, run: Running) -> torch.nn.Module:
         """The plain model once a stage is over (gathered onto rank 0 when it was sharded)."""
-        if shape is not None:
-            model = gather(trained, shape, self.dist)
-        return finish_stage(model)
+        gathered = self.parallel.unwrap(run.wrapped)
+        return run.stage.finish(run.model if gathered is None else gathered)
 
     # ---------------------------------------------------------------------------------------- train
     def train(self) -> Path:
@@ -181,23 +194,32 @@ class Trainer:
         for index, (stage, first, steps) in enumerate(self.config.stage_plan()):
             if first + steps <= step:
                 continue
-            model, trained, shape, params, optimizer, scheduler = self._start_stage(model, index, stage, first, steps)
+            run = self._start_stage(model, index, stage, first, steps)
             while step < first + steps:
-                record = self._step(trained, params, optimizer, scheduler, step, per_rank, micro)
+                record = self._step(run.wrapped.module, run.prepared.params, run.optimizer, run.scheduler, step,
+                                    per_rank, micro)
                 record["stage"] = stage.name
                 self._stop_if_diverged(record)
                 step += 1
                 self.metrics.train_step(record)
                 boundary = step == first + steps
                 if boundary:
-                    model = trained = self._end_stage(model, trained, shape)
-                if self.validator.should_validate(step):
-                    self.validator.validate(model, step)
-                if self.checkpointer.should_save(step):
-                    self.checkpointer.save(step, trained, optimizer, scheduler, index, boundary=boundary)
-            del trained
+                    model = run.model = self._end_stage(run)
+                    run.wrapped = Wrapped(model)
+                self._after_step(step, run, index, boundary)
+            del run
         self.model = model
         return self._finish(model)
+
+    def _after_step(self, step: int, run: Running, index: int, boundary: bool) -> None:
+        """Evaluate and checkpoint when their components say so (``run.wrapped`` is plain at a boundary)."""
+        if self.validator.should_validate(step):
+            self.validator.validate(run.model, step)
+        if self.checkpointer.should_save(step):
+            extra = {"data_position": step * self.config.data.batch_size,
+                     "parallelism": self.config.parallel.parallelism}
+            self.checkpointer.save(step, run.wrapped.module, run.optimizer, run.scheduler, index, boundary=boundary,
+                                   extra=extra)
 
     def _stop_if_diverged(self, record: dict[str, Any]) -> None:
         """A non-finite loss or gradient norm ends the run with one sentence (every rank sees the same value:
@@ -214,66 +236,65 @@ class Trainer:
 
     def _step(self, model, params, optimizer, scheduler, step: int, per_rank: int, micro: int) -> dict[str, Any]:
         """One optimiser step over the global batch of ``step`` (0-based); returns its training record."""
-        config, dist = self.config, self.dist
+        data, dist, max_norm = self.config.data, self.dist, self.config.optim.max_grad_norm
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        batch = self.blocks.get(step * config.batch_size + dist.rank * per_rank, per_rank)
+        batch = self.blocks.get(step * data.batch_size + dist.rank * per_rank, per_rank)
         inputs = torch.from_numpy(batch).to(dist.device)
         accum = per_rank // micro
         loss_sum = 0.0
         for i in range(accum):
             chunk = inputs[i * micro:(i + 1) * micro]
             with gradient_sync(model, i == accum - 1):
-                with self.autocast():
+                with self.parallel.train_autocast():
                     loss = model(input_ids=chunk, labels=chunk, use_cache=False).loss
                 (loss / accum).backward()
             loss_sum += float(loss.detach())
-        grad_norm = None
-        if config.max_grad_norm:
-            grad_norm = clip_grad_norm(params, config.max_grad_norm)
+        grad_norm = clip_grad_norm(params, max_norm) if max_norm else None
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         loss_value = dist.mean(loss_sum / accum)
         elapsed = time.perf_counter() - started
         record = {"kind": "train", "step": step + 1, "loss": round(loss_value, 6), "lr": lr,
-                  "tokens_per_s": round(config.batch_size * config.block_size / max(elapsed, 1e-9), 1)}
+                  "tokens_per_s": round(data.batch_size * data.block_size / max(elapsed, 1e-9), 1)}
         if grad_norm is not None:
             record["grad_norm"] = round(grad_norm, 6)
         if self.corpus_blocks is not None:
-            record["corpus_blocks"] = self.corpus_blocks((step + 1) * config.batch_size)
+            record["corpus_blocks"] = self.corpus_blocks((step + 1) * data.batch_size)
         return record
 
     # --------------------------------------------------------------------------------------- finish
     def _finish(self, model: torch.nn.Module) -> Path:
-        config = self.config
-        target = self.out / MODEL_DIR
+        """The final ``model/`` folder, ``report.md`` and (if asked) the upload; rank 0 writes."""
+        config, target = self.config, self.out / MODEL_DIR
         if self.dist.main:
             with staging_folder(target, overwrite=True) as tmp:
                 model.save_pretrained(tmp, safe_serialization=True)
                 self.tokenizer.save_pretrained(tmp)
-                source = Path(self.tokenizer_dir)
-                for name in TOKENIZER_FILES:  # the merge's own files, byte for byte, where there are any
-                    if source.is_dir() and (source / name).is_file():
-                        shutil.copy2(source / name, tmp / name)
-                run_card(config, source, self.metrics.last_eval()).save(tmp / CARD_FILE)
+                copy_tokenizer_files(Path(self.tokenizer_dir), tmp)
+                run_card(config, Path(self.tokenizer_dir), self.metrics.last_eval()).save(tmp / CARD_FILE)
                 usual_modes(tmp)
-            reduction = None
-            if (Path(self.tokenizer_dir) / METADATA_FILE).is_file() and self.eval_docs:
-                try:
-                    base = load_base_tokenizer(self.tokenizer_dir)
-                    reduction = token_reduction_rows(self.tokenizer, base, self.eval_docs)
-                except VocabExtendError as exc:
-                    self.metrics.message(f"note: no token-reduction table ({exc})")
-            compared = compare_with_base(config, self.tokenizer_dir, self.eval_docs, self.metrics.last_eval(),
-                                         self.dist.device, (model, self.tokenizer), reduction)
-            write_report(self.out, config.to_dict(), reduction, paid_section(compared, reduction) if compared else None)
+            self._report(model)
             self.metrics.message(f"wrote {target} and {self.out / 'report.md'}")
             if config.push_to_hub:
                 self.metrics.message(f"pushed to {push_folder(target, config.push_to_hub)}")
         self.metrics.close()
         self.dist.barrier()
         return target
+
+    def _report(self, model: torch.nn.Module) -> None:
+        """``report.md``: token reduction, bits per byte, and the comparison with the base model."""
+        reduction = None
+        if (Path(self.tokenizer_dir) / METADATA_FILE).is_file() and self.eval_docs:
+            try:
+                base = load_base_tokenizer(self.tokenizer_dir)
+                reduction = token_reduction_rows(self.tokenizer, base, self.eval_docs)
+            except VocabExtendError as exc:
+                self.metrics.message(f"note: no token-reduction table ({exc})")
+        compared = compare_with_base(self.config.model.name, self.config.eval, self.tokenizer_dir, self.eval_docs,
+                                     self.metrics.last_eval(), self.dist.device, (model, self.tokenizer), reduction)
+        write_report(self.out, self.config, reduction, paid_section(compared, reduction) if compared else None)
 
 
 def pretrain(config: PretrainConfig, *, resume: bool = False) -> Path:

@@ -18,7 +18,7 @@ from ..model.evaluate import decode
 from ..model.evaluate.bpb import bits_per_byte, context_token_id
 from ..model.loading import load_model
 from ..tokenizer.loader import load_base_tokenizer
-from .config import PretrainConfig
+from .evaluation import EvalConfig
 
 INIT_REPORT = "init_embeddings.json"
 
@@ -35,21 +35,22 @@ def base_model_spec(model: str) -> str | None:
 DECODE_CHARS = 400  # characters of held-out text decoded by both models for the speed-up
 
 
-def compare_with_base(config: PretrainConfig, tokenizer_dir: str | Path, eval_docs: Mapping[str, Sequence[str]],
+def compare_with_base(model_spec: str, config: EvalConfig, tokenizer_dir: str | Path,
+                      eval_docs: Mapping[str, Sequence[str]],
                       extended_bpb: Mapping[str, float] | None, device: Any, extended: tuple[Any, Any] | None = None,
                       reduction: list[dict[str, Any]] | None = None) -> list[dict[str, Any]] | None:
     """Per eval corpus: the base model's bits per byte (its own tokenizer) and the extended model's; with
     ``extended`` (the final model and its tokenizer), the first row also carries the measured decode speed-up
     on the corpus whose token count fell most."""
-    spec = base_model_spec(config.model)
+    spec = base_model_spec(model_spec)
     if spec is None or not eval_docs or not config.compare_base:
         return None
     model = load_model(spec, device=device, dtype="auto")
     tokenizer = load_base_tokenizer(tokenizer_dir)
     rows = []
     for name, texts in eval_docs.items():
-        result = bits_per_byte(model, tokenizer, texts, max_bytes=config.eval_max_bytes,
-                               block_size=config.eval_block_size, batch_size=config.eval_batch_size,
+        result = bits_per_byte(model, tokenizer, texts, max_bytes=config.max_bytes,
+                               block_size=config.block_size, batch_size=config.batch_size,
                                device=device, progress=False)
         ext_bpb = (extended_bpb or {}).get(name)
         rows.append({"corpus": name, "base_model": spec, "base_bpb": round(result.bpb, 6), "extended_bpb": ext_bpb,

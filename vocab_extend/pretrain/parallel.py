@@ -17,14 +17,88 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 from torch import nn
 
 from ..errors import VocabExtendError
-from .checkpoint import quiet
-from .dist import Dist
+from .dist import Dist, quiet
+
+PARALLELISMS = ("ddp", "fsdp")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class ParallelConfig:
+    """The ``parallel`` section: how the processes share the work, and in what precision."""
+
+    parallelism: str = "ddp"  # several processes: ddp (a replica each) or fsdp (FSDP2 shards)
+    precision: str = "auto"  # auto: fp32 on CPU, bf16 autocast on GPU
+    micro_batch_size: int | None = None  # per rank per forward pass; default: the whole rank share
+    device: str | None = None  # default: cuda when available
+
+    def check(self) -> None:
+        """Known names and a positive micro-batch; one sentence each."""
+        if self.parallelism not in PARALLELISMS:
+            raise VocabExtendError(
+                f"parallelism {self.parallelism!r} is unknown: choose one of {', '.join(PARALLELISMS)}")
+        if self.precision not in PRECISIONS:
+            raise VocabExtendError(f"precision {self.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise VocabExtendError(f"micro_batch_size must be positive, not {self.micro_batch_size!r}")
+
+
+def bf16(precision: str, device: torch.device) -> bool:
+    """Whether to compute in bf16: on GPUs under ``auto``, anywhere under ``bf16``."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast when :func:`bf16` says so; full precision otherwise."""
+    if bf16(precision, device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class Wrapped:
+    """The module the steps run, and (sharded only) the unsharded skeleton :func:`gather` fills."""
+
+    module: nn.Module
+    shape: nn.Module | None = None
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the parameters are new objects (shards), which a stage must :meth:`~.stages.Stage.rebind`."""
+        return self.shape is not None
+
+
+class Parallel:
+    """The run's parallelism; the one place that knows ``ddp`` from ``fsdp``."""
+
+    def __init__(self, config: ParallelConfig, dist: Dist) -> None:
+        self.config, self.dist = config, dist
+        check_parallelism(config.parallelism, dist)
+        self.sharding = config.parallelism == "fsdp" and dist.world > 1
+
+    def train_autocast(self):
+        """The context of a training forward pass: under FSDP the mixed-precision policy casts the layers."""
+        return contextlib.nullcontext() if self.sharding else autocast(self.config.precision, self.dist.device)
+
+    def eval_autocast(self):
+        return autocast(self.config.precision, self.dist.device)
+
+    def wrap(self, model: nn.Module) -> Wrapped:
+        """``model`` on the device: itself (one process), in DDP, or sharded (with its skeleton kept)."""
+        shape = skeleton(model) if self.sharding else None
+        return Wrapped(wrap(model, self.dist, self.config.parallelism, self.config.precision), shape)
+
+    def unwrap(self, wrapped: Wrapped) -> nn.Module | None:
+        """The plain model again once a stage is over (gathered onto rank 0 when it was sharded), or ``None``
+        when the module the steps ran is already the plain model's wrapper."""
+        return gather(wrapped.module, wrapped.shape, self.dist) if wrapped.shape is not None else None
 
 
 def check_parallelism(parallelism: str, dist: Dist) -> None:
@@ -55,7 +129,7 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
 def mixed_precision(precision: str, device: torch.device):
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+    if bf16(precision, device):
         return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     return MixedPrecisionPolicy()
 
@@ -149,9 +223,3 @@ def gather(trained: nn.Module, shape: nn.Module, dist: Dist) -> nn.Module:
         if missing:
             raise RuntimeError(f"gathered state dict lacks {missing[:3]}")
     return shape
-
-
-def rebind(params: list[nn.Parameter], names_before: dict[int, str], model: nn.Module) -> dict[int, nn.Parameter]:
-    """Map the ids of ``params`` (taken before sharding) to the parameters ``model`` holds now, by name."""
-    now = dict(model.named_parameters())
-    return {id(p): now[names_before[id(p)]] for p in params}

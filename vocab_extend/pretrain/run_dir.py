@@ -1,4 +1,8 @@
-"""The run's output folder: refuse to clobber what is not ours, and refuse a resume that changes the losses."""
+"""The run's output folder: refuse to clobber what is not ours, and refuse a resume that changes the losses.
+
+Which checkpoint a resume continues from is the checkpoint component's choice
+(:func:`~.checkpoint.resume_point`); this module owns the folder and its ``config.yaml``.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,16 @@ from typing import Any
 
 import yaml
 
-from ..console import log
 from ..errors import VocabExtendError
 from . import checkpoint as ckpt
-from .config import PretrainConfig
+from .config import FLAT, PretrainConfig, config_from_dict, nest
 from .dist import Dist
 
 MODEL_DIR = "model"
 RUN_CONFIG = "config.yaml"  # the run's resolved config; --resume checks it against the new one
 RUN_MARKERS = ("metrics.jsonl", ckpt.CHECKPOINTS, MODEL_DIR, RUN_CONFIG)  # a folder --overwrite may delete
-# Settings that decide the losses: a resumed run must keep them (evaluation, logging and checkpointing may
-# change, and so may the number of processes, the parallelism and the micro-batch size).
+# Settings that decide the losses (flat names): a resumed run must keep them (evaluation, logging and
+# checkpointing may change, and so may the number of processes, the parallelism and the micro-batch size).
 TRAJECTORY_KEYS = ("model", "tokenizer", "tokenizer_merge", "pico", "base_vocab_size", "train", "train_weights",
                    "eval", "heldout_fraction", "text_field", "max_docs", "block_size", "streaming",
                    "shuffle_buffer", "stages", "max_steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio",
@@ -26,21 +29,13 @@ TRAJECTORY_KEYS = ("model", "tokenizer", "tokenizer_merge", "pico", "base_vocab_
 
 
 def prepare_output(config: PretrainConfig, resume: bool, dist: Dist | None = None) -> tuple[Path, Path | None]:
-    """The output folder and the checkpoint to resume from (the newest that verifies); nothing is written.
-
-    Rank 0 verifies the checkpoints (hashing them once, not once per process) and names on stderr each newer
-    one that fails, with the reason; the other ranks take its choice.
-    """
+    """The output folder and the checkpoint to resume from (the newest that verifies); nothing is written."""
     out = Path(config.output_dir)
-    main = dist is None or dist.main
     if out.exists() and not out.is_dir():
         raise VocabExtendError(f"output folder {out} is a file: choose another --output-dir")
-    found = ckpt.newest_good_checkpoint(out) if resume and main else (None, [])
-    latest, skipped = dist.from_main(found) if dist is not None else found
-    for path, reason in skipped if main else []:
-        log(f"--resume: skipping checkpoint {path.name}: {reason}")
+    latest, skipped = ckpt.resume_point(out, dist or Dist()) if resume else (None, 0)
     if resume and latest is None:
-        damaged = f" ({len(skipped)} damaged checkpoint(s) skipped)" if skipped else ""
+        damaged = f" ({skipped} damaged checkpoint(s) skipped)" if skipped else ""
         started = out.is_dir() and any((out / name).exists() for name in RUN_MARKERS)
         hint = ("pass --overwrite instead of --resume to start the run again" if started
                 else "drop --resume to start a run")
@@ -73,8 +68,8 @@ def run_config_text(config: PretrainConfig) -> str:
     return yaml.safe_dump(plain(config.to_dict()), sort_keys=False, allow_unicode=True)
 
 
-def check_resume(config: PretrainConfig, out: Path, checkpoint: Path, step: int) -> None:
-    """Refuse to resume with settings that change the run's losses, or from past the run's last step."""
+def check_resume(config: PretrainConfig, out: Path, checkpoint: Path) -> None:
+    """Refuse to resume a finished run, or with settings that change the run's losses."""
     if (out / MODEL_DIR).is_dir():
         raise VocabExtendError(
             f"--resume: the run in {out} has finished (its {MODEL_DIR}/ is written); start a new run with "
@@ -85,18 +80,27 @@ def check_resume(config: PretrainConfig, out: Path, checkpoint: Path, step: int)
         raise VocabExtendError(
             f"--resume: neither {checkpoint} nor {out} holds the run's config ({RUN_CONFIG}), so a changed "
             "setting could not be caught: start a new run with --overwrite or another --output-dir")
-    if saved_file is not None:
-        saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
-        now = plain(config.to_dict())
-        for key in TRAJECTORY_KEYS:
-            if key in saved and plain(saved[key]) != now.get(key):
-                raise VocabExtendError(
-                    f"--resume: the run in {out} was started with {key} {short(saved[key])}, not "
-                    f"{short(now.get(key))}; resume with the same settings, or start a new run with --overwrite")
-    if step >= config.total_steps:
-        raise VocabExtendError(
-            f"--resume: {checkpoint} is at step {step}, but this run has only {config.total_steps} steps: "
-            "resume with the max_steps the run was started with")
+    raw = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}  # flat (older runs) or in sections
+    saved, now = _resolved(raw), nest(plain(config.to_dict()))
+    for key in TRAJECTORY_KEYS:
+        section, name = FLAT[key]
+        before, after = (saved.get(section) or {}, now[section]) if section else (saved, now)
+        if name in before and plain(before[name]) != after.get(name):
+            raise VocabExtendError(
+                f"--resume: the run in {out} was started with {key} {short(before[name])}, not "
+                f"{short(after.get(name))}; resume with the same settings, or start a new run with --overwrite")
+
+
+def _resolved(raw: Any) -> dict[str, Any]:
+    """A saved config in sections with its values as the config resolves them (a corpus spec as a list...);
+    only the settings it names, so a setting added since it was written is not taken as changed."""
+    given = nest(raw)
+    try:
+        full = nest(plain(config_from_dict(raw).to_dict()))
+    except VocabExtendError:  # no longer valid as a whole: compare what it says, as written
+        return given
+    return {key: {name: full[key][name] for name in value} if isinstance(value, dict) else full[key]
+            for key, value in given.items()}
 
 
 def short(value: Any) -> str:
