@@ -8,6 +8,7 @@ built-in probes and an English text of the shared corpora are checked unchanged 
 
     python bench/languages.py                              # both bases, every language with a corpus
     python bench/languages.py --bases mistral-7b-v0.1 --langs th hi
+    python bench/languages.py --bases smollm2-135m --langs th hi ta --extra --widen-split
 
 Writes ``bench/results/languages.json``: per base and language, chars/token of the base and of the extended
 tokenizer on each held-out kind, their ratio, the pieces added, every check's result and the wall time.
@@ -81,7 +82,8 @@ def main() -> None:
         for base in args.bases:
             for lang in args.langs:
                 row = merge(base, lang, Path(tmp) / f"{base}-{lang}", args.extra)
-                results["bases"].setdefault(base, {})[lang] = row
+                label = " ".join([base, *args.extra])  # e.g. "smollm2-135m --widen-split"
+                results["bases"].setdefault(label, {})[lang] = row
                 print(base, lang, json.dumps({k: v for k, v in row.items() if k in ("error", "seconds")} |
                                              {n: r["ratio"] for n, r in row.get("corpora", {}).items()}),
                       flush=True)
