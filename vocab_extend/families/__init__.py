@@ -66,6 +66,18 @@ def widen_split(family: AnyFamily, base: Base, scripts: ScriptSet) -> Base:
     return widen(base, scripts)
 
 
+def widened_ceiling(family: AnyFamily, base: Base, scripts: ScriptSet, lines: list[str]) -> float | None:
+    """Characters per pre-token of ``lines`` if the base's split were widened for ``scripts`` (what
+    ``--widen-split`` allows); None for a family without a split to widen, or a split it cannot widen."""
+    ceiling = getattr(family, "widened_ceiling", None)
+    if ceiling is None:
+        return None
+    try:
+        return ceiling(base, scripts, lines)
+    except VocabExtendError:
+        return None
+
+
 def not_claimed(name: str) -> VocabExtendError:
     """The one sentence for a file or folder no family reads, naming what each family reads."""
     kinds = ", nor ".join(family.kind for family in FAMILIES.values())

@@ -48,13 +48,19 @@ class TokenizersReference:
     """``tokenizers`` itself reading a ``tokenizer.json``: the encoder ``AutoTokenizer`` must agree with.
 
     ``show`` turns a stored token into readable text for :meth:`pieces` (the byte-level family maps its byte
-    alphabet back); :meth:`entries` are every token id and every merge, which a merge must keep.
+    alphabet back); :meth:`entries` are every token id and every merge, which a merge must keep; ``ceiling``
+    counts characters per pre-token for :meth:`split_ceiling` (None: the family names no ceiling).
     """
 
-    def __init__(self, tokenizer: Tokenizer, show: Callable[[str], str] = str) -> None:
+    def __init__(self, tokenizer: Tokenizer, show: Callable[[str], str] = str,
+                 ceiling: Callable[[Tokenizer, list[str]], float | None] | None = None) -> None:
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.encode_special_tokens = True  # text that spells a special token is text
         self.show = show
+        self.ceiling = ceiling
+
+    def split_ceiling(self, lines: Sequence[str]) -> float | None:
+        return self.ceiling(self.tokenizer, list(lines)) if self.ceiling is not None else None
 
     def encode(self, lines: Sequence[str], *, specials: bool) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(list(lines), add_special_tokens=specials)]

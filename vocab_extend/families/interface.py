@@ -14,6 +14,7 @@ What only a family knows, with the method that answers it::
     check_options(options, base)                    refuse options that do not apply, before any work
     train(base, docs, options)   -> new model       or load_new_model(path)
     merge(base, new, scripts)    -> Extension       pure: writes nothing
+    extended_base(base, ext)     -> Base            the base with an extension applied (the next language's)
     write(base, extension, dir)                     tokenizer files + the new-language model
     derived_settings(base)       -> dict            HF config for a base without config files
     references(base, dir)        -> (base, ext)     encoders the checks compare against
@@ -126,10 +127,23 @@ class Extension(Generic[Merged, NewModel]):
     new_model: NewModel
     report_extra: JsonDict = field(default_factory=dict)
     metadata_extra: JsonDict = field(default_factory=dict)
+    new_models: dict[str, NewModel] = field(default_factory=dict)
+    """Several languages merged one after the other: language code → its new-language model, each written
+    as :func:`new_model_name` (``new_language.th.model``) instead of the one ``new_model`` file."""
 
     @property
     def tokenizer_size(self) -> int:
         return self.first_new_id + len(self.added)
+
+
+def new_model_name(file_name: str, code: str) -> str:
+    """The file of language ``code``'s new-language model when a merge holds several.
+
+    >>> new_model_name("new_language.model", "th"), new_model_name("new_language_tokenizer.json", "vi")
+    ('new_language.th.model', 'new_language_tokenizer.vi.json')
+    """
+    stem, dot, suffix = file_name.rpartition(".")
+    return f"{stem}.{code}.{suffix}" if dot else f"{file_name}.{code}"
 
 
 class Reference(Protocol):
@@ -150,6 +164,11 @@ class Reference(Protocol):
 
     def entries(self) -> dict[Hashable, object]:
         """Every entry of the vocabulary (and merge list) the base must keep unchanged, by a stable key."""
+        ...
+
+    def split_ceiling(self, lines: Sequence[str]) -> float | None:
+        """Characters per pre-token of ``lines``: the most chars/token any vocabulary can reach with this
+        tokenizer's split (BPE never merges across pre-tokens); None where the family has no such split."""
         ...
 
 
@@ -234,6 +253,11 @@ class Family(Protocol[BaseModel, NewModel, Merged]):
     def describe(self, new_model: NewModel) -> str: ...
 
     def merge(self, base: Base[BaseModel], new_model: NewModel, scripts: ScriptSet) -> Extension[Merged, NewModel]: ...
+
+    def extended_base(self, base: Base[BaseModel], extension: Extension[Merged, NewModel]) -> Base[BaseModel]:
+        """``base`` with ``extension`` applied: what the next language of a several-language merge is trained
+        with and merged into (its ``first_new_id`` is one past the extension's last piece)."""
+        ...
 
     def write(self, base: Base[BaseModel], extension: Extension[Merged, NewModel], folder: Path) -> None: ...
 

@@ -11,6 +11,7 @@ from ..families.interface import DEFAULT_VOCAB_SIZE, MAX_NEW_MODEL_SIZE, TrainOp
 from ..scripts import LANGUAGES
 from ..sources import DEFAULT_BASE
 from .job import DEFAULT_HELDOUT_FRACTION, ExtendConfig, extend_tokenizer
+from .multilang import MODES, parse_sizes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,16 +20,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"SentencePiece .model, folder, tokenizer.json, GGUF, Hub id or alias (default {DEFAULT_BASE})")
     parser.add_argument("--corpus", action="append", default=None, metavar="SPEC",
                         help="training text: file, folder, glob, .jsonl/.json/.parquet(.gz) or hf:NAME[:CONFIG][:SPLIT] "
-                             "(repeat; default: the bundled corpora/ja sample)")
+                             "(repeat; default: the bundled corpora/ja sample); LANG=SPEC marks its language, and "
+                             "corpora of several languages merge them all (--corpus th=FILE --corpus vi=FILE)")
     parser.add_argument("--new-model", type=Path, default=None,
                         help="merge this new-language model instead of training one (SentencePiece bases: a "
                              "SentencePiece BPE or unigram .model; byte-level bases: a BPE tokenizer.json)")
-    parser.add_argument("--vocab-size", type=int, default=None,
-                        help=f"pieces of the new-language model (default {DEFAULT_VOCAB_SIZE:,}, lowered for a small corpus)")
+    parser.add_argument("--vocab-size", default=None, metavar="N|LANG=N,...",
+                        help=f"pieces of the new-language model (default {DEFAULT_VOCAB_SIZE:,}, lowered for a small "
+                             "corpus); several languages: one number each gets, or th=8000,vi=8000")
+    parser.add_argument("--multilingual", choices=MODES, default=MODES[0],
+                        help="several languages: one model per language merged in turn (sequential, default: each "
+                             "keeps its budget) or one model on every corpus (joint)")
     parser.add_argument("--model-type", choices=("bpe", "unigram"), default=defaults.model_type)
     parser.add_argument("--lang", default="auto", metavar="CODE",
                         help=f"the new language, an ISO 639 code ({', '.join(LANGUAGES)}) or auto (default: "
-                             "detected from the script of the corpus; a script several languages share asks for it)")
+                             "detected from the script of the corpus; a script several languages share asks for it); "
+                             "several: th,vi with corpora marked th=FILE, vi=FILE")
     parser.add_argument("--keep", action="append", default=[], metavar="NAME=SPEC",
                         help="base-language text that must tokenize exactly as before (repeat); a language written "
                              "in the base's script (vi, id ...) never adds a piece built only on its letters "
@@ -63,13 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 MAX_SEED = 2**32 - 1  # SentencePiece takes an unsigned 32-bit seed
 
 
+def _check_sizes(size: int | None, sizes: dict[str, int]) -> None:
+    for value in ([size] if size is not None else []) + list(sizes.values()):
+        if value < 100:
+            raise VocabExtendError(f"--vocab-size {value} is too small: use at least 100")
+        if value > MAX_NEW_MODEL_SIZE:
+            raise VocabExtendError(f"--vocab-size {value} is beyond what any corpus supports: use at most "
+                                   f"{MAX_NEW_MODEL_SIZE:,} (16,000 is typical)")
+
+
 def _check_ranges(args: argparse.Namespace) -> None:
     """Every number in range, before any work (one sentence each)."""
-    if args.vocab_size is not None and args.vocab_size < 100:
-        raise VocabExtendError(f"--vocab-size {args.vocab_size} is too small: use at least 100")
-    if args.vocab_size is not None and args.vocab_size > MAX_NEW_MODEL_SIZE:
-        raise VocabExtendError(f"--vocab-size {args.vocab_size} is beyond what any corpus supports: use at most "
-                               f"{MAX_NEW_MODEL_SIZE:,} (16,000 is typical)")
+    _check_sizes(*parse_sizes(args.vocab_size))
     if args.verify_sample < 1:
         raise VocabExtendError(f"--verify-sample {args.verify_sample} must be at least 1 (default 2,000)")
     if not 0 <= args.seed <= MAX_SEED:
@@ -134,7 +146,9 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
         pad_to_multiple_of=args.pad_to_multiple_of,
         text_field=args.text_field,
         max_docs=args.max_docs,
-        new_model_size=args.vocab_size,
+        new_model_size=parse_sizes(args.vocab_size)[0],
+        lang_sizes=parse_sizes(args.vocab_size)[1],
+        multilingual=args.multilingual,
         train=TrainOptions(
             model_type=args.model_type,
             character_coverage=args.character_coverage,

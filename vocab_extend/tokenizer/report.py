@@ -8,11 +8,17 @@ from __future__ import annotations
 import json
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..plots import plot_chars_per_token
 
 PLOT_FILE = "token_reduction.png"
+CEILING, WIDENED_CEILING = "chars_per_token_ceiling", "chars_per_token_ceiling_widened_split"
+# What --widen-split would allow is measured for text whose words hold combining marks (Thai, Hindi, Tamil:
+# at least this share of its characters), which the base's split may end words at, and named in the report
+# when it would raise the ceiling by at least WIDEN_GAIN.
+MARK_SHARE = 0.01
+WIDEN_GAIN = 1.05
 
 
 def corpus_figures(text_chars: int, text_bytes: int, base_tokens: int, extended_tokens: int) -> dict[str, Any]:
@@ -26,6 +32,49 @@ def corpus_figures(text_chars: int, text_bytes: int, base_tokens: int, extended_
         "chars_per_token_extended": round(text_chars / max(extended_tokens, 1), 4),
         "reduction": round(1 - extended_tokens / max(base_tokens, 1), 4),
     }
+
+
+def ceiling_figures(ceiling: Callable[[Sequence[str]], float | None],
+                    widened: Callable[[list[str]], float | None] | None, corpora: Mapping[str, list[str]],
+                    own: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
+    """Per new-language corpus (the held-out share, the training sample, and every other corpus most of whose
+    lines hold a new-language character), the best chars/token the written tokenizer's split allows
+    (``None`` where the family has no such split) and, with ``widened``, what ``--widen-split`` would allow
+    (text whose words hold combining marks only: :data:`MARK_SHARE`)."""
+    figures: dict[str, dict[str, Any]] = {}
+    for name, lines in corpora.items():
+        if not (name.endswith(("(held out)", "sample)")) or 2 * sum(map(own, lines)) > len(lines)):
+            continue
+        figures[name] = {CEILING: ceiling(lines)}
+        if widened is not None and figures[name][CEILING] is not None and mark_share(lines) >= MARK_SHARE:
+            figures[name][WIDENED_CEILING] = widened(lines)
+    return figures
+
+
+def mark_share(lines: Sequence[str]) -> float:
+    """The share of combining marks (Unicode category M) among the characters of ``lines``.
+
+    >>> mark_share(["ที่นี่คือประเทศไทย"]) > 0.1, mark_share(["日本語", "Tiếng Việt"])
+    (True, 0.0)
+    """
+    chars = sum(map(len, lines))
+    marks = sum(unicodedata.category(ch).startswith("M") for line in lines for ch in line)
+    return marks / chars if chars else 0.0
+
+
+def ceiling_sentence(figures: Mapping[str, Any]) -> str:
+    """What a corpus's ceiling means, in words.
+
+    >>> ceiling_sentence({CEILING: 3.98, WIDENED_CEILING: 16.17})
+    'at most 3.98 chars/token with this split; --widen-split allows 16.17'
+    >>> ceiling_sentence({CEILING: 5.1, WIDENED_CEILING: 5.2})
+    'at most 5.10 chars/token with this split'
+    """
+    sentence = f"at most {figures[CEILING]:.2f} chars/token with this split"
+    wider = figures.get(WIDENED_CEILING)
+    if wider is not None and wider >= WIDEN_GAIN * figures[CEILING]:
+        sentence += f"; --widen-split allows {wider:.2f}"
+    return sentence
 
 
 def write_report(
@@ -92,6 +141,12 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
             f"| {name} | {c['chars']:,} | {c['bytes']:,} | {c['base_tokens']:,} | {c['extended_tokens']:,} "
             f"| {c['chars_per_token_base']:.3f} | {c['chars_per_token_extended']:.3f} | {c['reduction']:.1%} |"
         )
+    ceilings = [f"- {name}: {ceiling_sentence(c)}" for name, c in report["corpora"].items()
+                if c.get(CEILING) is not None]
+    if ceilings:
+        lines += ["", "Split ceiling (characters per pre-token: BPE never merges across pre-tokens, so no "
+                  "vocabulary gets past it):", "", *ceilings]
+    lines += _languages(report.get("languages"))
     lines += ["", f"![characters per token]({PLOT_FILE})", "", "## Checks", "",
               "| check | passed | checked | failed |", "|---|---|---:|---:|"]
     for name, check in report["checks"].items():
@@ -106,6 +161,19 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
                   f"- base ({len(base_tokens)} tokens): {_fmt_tokens(base_tokens)}",
                   f"- extended ({len(ext_tokens)} tokens): {_fmt_tokens(ext_tokens)}"]
     return "\n".join(lines) + "\n"
+
+
+def _languages(section: Mapping[str, Any] | None) -> list[str]:
+    """The per-language table of a merge of several languages."""
+    if not section:
+        return []
+    how = ("one model per language, merged in turn" if section.get("mode") == "sequential"
+           else "one model trained on every corpus")
+    lines = ["", "## Languages", "", f"{how}.", "", "| language | pieces added | new-model budget |", "|---|---:|---:|"]
+    for code, entry in section.items():
+        if isinstance(entry, dict):
+            lines.append(f"| {code} | {entry['added_pieces']:,} | {entry['new_model_size']:,} |")
+    return lines
 
 
 def pick_example(lines: list[str], accept: Callable[[str], bool]) -> str | None:

@@ -44,13 +44,13 @@ from ...settings import read_base_settings, wrapper_kwargs
 from ...jsonfile import read_json_object
 from ..files import TokenizersReference, auto_tokenizer
 from ..interface import (DEFAULT_VOCAB_SIZE, SENTENCEPIECE_ONLY, Base, Collector, Extension, HFTokenizer, JsonDict,
-                         NativeEncoder, TokenizerSource, TokenizerVocab, TrainOptions)
+                         NativeEncoder, TokenizerSource, TokenizerVocab, TrainOptions, new_model_name)
 from .alphabet import is_bytelevel, token_bytes, token_text, whole_text
 from .derive import derive_merges
 from .export import gguf_vocab
 from .load import LoadedBase, load_base, splits_digits
 from .train import new_model_candidates, train_new_model
-from .widen import restore_split, widen_split, widened_metadata
+from .widen import chars_per_pretoken, restore_split, widen_split, widened_metadata
 from .write import build_extended, cut_to_base, first_new_id
 
 NEW_MODEL_FILE = "new_language_tokenizer.json"
@@ -162,6 +162,16 @@ class ByteLevelFamily:
                             "split_digits": base.splits_digits, **widened_metadata(base.model, scripts)},
         )
 
+    def extended_base(self, base: Base[LoadedBase], extension: Extension[Tokenizer, Tokenizer]) -> Base[LoadedBase]:
+        """The extended tokenizer as the one the next merge trains and merges into (``working``); the checks
+        still compare with the base as it is (``tokenizer``)."""
+        return dataclasses.replace(base, first_new_id=extension.tokenizer_size,
+                                   model=dataclasses.replace(base.model, extended=extension.model))
+
+    def widened_ceiling(self, base: Base[LoadedBase], scripts: ScriptSet, lines: list[str]) -> float | None:
+        """Characters per pre-token of ``lines`` once the base's split is widened for ``scripts``."""
+        return chars_per_pretoken(widen_split(base.model.tokenizer, scripts), lines)
+
     def widen_split(self, base: Base[LoadedBase], scripts: ScriptSet) -> Base[LoadedBase]:
         """The base whose pre-tokenizer keeps runs of ``scripts`` whole (:mod:`.widen`); the checks still
         compare with the base as it is."""
@@ -174,11 +184,15 @@ class ByteLevelFamily:
     def write(self, base: Base[LoadedBase], extension: Extension[Tokenizer, Tokenizer], folder: Path) -> None:
         folder = Path(folder)
         extension.model.save(str(folder / "tokenizer.json"))
-        extension.new_model.save(str(folder / NEW_MODEL_FILE))
+        for code, new_model in extension.new_models.items():
+            new_model.save(str(folder / new_model_name(NEW_MODEL_FILE, code)))
+        if not extension.new_models:
+            extension.new_model.save(str(folder / NEW_MODEL_FILE))
 
     def references(self, base: Base[LoadedBase], folder: Path) -> tuple[TokenizersReference, TokenizersReference]:
         written = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        return TokenizersReference(base.model.tokenizer, token_text), TokenizersReference(written, token_text)
+        return (TokenizersReference(base.model.tokenizer, token_text, chars_per_pretoken),
+                TokenizersReference(written, token_text, chars_per_pretoken))
 
     def piece_bytes(self, piece: str) -> bytes | None:
         try:

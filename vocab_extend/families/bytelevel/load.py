@@ -33,10 +33,14 @@ class LoadedBase:
     settings: BaseSettings
     derived: dict[str, Any]
     widened: Tokenizer | None = None  # the base with --widen-split's pre-tokenizer, which training and merges use
+    extended: Tokenizer | None = None  # the base extended by the languages merged before (several languages)
 
     @property
     def working(self) -> Tokenizer:
-        """The tokenizer new tokens are trained and merged into: the widened one, else the base itself."""
+        """The tokenizer new tokens are trained and merged into: the base extended by the languages merged
+        before, else the widened one, else the base itself."""
+        if self.extended is not None:
+            return self.extended
         return self.widened if self.widened is not None else self.tokenizer
 
 

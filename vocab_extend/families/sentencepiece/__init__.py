@@ -25,7 +25,7 @@ from ...scripts import ScriptSet
 from ...settings import BaseSettings, read_base_settings
 from ..files import auto_tokenizer
 from ..interface import (DEFAULT_VOCAB_SIZE, Base, Collector, Extension, HFTokenizer, JsonDict, NativeEncoder,
-                         TokenizerSource, TokenizerVocab, TrainOptions)
+                         TokenizerSource, TokenizerVocab, TrainOptions, new_model_name)
 from .export import gguf_vocab
 from .merge import merge_sentencepiece
 from .tokenizer_json import WHITESPACE, bos_eos, build_hf_tokenizer, derived_settings, hf_tokenizer
@@ -93,6 +93,10 @@ class SentencePieceReference:
 
     def entries(self) -> dict[Hashable, object]:
         return {i: (p.piece, p.score, p.type) for i, p in enumerate(self.proto.pieces)}
+
+    def split_ceiling(self, lines: Sequence[str]) -> float | None:
+        """None: SentencePiece has no pre-tokenizer whose pieces a report could count."""
+        return None
 
 
 Proto = sp_pb2.ModelProto
@@ -167,6 +171,11 @@ class SentencePieceFamily:
     def merge(self, base: Base[Proto], new_model: Proto, scripts: ScriptSet) -> Extension[Proto, Proto]:
         return merge_sentencepiece(base.model, new_model, scripts)
 
+    def extended_base(self, base: Base[Proto], extension: Extension[Proto, Proto]) -> Base[Proto]:
+        """The merged proto as the base of the next merge (its pieces are the base's, then the added ones)."""
+        return Base(base.name, self.name, len(extension.model.pieces), base.splits_digits, base.settings,
+                    extension.model)
+
     def derived_settings(self, base: Base[Proto]) -> JsonDict:
         return derived_settings(base.model)
 
@@ -178,7 +187,10 @@ class SentencePieceFamily:
         (folder / MODEL_FILE).write_bytes(extension.model.SerializeToString())
         add_bos, add_eos = self._bos_eos(base)
         build_hf_tokenizer(extension.model, add_bos=add_bos, add_eos=add_eos).save(str(folder / "tokenizer.json"))
-        (folder / NEW_MODEL_FILE).write_bytes(extension.new_model.SerializeToString())
+        for code, new_model in extension.new_models.items():
+            (folder / new_model_name(NEW_MODEL_FILE, code)).write_bytes(new_model.SerializeToString())
+        if not extension.new_models:
+            (folder / NEW_MODEL_FILE).write_bytes(extension.new_model.SerializeToString())
 
     def references(self, base: Base[Proto], folder: Path) -> tuple[SentencePieceReference, SentencePieceReference]:
         add_bos, add_eos = self._bos_eos(base)
