@@ -204,7 +204,7 @@ def test_rejects_a_tokenizer_that_is_not_byte_level(tmp_path: Path) -> None:
 
 
 def test_rejects_a_corpus_without_the_language(llama3_style: Path, tmp_path: Path) -> None:
-    with pytest.raises(VocabExtendError, match="no tokens with ja characters"):
+    with pytest.raises(VocabExtendError, match="--lang ja \\(Japanese\\) does not match the corpus"):
         merge(str(llama3_style), tmp_path / "x", 800, corpus=[SAMPLE_EN], lang="ja")
     with pytest.raises(VocabExtendError, match="raise it"):
         merge(str(llama3_style), tmp_path / "y", 200)
