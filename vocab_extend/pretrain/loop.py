@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from ..locks import output_lock
 from ..metadata import METADATA_FILE
 from ..model.card import CARD_FILE, push_folder
 from ..staging import staging_folder
+from ..tokenizer.folder import TokenizerFolder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .checkpoint import Checkpointer, list_checkpoints
 from .config import PretrainConfig
@@ -50,15 +50,11 @@ from .parallel import Parallel, Wrapped, clip_grad_norm, gradient_sync
 from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output, run_config_text
 from .stages import PreparedStage, Stage, StageConfig, stage_for
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                   "vocab_extend.json")
-
-
 def copy_tokenizer_files(source: Path, target: Path) -> None:
-    """The merge's own tokenizer files, byte for byte, where there are any."""
-    for name in TOKENIZER_FILES:
-        if source.is_dir() and (source / name).is_file():
-            shutil.copy2(source / name, target / name)
+    """The merge's own tokenizer files, byte for byte, where there are any (:meth:`TokenizerFolder.copy_into`)."""
+    folder = TokenizerFolder.find(source) if source.is_dir() else None
+    if folder is not None:
+        folder.copy_into(target)
 
 
 @dataclass
