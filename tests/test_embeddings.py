@@ -11,7 +11,7 @@ import torch
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
 from vocab_extend.model.init.embeddings import InitConfig, decompose, init_embeddings
-from vocab_extend.model.init.cli import init_model
+from vocab_extend.model.init.job import init_model
 from vocab_extend.errors import VocabExtendError
 
 PAD = 64
