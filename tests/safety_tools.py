@@ -41,7 +41,7 @@ elif mode == "cli-stage":
         return 0
     module.run = run
     sys.modules[module.__name__] = module
-    cli.SUBCOMMANDS["safety-child"] = (module.__name__, "test child")
+    cli.SUBCOMMANDS["safety-child"] = (module, "test child")
     sys.exit(cli.main(["safety-child", "--output-dir", target]))
 """
 

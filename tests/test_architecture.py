@@ -52,8 +52,11 @@ def _resolve(current: str, is_package: bool, node: ast.ImportFrom) -> list[str]:
 
 def imports_of(name: str) -> list[tuple[str, bool]]:
     """``(imported package module, at module level?)`` for every import of a vocab_extend module."""
+    return _imports_in(name, ast.parse(MODULES[name].read_text(encoding="utf-8")))
+
+
+def _imports_in(name: str, tree: ast.Module) -> list[tuple[str, bool]]:
     path = MODULES[name]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     top_level = {id(node) for node in tree.body}
     found: list[tuple[str, bool]] = []
     for node in ast.walk(tree):
@@ -120,9 +123,34 @@ def test_model_side_never_imports_a_family_internal() -> None:
             assert not internals, (name, internals)
 
 
+def _late_import_allowed(name: str, function: str) -> bool:
+    """A package module may be imported inside a function only to keep ``--help`` fast: by ``cli.py``'s
+    routes, and by a subcommand module's ``run`` (which imports the command's job once the options are
+    checked). The arrow stays in the graph (``imports_of`` reads every import), so layers and circles hold."""
+    if name == "vocab_extend.cli":
+        return True
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return function == "run" and {"add_arguments", "run"} <= defined
+
+
+def _late_imports(name: str) -> list[tuple[str, str]]:
+    """``(imported package module, enclosing top-level function)`` for each import inside a function."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    found = []
+    for function in (n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        for node in ast.walk(function):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                inner = ast.Module(body=[node], type_ignores=[])
+                found += [(target, function.name) for target, _ in _imports_in(name, inner)]
+    return found
+
+
 def test_package_modules_are_imported_at_the_top() -> None:
     local = [(name, target) for name in MODULES for target, top in imports_of(name) if not top]
-    assert not local, local
+    late = {(name, target) for name in MODULES for target, function in _late_imports(name)
+            if _late_import_allowed(name, function)}
+    assert not [pair for pair in local if pair not in late], local
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -12,7 +12,8 @@ import torch
 
 from conftest import SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
-from vocab_extend.model.init.distill import DistillConfig, select_contexts, token_spans
+from vocab_extend.model.init.distill import DistillConfig
+from vocab_extend.model.init.distill.contexts import select_contexts, token_spans
 from vocab_extend.model.init.distill.passes import student_loss, teacher_pass
 from vocab_extend.model.init.embeddings import InitConfig, init_embeddings
 from vocab_extend.errors import VocabExtendError

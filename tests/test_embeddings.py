@@ -11,7 +11,7 @@ import torch
 from conftest import SAMPLE_EN, SAMPLE_JA, pico_llama_config
 from vocab_extend.cli import main
 from vocab_extend.model.init.embeddings import InitConfig, decompose, init_embeddings
-from vocab_extend.model.init.cli import init_model
+from vocab_extend.model.init.job import init_model
 from vocab_extend.errors import VocabExtendError
 
 PAD = 64
@@ -236,3 +236,18 @@ def test_bad_inputs(tmp_path, extended_dir, tokenizers, capsys):
         assert main(["init-model", *argv]) == 2
         assert capsys.readouterr().err.startswith("error: ")
     assert not (tmp_path / "o").exists()
+
+
+def test_every_init_method_has_its_help_line_and_runs(tokenizers):
+    """The registry (methods.py) and the names the command line lists without torch (config.py) agree."""
+    from vocab_extend.model.init.config import METHOD_HELP
+    from vocab_extend.model.init.methods import METHODS
+
+    assert list(METHODS) == list(METHOD_HELP)
+    tokenizer, base, base_size = tokenizers
+    for name, method in METHODS.items():
+        if method.refine is not None:
+            continue
+        model = _pico(base_size)
+        init_embeddings(model, tokenizer, base, base_size, InitConfig(method=name, pad_to_multiple_of=PAD))
+        assert torch.isfinite(model.get_output_embeddings().weight).all()

@@ -29,7 +29,7 @@ def command(monkeypatch):
         module.run = run
 
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(cli.SUBCOMMANDS, "fake", (module.__name__, "a test command"))
+    monkeypatch.setitem(cli.SUBCOMMANDS, "fake", (module, "a test command"))
     return use
 
 
@@ -87,7 +87,7 @@ def test_error_after_a_progress_bar_in_a_real_process(tmp_path: Path) -> None:
         "from vocab_extend import cli\n"
         "from test_safety_cli import _failing_bar\n"
         "m = types.ModuleType('fake_mod'); m.add_arguments = lambda p: None; m.run = _failing_bar\n"
-        "sys.modules['fake_mod'] = m; cli.SUBCOMMANDS['fake'] = ('fake_mod', 'x')\n"
+        "sys.modules['fake_mod'] = m; cli.SUBCOMMANDS['fake'] = (m, 'x')\n"
         "sys.exit(cli.main(['fake']))\n"
     )
     environment = env()

@@ -1,7 +1,11 @@
 """``vocab-extend <subcommand>``: one command line for the whole pipeline.
 
 Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and ``run(args) -> int``;
-this file only routes to them, so ``scripts/*.py`` are one-line wrappers around :func:`main`.
+this file only routes to them (:data:`SUBCOMMANDS`), so ``scripts/*.py`` are one-line wrappers around
+:func:`main`. A subcommand module is light to import: it loads torch, transformers, sentencepiece and datasets
+in ``run``, after its options are checked, so ``--help`` and a bad option answer in well under a second
+(``bench/cli_speed.py``). Modules that are not light yet are reached through a function that imports them
+when their subcommand is named.
 
 Whatever goes wrong, the user reads one line at column 0 of stderr: ``error: <sentence>`` (exit 2) for bad
 input, bad option values (argparse's own usage block is not printed) and a full / read-only / forbidden
@@ -14,24 +18,47 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
 import sys
-from typing import Sequence
+from types import ModuleType
+from typing import Callable, Sequence
 
 from .errors import VocabExtendError, storage_error
+from .model.evaluate import cli as evaluate_cli
+from .model.export import cli as export_cli
+from .model.init import cli as init_cli
 from .signals import exit_code, handle_signals
 
 # What Ctrl-C leaves behind; a subcommand module may say otherwise with its own INTERRUPTED.
 INTERRUPTED = "interrupted: no output was written"
 
-# subcommand -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "merge": ("vocab_extend.tokenizer.cli", "train a new-language model and merge it into a base tokenizer"),
-    "measure": ("vocab_extend.tokenizer.measure", "compare tokenizers on corpora: tokens, chars/token, reduction"),
-    "init-model": ("vocab_extend.model.init.cli", "resize a model to an extended tokenizer and initialise new rows"),
-    "evaluate-bpb": ("vocab_extend.model.evaluate.cli", "bits per byte of a model on corpora"),
-    "pretrain": ("vocab_extend.pretrain.cli", "continued pretraining from a YAML config"),
-    "export-gguf": ("vocab_extend.model.export.gguf", "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
+
+def _merge() -> ModuleType:
+    from .tokenizer import cli  # not light yet: the families load sentencepiece and tokenizers at import
+
+    return cli
+
+
+def _measure() -> ModuleType:
+    from .tokenizer import measure  # not light yet: sentencepiece, tokenizers and the families at import
+
+    return measure
+
+
+def _pretrain() -> ModuleType:
+    from .pretrain import cli  # not light yet: the training loop (torch) at import
+
+    return cli
+
+
+# subcommand -> (its module, or a function returning it, and its one-line help)
+Route = ModuleType | Callable[[], ModuleType]
+SUBCOMMANDS: dict[str, tuple[Route, str]] = {
+    "merge": (_merge, "train a new-language model and merge it into a base tokenizer"),
+    "measure": (_measure, "compare tokenizers on corpora: tokens, chars/token, reduction"),
+    "init-model": (init_cli, "resize a model to an extended tokenizer and initialise new rows"),
+    "evaluate-bpb": (evaluate_cli, "bits per byte of a model on corpora"),
+    "pretrain": (_pretrain, "continued pretraining from a YAML config"),
+    "export-gguf": (export_cli, "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
 }
 
 
@@ -51,13 +78,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``vocab-extend``, with the options of ``command`` only (none when ``None``: the other
+    subcommands are listed with their help line, and their modules are not imported)."""
     parser = _Parser(prog="vocab-extend", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        if command is not None and name != command:
+    for name, (route, help_text) in SUBCOMMANDS.items():
+        if name != command:
             sub.add_parser(name, help=help_text)
             continue
-        module = importlib.import_module(module_name)
+        module = route if isinstance(route, ModuleType) else route()
         # no abbreviated options: a typo such as --warmup must not silently set --warmup-steps
         sub_parser = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         module.add_arguments(sub_parser)

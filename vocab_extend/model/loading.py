@@ -25,9 +25,9 @@ from ..errors import VocabExtendError, error_summary, load_errors
 from .. import hub
 from ..sources import resolve_model
 from ..staging import staging_folder
+from .dtypes import CAST_DTYPES, DTYPE_CHOICES
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_CHOICES = ("auto", "checkpoint", *_DTYPES)
+_DTYPES = {name: getattr(torch, name) for name in CAST_DTYPES}
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype | None:

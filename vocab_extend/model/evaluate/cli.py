@@ -1,22 +1,17 @@
-"""``vocab-extend evaluate-bpb``: bits per byte of a model on named corpora."""
+"""``vocab-extend evaluate-bpb``: bits per byte of a model on named corpora.
+
+Light to import: the options are checked before torch loads (:mod:`.job` scores the corpora).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-from ...atomic import atomic_write_json
-from ...corpus import parse_named_spec, read_documents
+from ...corpus import parse_named_spec
 from ...errors import VocabExtendError
-from ...locks import output_lock
 from ...staging import check_output_file
-from ...tokenizer.loader import load_tokenizer
-from .bpb import bits_per_byte, window_settings
-from ..loading import DTYPE_CHOICES, load_model
+from ..dtypes import DTYPE_CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,39 +49,12 @@ def run(args: argparse.Namespace) -> int:
         if args.json.is_dir():
             raise VocabExtendError(f"--json {args.json} is a folder: give a file name such as bpb.json")
         check_output_file(args.json, inputs)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError):
-        raise VocabExtendError(f"--device {device} is not a torch device: use cpu, cuda or cuda:N") from None
     if args.block_size is not None and args.block_size < 2:
         raise VocabExtendError(f"--block-size {args.block_size} must be at least 2 (BOS plus one token)")
     if args.batch_size < 1:
         raise VocabExtendError(f"--batch-size {args.batch_size} must be at least 1")
     if args.max_bytes is not None and args.max_bytes < 1:
         raise VocabExtendError(f"--max-bytes {args.max_bytes} must be at least 1")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VocabExtendError(f"--device {device} asks for a GPU but torch sees none: use --device cpu")
-    documents = {name: read_documents(spec, text_field=args.text_field, max_docs=args.max_docs,
-                                      max_bytes=args.max_bytes, allow_skipped=args.allow_invalid_lines)
-                 for name, spec in corpora}
-    tokenizer = load_tokenizer(args.tokenizer or args.model)
-    model = load_model(args.model, device=device, dtype=args.dtype)
-    block_size, stride = window_settings(model, args.block_size, args.stride)
-    results: dict[str, dict[str, object]] = {}
-    for name, spec in corpora:
-        result = bits_per_byte(
-            model, tokenizer, documents[name], max_bytes=args.max_bytes, block_size=block_size,
-            stride=stride, batch_size=args.batch_size, device=device, progress=not args.no_progress,
-        )
-        results[name] = {"corpus": spec, **asdict(result)}
-        print(f"{name}: {result.bpb:.4f} bits/byte  ({result.tokens} tokens, {result.bytes} bytes, "
-              f"loss {result.loss:.4f}, {result.bytes / result.tokens:.2f} bytes/token)")
-    if args.json:
-        report = {"model": args.model, "tokenizer": args.tokenizer or args.model, "max_bytes": args.max_bytes,
-                  "block_size": block_size, "stride": stride, "results": results}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        with output_lock(args.json):
-            atomic_write_json(args.json, report)
-    sys.stdout.flush()
-    return 0
+    from .job import evaluate_corpora  # torch and the model load once the options are known to be right
+
+    return evaluate_corpora(args, corpora)

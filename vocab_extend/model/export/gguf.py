@@ -1,4 +1,5 @@
-"""``vocab-extend export-gguf``: an extended LLaMA-architecture HF model folder as one GGUF file for llama.cpp.
+"""An extended LLaMA-architecture HF model folder as one GGUF file for llama.cpp (``vocab-extend export-gguf``,
+whose options are in :mod:`.cli`).
 
 The folder is what ``vocab-extend init-model`` (or ``pretrain``) writes, or a plain LLaMA (or Mistral) HF folder:
 ``config.json``, ``model.safetensors`` (or shards with an index) and the tokenizer files. The file holds
@@ -22,7 +23,6 @@ Invariants: bad input is one sentence before any tensor is read; the file appear
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,26 +53,6 @@ class ExportSummary:
     padding: int
     tensors: int
     bytes: int
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="HF model folder (as written by `vocab-extend init-model`)")
-    parser.add_argument("--output", required=True, help="GGUF file to write")
-    parser.add_argument("--outtype", default="f16", metavar="{f32,f16,q8_0}",
-                        help="weight type: f32 (exact), f16 (default), q8_0 (8-bit blocks)")
-    parser.add_argument("--pre", default=None, metavar="NAME",
-                        help="llama.cpp pre-tokenizer name of a byte-level tokenizer (default: named from the "
-                        "pre-tokenizer in tokenizer.json)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-
-
-def run(args: argparse.Namespace) -> int:
-    summary = export_gguf(args.model, args.output, args.outtype, pre=args.pre, overwrite=args.overwrite)
-    pre = f", pre-tokenizer {summary.pre}" if summary.tokenizer_model == "gpt2" else ""
-    print(f"wrote {summary.output}: {summary.outtype}, {summary.tensors} tensors, {summary.rows:,} vocabulary rows "
-          f"({summary.padding} unused padding), tokenizer {summary.tokenizer_model}{pre}, "
-          f"{summary.bytes / 2**20:.1f} MiB")
-    return 0
 
 
 def export_gguf(model_dir: str | Path, output: str | Path, outtype: str = "f16", *, pre: str | None = None,

@@ -26,10 +26,13 @@ After a merge the tokenizer has ids the model has never seen. ``vocab-extend ini
     N(0, ``initializer_range``), as Chinese-LLaMA did.
 ``distill``
     ``mean``, then token distillation from the frozen base model on contexts of ``--corpus`` (see
-    :mod:`vocab_extend.distill`): input rows are optimised so the model reading a new token matches the model
-    reading its base pieces; output rows of untied models are fitted to the base model's probability of the
-    whole piece sequence. Tokens absent from the corpus get the correction the distilled rows took, as a
-    ridge map from their ``mean`` rows (:mod:`vocab_extend.model.distill_transfer`).
+    :mod:`vocab_extend.model.init.distill`): input rows are optimised so the model reading a new token
+    matches the model reading its base pieces; output rows of untied models are fitted to the base model's
+    probability of the whole piece sequence. Tokens absent from the corpus get the correction the distilled
+    rows took, as a ridge map from their ``mean`` rows (:mod:`vocab_extend.model.init.distill.transfer`).
+
+Each method is one function in :mod:`.methods` and one line of its ``METHODS`` registry; this module resizes
+the model, splits the new tokens into base pieces and writes the rows the method gives.
 
 *Tied models* (``tie_word_embeddings``, e.g. SmolLM2) have one matrix serving as input and output
 embeddings; it is initialised with the input rule, so ``first`` equals ``mean`` there (the report says so).
@@ -52,44 +55,18 @@ A worked example of the ``mean`` rule for a merged Japanese piece, with Mistral'
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from itertools import accumulate
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 
 from ...errors import VocabExtendError
 from ...families import byte_piece_rule
-from .distill import DistillConfig, distill_embeddings
+from .config import InitConfig
+from .methods import METHODS, InitMethod, NewRows
 from ..sizing import MAX_PADDING_ROWS, pad_vocab_size
 
-METHODS = ("mean", "first", "hewitt", "random", "distill")
 WHITESPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece ▁ and byte-level Ġ
-HEWITT_EPSILON = 1e-9  # transformers' scale of the covariance in resize_token_embeddings(mean_resizing=True)
-
-
-@dataclass
-class InitConfig:
-    """How to grow and fill the embeddings.
-
-    ``pad_to_multiple_of``: embedding rows are padded up to a multiple of it (``None``: the merge metadata's
-    value, 0 or 1: no padding); ``seed`` drives ``hewitt``, ``random`` and ``distill``; ``corpus`` (a corpus
-    spec) and ``distill`` (budget) are used by ``distill`` only.
-    """
-
-    method: str = "mean"
-    pad_to_multiple_of: int | None = None
-    seed: int = 0
-    corpus: str | None = None
-    distill: DistillConfig | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise VocabExtendError(f"unknown --method {self.method!r}: choose one of {', '.join(METHODS)}")
-        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 0:
-            raise VocabExtendError("--pad-to-multiple-of must be a positive integer (or 0 for no padding)")
-        if not 0 <= self.seed < 2**32:
-            raise VocabExtendError(f"--seed must be a whole number in [0, 2**32), not {self.seed}")
 
 
 @dataclass
@@ -163,56 +140,6 @@ def decompose(tokenizer, base_tokenizer, base_vocab_size: int) -> Decomposition:
     return result
 
 
-def _mean_rows(weight: torch.Tensor, pieces: Sequence[Sequence[int]], fallback: torch.Tensor) -> torch.Tensor:
-    """Row i = mean of ``weight[pieces[i]]`` (float32); empty lists get ``fallback``."""
-    if not pieces:
-        return weight.new_zeros((0, weight.shape[1]), dtype=torch.float32)
-    flat = torch.tensor([i for p in pieces for i in p], dtype=torch.long, device=weight.device)
-    lengths = [len(p) for p in pieces]
-    offsets = torch.tensor([0, *accumulate(lengths)][:-1], dtype=torch.long, device=weight.device)
-    rows = torch.nn.functional.embedding_bag(flat, weight.float(), offsets, mode="mean")
-    empty = torch.tensor([n == 0 for n in lengths], device=weight.device)
-    rows[empty] = fallback
-    return rows
-
-
-def _first_rows(weight: torch.Tensor, pieces: Sequence[Sequence[int]], fallback: torch.Tensor) -> torch.Tensor:
-    return _mean_rows(weight, [p[:1] for p in pieces], fallback)
-
-
-def _hewitt_rows(base: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """``count`` draws from N(mean, 1e-9 × covariance) of ``base`` rows; the mean when not positive definite."""
-    base = base.double()
-    mean = base.mean(0)
-    centered = base - mean
-    covariance = centered.T @ centered / base.shape[0]
-    noise = torch.randn((count, base.shape[1]), generator=generator, dtype=torch.float64)
-    factor, info = torch.linalg.cholesky_ex(HEWITT_EPSILON * covariance)
-    if int(info) != 0:
-        return mean.expand(count, -1).float()
-    return (mean + noise @ factor.T).float()
-
-
-def _new_rows(method: str, weight: torch.Tensor, base_vocab_size: int, pieces: list[list[int]],
-              *, output: bool, std: float, generator: torch.Generator) -> torch.Tensor:
-    base = weight[:base_vocab_size]
-    fallback = base.float().mean(0)
-    count = len(pieces)
-    if method == "random":
-        return torch.randn((count, weight.shape[1]), generator=generator) * std
-    if method == "hewitt":
-        return _hewitt_rows(base, count, generator)
-    if method == "first" and output:
-        return _first_rows(weight, pieces, fallback)
-    return _mean_rows(weight, pieces, fallback)
-
-
-def _fill(weight: torch.Tensor, rows: torch.Tensor, start: int, pad_start: int, base_vocab_size: int) -> None:
-    with torch.no_grad():
-        weight[start:pad_start] = rows.to(weight.dtype)
-        weight[pad_start:] = weight[:base_vocab_size].float().mean(0).to(weight.dtype)
-
-
 def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
                     config: InitConfig | None = None, texts: Sequence[str] | None = None) -> InitReport:
     """Resize ``model`` in place to ``tokenizer`` (padded) and initialise every row from ``base_vocab_size`` on.
@@ -220,13 +147,47 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
     ``tokenizer`` is the extended tokenizer, ``base_tokenizer`` the base one (same ids below
     ``base_vocab_size``). Afterwards ``config.vocab_size`` equals the rows of both matrices, rows below
     ``base_vocab_size`` are bit-identical to before, and rows ``len(tokenizer)`` onward are padding.
-    ``texts`` are the contexts of method ``distill`` (required there).
+    ``texts`` are the contexts of a method that refines its rows (``distill``; required there).
     """
     config = config or InitConfig()
-    if config.method == "distill" and texts is None:
-        raise VocabExtendError("--method distill needs a corpus in which the new tokens occur: give --corpus SPEC")
-    input_embeddings = model.get_input_embeddings()
-    old_rows = input_embeddings.weight.shape[0]
+    method = METHODS[config.method]
+    if method.refine is not None and texts is None:
+        raise VocabExtendError(f"--method {config.method} needs a corpus in which the new tokens occur: "
+                               "give --corpus SPEC")
+    old_rows = _check_sizes(model, tokenizer, base_vocab_size)
+    size = max(pad_vocab_size(len(tokenizer), config.pad_to_multiple_of), old_rows)
+    decomposition = decompose(tokenizer, base_tokenizer, base_vocab_size)
+    tied = _resize(model, size)
+    _fill_new_rows(model, method, config.seed, base_vocab_size, len(tokenizer), decomposition.pieces, tied)
+    notes = []
+    if tied and config.method == "first":
+        notes.append("the model ties input and output embeddings: 'first' was applied as 'mean'")
+    refined = {}
+    if method.refine is not None:  # the rows hold what method.rows gave them
+        refined = method.refine(model, tokenizer, base_tokenizer, base_vocab_size, texts or [], config)
+        notes.extend(refined["notes"])
+    counts = [len(p) for p in decomposition.pieces if p]
+    return InitReport(
+        method=config.method,
+        tied=tied,
+        base_vocab_size=base_vocab_size,
+        tokenizer_size=len(tokenizer),
+        embedding_size=size,
+        new_tokens=len(tokenizer) - base_vocab_size,
+        padding_rows=size - len(tokenizer),
+        reused_base_padding_rows=max(0, min(old_rows, len(tokenizer)) - base_vocab_size),
+        mean_pieces_per_token=round(sum(counts) / len(counts), 4) if counts else 0.0,
+        tokens_with_byte_pieces=decomposition.byte_tokens,
+        bare_whitespace_dropped=decomposition.whitespace_dropped,
+        special_new_tokens=decomposition.special,
+        notes=notes,
+        distill=refined,
+    )
+
+
+def _check_sizes(model, tokenizer, base_vocab_size: int) -> int:
+    """The model's embedding rows, once they are known to fit the tokenizer's base (else one sentence)."""
+    old_rows = model.get_input_embeddings().weight.shape[0]
     if old_rows < base_vocab_size:
         raise VocabExtendError(
             f"the model has {old_rows} embedding rows but the tokenizer's base has {base_vocab_size} tokens: "
@@ -242,54 +203,34 @@ def init_embeddings(model, tokenizer, base_tokenizer, base_vocab_size: int,
             f"the tokenizer has {len(tokenizer)} tokens, fewer than its base's {base_vocab_size}: "
             "give a folder written by `vocab-extend merge`"
         )
-    size = max(pad_vocab_size(len(tokenizer), config.pad_to_multiple_of), old_rows)
-    decomposition = decompose(tokenizer, base_tokenizer, base_vocab_size)
+    return old_rows
+
+
+def _resize(model, size: int) -> bool:
+    """Resize both embedding matrices to ``size`` rows; whether they are one (tied) matrix."""
     output_embeddings = model.get_output_embeddings()
     # mean_resizing=False: transformers copies the old rows and draws the new ones at random; we overwrite
-    # every new row below, so its (unseeded) draw never reaches the output.
+    # every new row afterwards, so its (unseeded) draw never reaches the output.
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state as it was
         model.resize_token_embeddings(size, mean_resizing=False)
-    input_weight = model.get_input_embeddings().weight
     output_module = model.get_output_embeddings()
-    tied = output_module is None or output_module.weight is input_weight
+    tied = output_module is None or output_module.weight is model.get_input_embeddings().weight
     if output_embeddings is not None and getattr(output_module, "bias", None) is not None:
         raise VocabExtendError("output layers with a bias are not supported yet: please report this model")
+    return tied
 
-    generator = torch.Generator().manual_seed(config.seed)
+
+def _fill_new_rows(model, method: InitMethod, seed: int, base_vocab_size: int, tokenizer_size: int,
+                   pieces: list[list[int]], tied: bool) -> None:
+    """The method's rows for the new tokens, then the mean of the base rows for the padding rows, in the input
+    matrix and (untied) the output matrix, drawing from one generator seeded by ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
     std = float(getattr(model.config, "initializer_range", 0.02))
-    pad_start = len(tokenizer)
-    input_rows = _new_rows(config.method, input_weight, base_vocab_size, decomposition.pieces,
-                           output=False, std=std, generator=generator)
-    _fill(input_weight, input_rows, base_vocab_size, pad_start, base_vocab_size)
+    weights = [(model.get_input_embeddings().weight, False)]
     if not tied:
-        output_weight = output_module.weight
-        output_rows = _new_rows(config.method, output_weight, base_vocab_size, decomposition.pieces,
-                                output=True, std=std, generator=generator)
-        _fill(output_weight, output_rows, base_vocab_size, pad_start, base_vocab_size)
-
-    counts = [len(p) for p in decomposition.pieces if p]
-    notes = []
-    if tied and config.method == "first":
-        notes.append("the model ties input and output embeddings: 'first' was applied as 'mean'")
-    distilled = {}
-    if config.method == "distill":  # the rows hold their mean init (see _new_rows)
-        distill_config = config.distill or DistillConfig(seed=config.seed)
-        distilled = asdict(distill_embeddings(model, tokenizer, base_tokenizer, base_vocab_size, texts or [],
-                                              distill_config))
-        notes.extend(distilled["notes"])
-    return InitReport(
-        method=config.method,
-        tied=tied,
-        base_vocab_size=base_vocab_size,
-        tokenizer_size=len(tokenizer),
-        embedding_size=size,
-        new_tokens=len(tokenizer) - base_vocab_size,
-        padding_rows=size - len(tokenizer),
-        reused_base_padding_rows=max(0, min(old_rows, len(tokenizer)) - base_vocab_size),
-        mean_pieces_per_token=round(sum(counts) / len(counts), 4) if counts else 0.0,
-        tokens_with_byte_pieces=decomposition.byte_tokens,
-        bare_whitespace_dropped=decomposition.whitespace_dropped,
-        special_new_tokens=decomposition.special,
-        notes=notes,
-        distill=distilled,
-    )
+        weights.append((model.get_output_embeddings().weight, True))
+    for weight, output in weights:
+        rows = method.rows(NewRows(weight, base_vocab_size, pieces, output=output, std=std, generator=generator))
+        with torch.no_grad():
+            weight[base_vocab_size:tokenizer_size] = rows.to(weight.dtype)
+            weight[tokenizer_size:] = weight[:base_vocab_size].float().mean(0).to(weight.dtype)
