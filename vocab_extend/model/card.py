@@ -63,8 +63,9 @@ def _bpb_table(bpb: Mapping[str, float]) -> list[str]:
 def render_card(*, title: str, base: str, lang: str, made: Sequence[str], tokenizer_report: Mapping[str, Any] | None,
                 bpb: Mapping[str, float] | None, commands: Sequence[str], tags: Sequence[str] = ()) -> ModelCard:
     """A model card with Hub metadata and the sections above."""
-    data = ModelCardData(base_model=hub_base_model(base), language=[lang], library_name="transformers",
-                         license=base_license(base), tags=["vocab-extend", "vocabulary-extension", lang, *tags])
+    languages = lang.split("+")  # a multi-language merge records "th+vi"
+    data = ModelCardData(base_model=hub_base_model(base), language=languages, library_name="transformers",
+                         license=base_license(base), tags=["vocab-extend", "vocabulary-extension", *languages, *tags])
     body = [f"# {title}", "", "## How it was made", "", *[f"- {line}" for line in made], ""]
     if tokenizer_report and tokenizer_report.get("corpora"):
         body += ["## Tokens needed", "", "Figures on *(held out)* corpora are on text the tokenizer was not "

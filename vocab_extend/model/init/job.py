@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from ...atomic import usual_modes
 from ...corpus import read_documents
 from ...errors import VocabExtendError
 from ...locks import output_lock
-from ...metadata import read_metadata
 from ...staging import check_output_dir, staging_folder
-from ...tokenizer.loader import load_base_tokenizer, load_tokenizer
+from ...tokenizer.folder import TokenizerFolder
 from ..card import CARD_FILE, read_tokenizer_report, render_card
 from ..loading import load_model
 from .config import InitConfig
@@ -29,10 +27,6 @@ from .embeddings import InitReport, init_embeddings
 from .methods import METHODS
 
 REPORT_FILE = "init_embeddings.json"
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "vocab_extend.json",
-)
 
 
 def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: InitConfig | None = None, *,
@@ -44,7 +38,8 @@ def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: I
     """
     config = config or InitConfig()
     tokenizer_dir = Path(tokenizer_dir)
-    meta = read_metadata(tokenizer_dir)
+    folder = TokenizerFolder.open(tokenizer_dir)  # vocab_extend.json read, and the family picked, once
+    meta = folder.merged
     if config.pad_to_multiple_of is None:
         config.pad_to_multiple_of = meta.pad_to_multiple_of
     output_dir = Path(output_dir)
@@ -54,11 +49,11 @@ def init_model(model_spec: str, tokenizer_dir: Path, output_dir: Path, config: I
     check_output_dir(output_dir, overwrite, inputs)
     with output_lock(output_dir):  # held from before loading, so a second writer is refused at once
         texts = _distill_texts(config, meta, tokenizer_dir)  # before the model: a bad corpus fails fast
-        tokenizer = load_tokenizer(str(tokenizer_dir))
-        base_tokenizer = load_base_tokenizer(tokenizer_dir)
+        tokenizer = folder.load()
+        base_tokenizer = folder.load_base()
         model = load_model(model_spec, device="cpu", dtype=dtype)
         report = init_embeddings(model, tokenizer, base_tokenizer, meta.first_new_id, config, texts)
-        _save(model, model_spec, tokenizer_dir, output_dir, overwrite, inputs, report)
+        _save(model, model_spec, folder, output_dir, overwrite, inputs, report)
     return report
 
 
@@ -80,21 +75,19 @@ def _distill_texts(config: InitConfig, meta, tokenizer_dir: Path) -> list[str] |
     return [text for spec in specs for text in read_documents(spec, max_bytes=budget)]
 
 
-def _save(model, model_spec: str, tokenizer_dir: Path, output_dir: Path, overwrite: bool,
+def _save(model, model_spec: str, folder: TokenizerFolder, output_dir: Path, overwrite: bool,
           inputs: list[tuple[str, object]], report: InitReport) -> None:
     with staging_folder(output_dir, overwrite, inputs) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        for name in TOKENIZER_FILES:
-            if (tokenizer_dir / name).is_file():
-                shutil.copyfile(tokenizer_dir / name, tmp / name)
-        data = {"model": model_spec, "tokenizer": str(tokenizer_dir), **asdict(report)}
+        folder.copy_into(tmp)
+        data = {"model": model_spec, "tokenizer": str(folder.path), **asdict(report)}
         (tmp / REPORT_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        _card(model_spec, tokenizer_dir, output_dir, report).save(tmp / CARD_FILE)
+        _card(model_spec, folder, report).save(tmp / CARD_FILE)
         usual_modes(tmp)
 
 
-def _card(model_spec: str, tokenizer_dir: Path, output_dir: Path, report: InitReport):
-    meta = read_metadata(tokenizer_dir)
+def _card(model_spec: str, folder: TokenizerFolder, report: InitReport):
+    meta, tokenizer_dir = folder.merged, folder.path
     made = [
         f"base model: `{model_spec}`; base tokenizer: `{meta.base}` ({meta.base_kind})",
         f"tokenizer: {meta.added_pieces:,} {meta.lang} pieces appended after the base's {meta.first_new_id:,} "
