@@ -153,6 +153,35 @@ def test_package_modules_are_imported_at_the_top() -> None:
     assert not [pair for pair in local if pair not in late], local
 
 
+MAX_FUNCTION_LINES = 60
+
+
+def _defines_a_subcommand(name: str) -> bool:
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    return {"add_arguments", "run"} <= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+SUBCOMMAND_MODULES = {name for name in MODULES if _defines_a_subcommand(name)}
+
+
+def test_only_cli_imports_a_subcommand_module() -> None:
+    """A command line is a leaf: the jobs never reach into one (``cli.py`` routes to them)."""
+    assert len(SUBCOMMAND_MODULES) >= 6, SUBCOMMAND_MODULES
+    reaching = [(name, target) for name, targets in GRAPH.items() if name != "vocab_extend.cli"
+                for target in targets if target in SUBCOMMAND_MODULES]
+    assert not reaching, reaching
+    assert SUBCOMMAND_MODULES <= set(GRAPH["vocab_extend.cli"]), SUBCOMMAND_MODULES - set(GRAPH["vocab_extend.cli"])
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_functions_are_short(name: str) -> None:
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    long = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{name}: {long}"
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_modules_are_small(name: str) -> None:
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
