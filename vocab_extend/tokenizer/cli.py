@@ -10,7 +10,7 @@ from ..errors import VocabExtendError
 from ..families.interface import DEFAULT_VOCAB_SIZE, MAX_NEW_MODEL_SIZE, TrainOptions
 from ..scripts import LANGUAGES
 from ..sources import DEFAULT_BASE
-from .inputs import SMALL_CORPUS_BYTES, SMALL_CORPUS_HELDOUT_FRACTION
+from .inputs import SMALL_CORPUS_BYTES, SMALL_CORPUS_HELDOUT_FRACTION, SMALL_CORPUS_MIN_BYTES
 from .job import DEFAULT_HELDOUT_FRACTION, ExtendConfig, extend_tokenizer
 from .multilang import MODES, parse_sizes
 
@@ -93,9 +93,9 @@ def _add_output_and_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heldout-fraction", metavar="SHARE", type=float, default=None,
                         help="share of the corpus kept out of training and reported as '<lang> (held out)' "
                              f"(content-hashed; default {DEFAULT_HELDOUT_FRACTION}, or "
-                             f"{SMALL_CORPUS_HELDOUT_FRACTION} for local files under "
-                             f"{SMALL_CORPUS_BYTES // 1_000_000} MB so the figure rests on enough text; 0 to train "
-                             "on everything)")
+                             f"{SMALL_CORPUS_HELDOUT_FRACTION} for local files of {SMALL_CORPUS_MIN_BYTES // 1024} "
+                             f"KB to {SMALL_CORPUS_BYTES // 1_000_000} MB so the figure rests on enough text; 0 to "
+                             "train on everything)")
     parser.add_argument("--allow-invalid-lines", action="store_true",
                         help="accept corpus files where more than 10%% of the lines are not valid UTF-8 (skipped)")
 

@@ -2,7 +2,7 @@
 
 :class:`ExtendConfig` is everything ``vocab-extend merge`` takes. The training documents of every ``--corpus``
 pass through with their content-hashed held-out share kept out (:func:`training_documents`; 5%, or 20% of a
-small corpus: :func:`default_heldout_fraction`); the report measures the held-out share, the ``--eval``
+small one: :func:`default_heldout_fraction`); the report measures the held-out share, the ``--eval``
 corpora (by default the training sample and the bundled English) and the ``--keep`` corpora;
 :func:`new_model` trains (or loads) the new-language model on the documents after checking or detecting the
 language on the first of them.
@@ -37,9 +37,11 @@ KEEP_CHARS = 50_000_000
 DETECT_DOCS = 2_000
 # Share of the training documents kept out of training and reported on (content-hashed, see heldout.py) ...
 DEFAULT_HELDOUT_FRACTION = 0.05
-# ... and of a small corpus (local files under SMALL_CORPUS_BYTES, such as the bundled sample): 5% of it is a
-# handful of documents, too few for a figure that holds on other text.
+# ... and of a small corpus (local files of SMALL_CORPUS_MIN_BYTES to SMALL_CORPUS_BYTES, such as the bundled
+# sample): 5% of it is a handful of documents, too few for a figure that holds on other text. Below the minimum,
+# training needs every document it can get (and the interval in the report says how sure the figure is).
 SMALL_CORPUS_BYTES = 1_000_000
+SMALL_CORPUS_MIN_BYTES = 64 * 1024
 SMALL_CORPUS_HELDOUT_FRACTION = 0.2
 # Held-out documents kept in memory for the report; the rest are still kept out of training.
 HELDOUT_KEEP = 20_000
@@ -80,8 +82,8 @@ class ExtendConfig:
 
 def default_heldout_fraction(specs: Sequence[str]) -> float:
     """The held-out share when ``--heldout-fraction`` is not given: :data:`SMALL_CORPUS_HELDOUT_FRACTION` for a
-    corpus of local files under :data:`SMALL_CORPUS_BYTES` in all, :data:`DEFAULT_HELDOUT_FRACTION` otherwise
-    (``hf:`` corpora included).
+    corpus of local files of :data:`SMALL_CORPUS_MIN_BYTES` to :data:`SMALL_CORPUS_BYTES` in all,
+    :data:`DEFAULT_HELDOUT_FRACTION` otherwise (``hf:`` corpora included).
 
     >>> default_heldout_fraction([str(SAMPLE_CORPORA / "ja")]), default_heldout_fraction(["hf:wikipedia"])
     (0.2, 0.05)
@@ -92,7 +94,8 @@ def default_heldout_fraction(specs: Sequence[str]) -> float:
         size = sum(path.stat().st_size for spec in specs for path in resolve_files(spec))
     except OSError:
         return DEFAULT_HELDOUT_FRACTION
-    return SMALL_CORPUS_HELDOUT_FRACTION if size < SMALL_CORPUS_BYTES else DEFAULT_HELDOUT_FRACTION
+    small = SMALL_CORPUS_MIN_BYTES <= size < SMALL_CORPUS_BYTES
+    return SMALL_CORPUS_HELDOUT_FRACTION if small else DEFAULT_HELDOUT_FRACTION
 
 
 class Collector:
