@@ -50,7 +50,7 @@ def test_cli_writes_json_and_plot(extended: Path, tmp_path: Path, capsys: pytest
     data = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
     assert set(data["ja"]) == {"base", "ext"}
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| ja | ext |" in capsys.readouterr().out
+    assert "| ja | training text | ext |" in capsys.readouterr().out
 
 
 def test_unknown_tokenizer_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -92,6 +92,10 @@ def joins_digit(data: bytes) -> bool:
         return True
 
 
+# Per corpus, the tokens of each line: (base, extended).
+Counts = dict[str, tuple[list[int], list[int]]]
+
+
 def _added_pieces(written: Tokenizer, first_new_id: int) -> list[tuple[int, str]]:
     vocab = written.get_vocab(with_added_tokens=True)
     return sorted((i, piece) for piece, i in vocab.items() if i >= first_new_id)
@@ -116,15 +120,15 @@ def _check_vocabulary(checks: dict[str, Check], family: AnyFamily, base: Base, w
 
 
 def _check_text(checks: dict[str, Check], hf: Any, base_ref: Reference, ext_ref: Reference,
-                texts: Mapping[str, Sequence[str]], scripts: ScriptSet) -> dict[str, tuple[int, int]]:
-    counts: dict[str, tuple[int, int]] = {}
+                texts: Mapping[str, Sequence[str]], scripts: ScriptSet) -> Counts:
+    counts: Counts = {}
     for name, lines in texts.items():
         lines = list(lines)
         (ours, plain), (theirs, base_plain) = ext_ref.encode_both(lines), base_ref.encode_both(lines)
         hf_ids = hf(lines, add_special_tokens=True, return_attention_mask=False,
                     split_special_tokens=True)["input_ids"]
         hf_text = hf.batch_decode(hf_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        counts[name] = (sum(map(len, base_plain)), sum(map(len, plain)))
+        counts[name] = ([len(ids) for ids in base_plain], [len(ids) for ids in plain])
         for i, line in enumerate(lines):
             if not scripts.contains(line):
                 checks["base_language_unchanged"].record(ours[i] == theirs[i], line)
@@ -163,10 +167,10 @@ def _check_settings(check: Check, family: AnyFamily, base: Base, folder: Path, h
 
 
 def verify_folder(folder: Path, family: AnyFamily, base: Base, texts: Mapping[str, Sequence[str]],
-                  scripts: ScriptSet) -> tuple[dict[str, dict[str, object]], dict[str, tuple[int, int]]]:
+                  scripts: ScriptSet) -> tuple[dict[str, dict[str, object]], Counts]:
     """Run every check on ``folder`` (which holds the written tokenizer files).
 
-    Returns the checks and ``{corpus: (base tokens, extended tokens)}``, counted without BOS/EOS.
+    Returns the checks and ``{corpus: (base tokens, extended tokens)}`` per line, counted without BOS/EOS.
     """
     checks = {name: Check() for name in NAMES}
     base_ref, ext_ref = family.references(base, folder)

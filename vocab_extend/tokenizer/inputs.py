@@ -1,10 +1,11 @@
 """What a merge reads: its options, its corpora and the new-language model trained on them.
 
 :class:`ExtendConfig` is everything ``vocab-extend merge`` takes. The training documents of every ``--corpus``
-pass through with their content-hashed held-out share kept out (:func:`training_documents`); the report
-measures the held-out share, the ``--eval`` corpora (by default the training sample and the bundled English)
-and the ``--keep`` corpora; :func:`new_model` trains (or loads) the new-language model on the documents after
-checking or detecting the language on the first of them.
+pass through with their content-hashed held-out share kept out (:func:`training_documents`; 5%, or 20% of a
+small one: :func:`default_heldout_fraction`); the report measures the held-out share, the ``--eval``
+corpora (by default the training sample and the bundled English) and the ``--keep`` corpora;
+:func:`new_model` trains (or loads) the new-language model on the documents after checking or detecting the
+language on the first of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..console import log
-from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documents
+from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documents, resolve_files
 from ..errors import VocabExtendError
 from ..families import widen_split
 from ..families.interface import AnyFamily, Base, Extension, TrainOptions
@@ -34,8 +35,14 @@ SAMPLE_CORPORA = PACKAGE_ROOT / "corpora"
 KEEP_CHARS = 50_000_000
 # Documents read before training to detect the language (and to fail early on a corpus without any).
 DETECT_DOCS = 2_000
-# Share of the training documents kept out of training and reported on (content-hashed, see heldout.py).
+# Share of the training documents kept out of training and reported on (content-hashed, see heldout.py) ...
 DEFAULT_HELDOUT_FRACTION = 0.05
+# ... and of a small corpus (local files of SMALL_CORPUS_MIN_BYTES to SMALL_CORPUS_BYTES, such as the bundled
+# sample): 5% of it is a handful of documents, too few for a figure that holds on other text. Below the minimum,
+# training needs every document it can get (and the interval in the report says how sure the figure is).
+SMALL_CORPUS_BYTES = 1_000_000
+SMALL_CORPUS_MIN_BYTES = 64 * 1024
+SMALL_CORPUS_HELDOUT_FRACTION = 0.2
 # Held-out documents kept in memory for the report; the rest are still kept out of training.
 HELDOUT_KEEP = 20_000
 
@@ -63,13 +70,32 @@ class ExtendConfig:
     verify_sample: int = 2_000
     seed: int = 0
     allow_invalid_lines: bool = False
-    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+    heldout_fraction: float | None = None  # None: default_heldout_fraction(corpus)
+    total_vocab_size: int | None = None  # --total-vocab-size: base size + new_model_size, set once the base is read
     keep: list[str] = field(default_factory=list)
     lang_sizes: dict[str, int] = field(default_factory=dict)  # --vocab-size th=8000,vi=8000
     multilingual: str = "sequential"  # several languages: one model each, merged in turn; or "joint"
 
     def train_options(self) -> TrainOptions:
         return dataclasses.replace(self.train, new_model_size=self.new_model_size, seed=self.seed)
+
+
+def default_heldout_fraction(specs: Sequence[str]) -> float:
+    """The held-out share when ``--heldout-fraction`` is not given: :data:`SMALL_CORPUS_HELDOUT_FRACTION` for a
+    corpus of local files of :data:`SMALL_CORPUS_MIN_BYTES` to :data:`SMALL_CORPUS_BYTES` in all,
+    :data:`DEFAULT_HELDOUT_FRACTION` otherwise (``hf:`` corpora included).
+
+    >>> default_heldout_fraction([str(SAMPLE_CORPORA / "ja")]), default_heldout_fraction(["hf:wikipedia"])
+    (0.2, 0.05)
+    """
+    if not specs or any(spec.startswith("hf:") for spec in specs):
+        return DEFAULT_HELDOUT_FRACTION
+    try:
+        size = sum(path.stat().st_size for spec in specs for path in resolve_files(spec))
+    except OSError:
+        return DEFAULT_HELDOUT_FRACTION
+    small = SMALL_CORPUS_MIN_BYTES <= size < SMALL_CORPUS_BYTES
+    return SMALL_CORPUS_HELDOUT_FRACTION if small else DEFAULT_HELDOUT_FRACTION
 
 
 class Collector:

@@ -17,17 +17,20 @@ from typing import Any, Mapping
 
 from ..console import log
 from ..corpus import CorpusStats, parse_named_spec
+from ..errors import VocabExtendError
 from ..families import check_new_model, get_family, resolve_tokenizer, widened_ceiling
 from ..families.interface import AnyFamily, Base, Extension, TokenizerSource
 from ..locks import output_lock
 from ..metadata import MergeMetadata, pad_vocab_size
 from ..scripts import ScriptSet
 from ..staging import check_output_dir, staging_folder
-from .checks import BASE_LANGUAGE_PROBES, raise_on_failure, verify_folder
+from .checks import BASE_LANGUAGE_PROBES, Counts, raise_on_failure, verify_folder
 from .folder import TokenizerFolder
 from .inputs import (DEFAULT_HELDOUT_FRACTION, DETECT_DOCS, HELDOUT_KEEP, KEEP_CHARS, PACKAGE_ROOT, SAMPLE_CORPORA,
-                     Collector, ExtendConfig, Prepared, eval_corpora, keep_corpora, new_model, reference_lines,
-                     training_documents)
+                     Collector, ExtendConfig, Prepared, default_heldout_fraction, eval_corpora, keep_corpora,
+                     new_model, reference_lines, training_documents)
+from .labels import (CORPUS_SAMPLE, EVAL, HELD_OUT, TRAINED_NOTE, TRAINED_ON, TRAINING_SAMPLE, TRAINING_TEXT,
+                     interval_figures, is_training_text, pieces_notes, row_line, training_files)
 from .language import language_report
 from .multilang import LanguagePlan, language_plan, merge_in_turn, merge_jointly
 from .report import ceiling_figures, ceiling_sentence, corpus_figures, pick_example, write_report
@@ -35,6 +38,10 @@ from .report import ceiling_figures, ceiling_sentence, corpus_figures, pick_exam
 __all__ = ["DEFAULT_HELDOUT_FRACTION", "DETECT_DOCS", "HELDOUT_KEEP", "KEEP_CHARS", "PACKAGE_ROOT", "SAMPLE_CORPORA",
            "Collector", "ExtendConfig", "default_output_dir", "eval_corpora", "extend_tokenizer", "inputs_of",
            "keep_corpora", "reference_lines", "training_documents"]
+
+
+# --total-vocab-size leaves at least this many pieces for the new-language model (byte-level models start at 256).
+MIN_TOTAL_MARGIN = 300
 
 
 def default_output_dir(base: str, lang: str) -> Path:
@@ -78,6 +85,37 @@ def _ceilings(folder: TokenizerFolder, base: Base, scripts: ScriptSet, corpora: 
     return ceiling_figures(ext_ref.split_ceiling, wider, corpora, scripts.contains)
 
 
+def corpus_label(name: str, config: ExtendConfig, trained: set[Path]) -> str:
+    """What the report's corpus ``name`` is: the held-out share, a training sample, or an ``--eval`` corpus
+    (``training text`` when its files are training files)."""
+    if name.endswith("(held out)"):
+        return HELD_OUT
+    if name.endswith("(training sample)"):
+        return TRAINING_SAMPLE
+    if name.endswith("(corpus sample)"):  # --new-model: what it was trained on is not known
+        return CORPUS_SAMPLE
+    specs = dict(parse_named_spec(value) for value in config.eval)
+    return TRAINING_TEXT if name in specs and is_training_text(specs[name], trained) else EVAL
+
+
+def _corpus_rows(config: ExtendConfig, corpora: Mapping[str, list[str]], counts: Counts,
+                 ceilings: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The report's ``corpora``: per corpus its label, figures and ceiling; text not trained on also its size in
+    documents and the 95% bootstrap intervals."""
+    trained = training_files(config.corpus)
+    rows = {}
+    for name, lines in corpora.items():
+        base_tokens, extended_tokens = counts[name]
+        label = corpus_label(name, config, trained)
+        row = {"label": label, **corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
+                                                sum(base_tokens), sum(extended_tokens))}
+        row["documents"] = len(lines)
+        if label not in TRAINED_ON:
+            row.update(interval_figures([len(line) for line in lines], base_tokens, extended_tokens))
+        rows[name] = {**row, **ceilings.get(name, {})}
+    return rows
+
+
 def _finish(folder: TokenizerFolder, config: ExtendConfig, prepared: Prepared) -> dict[str, Any]:
     """Verify the written folder on the eval corpora and the training samples, write the report."""
     tmp, family = folder.path, folder.family
@@ -105,9 +143,8 @@ def _finish(folder: TokenizerFolder, config: ExtendConfig, prepared: Prepared) -
         "dead_pieces_dropped": extension.skipped.get("dead", 0),
         "heldout_fraction": config.heldout_fraction,
         "checks": checks,
-        "corpora": {name: {**corpus_figures(sum(map(len, lines)), sum(len(t.encode("utf-8")) for t in lines),
-                                            *counts[name]), **ceilings.get(name, {})}
-                    for name, lines in corpora.items()},
+        "corpora": _corpus_rows(config, corpora, counts, ceilings),
+        **({"total_vocab_size_asked": config.total_vocab_size} if config.total_vocab_size else {}),
         **prepared.extra,
     }
     lines = [line for sample in prepared.samples.values() for line in sample]
@@ -148,12 +185,51 @@ def _planned(config: ExtendConfig, family: AnyFamily,
         config = dataclasses.replace(config, corpus=plan[0].corpus, lang=plan[0].code,
                                      new_model_size=plan[0].size or config.new_model_size)
         plan = None
+    if plan is not None and config.total_vocab_size is not None:
+        raise VocabExtendError("--total-vocab-size sizes a one-language merge: give each language its "
+                               "new-language pieces with --vocab-size th=8000,vi=8000")
+    if config.heldout_fraction is None:
+        specs = config.corpus if plan is None else [spec for item in plan for spec in item.corpus]
+        config = dataclasses.replace(config, heldout_fraction=default_heldout_fraction(specs))
     sizes = [config.new_model_size] if plan is None else [item.size or config.new_model_size for item in plan]
     for size in sizes:
         family.check_options(dataclasses.replace(config.train_options(), new_model_size=size), source.name,
                              config.new_model)
     check_new_model(family, config.new_model, source.name)
     return config, plan
+
+
+def _sized(config: ExtendConfig, base: Base) -> ExtendConfig:
+    """``--total-vocab-size N``: the new-language model gets N − the base's size pieces (the rule: pieces the
+    base already has or that are not the language's are skipped, so the total comes out below N, and the
+    report says by how much). N must leave at least :data:`MIN_TOTAL_MARGIN` pieces beyond the base."""
+    total = config.total_vocab_size
+    if total is None:
+        return config
+    size = base.first_new_id
+    if total < size + MIN_TOTAL_MARGIN:
+        raise VocabExtendError(f"--total-vocab-size {total:,} leaves {max(total - size, 0):,} pieces beyond the "
+                               f"base's {size:,}: give at least {size + MIN_TOTAL_MARGIN:,}")
+    log(f"--total-vocab-size {total:,}: training a new-language model of {total - size:,} pieces "
+        f"({total:,} − the base's {size:,})")
+    return dataclasses.replace(config, new_model_size=total - size)
+
+
+def _prepare(config: ExtendConfig, family: AnyFamily, base: Base, plan: list[LanguagePlan] | None,
+             stats: CorpusStats) -> Prepared:
+    """Train (or load) and merge; a corpus too small for ``--total-vocab-size`` says which total it allows."""
+    try:
+        if plan is None:
+            return _one_language(config, family, base, stats)
+        merge = merge_jointly if config.multilingual == "joint" else merge_in_turn
+        return merge(config, family, base, plan, stats)
+    except VocabExtendError as exc:
+        largest = getattr(exc, "largest", None)
+        if config.total_vocab_size is None or not isinstance(largest, int):
+            raise
+        raise VocabExtendError(f"the corpus is too small for --total-vocab-size {config.total_vocab_size:,}: it "
+                               f"supports about {largest:,} new-language pieces (--total-vocab-size "
+                               f"{base.first_new_id + largest} works); lower it or add text") from None
 
 
 def extend_tokenizer(config: ExtendConfig) -> Path:
@@ -167,13 +243,10 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
         if config.output_dir is not None:  # a second writer is refused now, not after training
             stack.enter_context(output_lock(config.output_dir))
         base = family.load_base(source)
+        config = _sized(config, base)
         stats = CorpusStats()
         started = time.perf_counter()
-        if plan is None:
-            prepared = _one_language(config, family, base, stats)
-        else:
-            merge = merge_jointly if config.multilingual == "joint" else merge_in_turn
-            prepared = merge(config, family, base, plan, stats)
+        prepared = _prepare(config, family, base, plan, stats)
         for name, encoding in sorted(stats.encodings.items()):
             log(f"note: read {name} as {encoding}")
         if stats.skipped_non_utf8:
@@ -192,13 +265,14 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
 def _summary(target: Path, report: dict[str, Any]) -> None:
     log(f"wrote {target}: {report['base_vocab_size']:,} + {report['added_pieces']:,} = "
         f"{report['vocab_size']:,} pieces")
+    for line in pieces_notes(report):
+        log(f"  {line}")
     for name, c in report["corpora"].items():
-        log(f"  {name}: {c['chars_per_token_base']:.2f} -> {c['chars_per_token_extended']:.2f} chars/token "
-            f"({c['reduction']:.1%} fewer tokens)")
+        log(f"  {row_line(name, c)}")
         if c.get("chars_per_token_ceiling") is not None:
             log(f"    {ceiling_sentence(c)}")
     for code, language in (report.get("languages") or {}).items():
         if isinstance(language, dict):
             log(f"  {code}: {language['added_pieces']:,} pieces added")
-    if any(name.endswith("sample)") for name in report["corpora"]):
-        log("  (training sample figures are on text the model was trained on; quote the held-out ones)")
+    if any(c.get("label") in TRAINED_ON for c in report["corpora"].values()):
+        log(f"  ({TRAINED_NOTE})")

@@ -2,7 +2,10 @@
 
 Any number of tokenizers (base files such as SentencePiece ``.model`` files, Hugging Face folders or
 ``tokenizer.json`` files, Hub ids, bundled aliases) on any corpora; the first tokenizer is the reference for ``reduction``
-(1 − tokens / reference tokens). Tokens are counted without BOS/EOS.
+(1 − tokens / reference tokens). Tokens are counted without BOS/EOS. A corpus that is the training text of a
+merged tokenizer (its ``vocab_extend.json`` records it) is labelled ``training text``, with a note that
+held-out figures are the ones to quote; every other row carries its size and a 95% bootstrap interval over
+documents (seeded: the same inputs give the same JSON).
 
 ``vocab-extend measure --tokenizer base=mistral-7b-v0.1 --tokenizer ext=outputs/x --corpus ja=corpora/ja``
 """
@@ -21,9 +24,12 @@ from ..atomic import atomic_write_json
 from ..corpus import parse_named_spec, read_documents
 from ..errors import VocabExtendError
 from ..families import byte_piece_rule, get_family
+from ..heldout import bootstrap_interval
 from ..locks import output_lock
+from ..metadata import METADATA_FILE, read_metadata
 from ..plots import plot_chars_per_token
 from ..staging import check_output_file
+from .labels import AS_GIVEN, QUOTE_NOTE, TRAINED_ON, TRAINING_TEXT, is_training_text, training_files
 from .loader import family_source, load_tokenizer
 
 BATCH = 1024
@@ -97,8 +103,8 @@ def load_encoder(name: str, spec: str) -> Encoder:
 
 
 def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int | None = None,
-                   progress: bool = True) -> CorpusStats:
-    """Encode ``texts`` in batches and count."""
+                   progress: bool = True, per_document: list[int] | None = None) -> CorpusStats:
+    """Encode ``texts`` in batches and count; ``per_document`` (when given) gets each document's tokens."""
     tokens = fallback = 0
     seconds = 1e-9  # encoding only: counting byte-fallback tokens is not the tokenizer's time
     with tqdm(total=len(texts), desc=f"encoding with {encoder.name}", unit=" docs", disable=not progress,
@@ -110,6 +116,8 @@ def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int
             seconds += time.perf_counter() - start
             for ids in encoded:
                 tokens += len(ids)
+                if per_document is not None:
+                    per_document.append(len(ids))
                 fallback += sum(1 for t in ids if t in encoder.fallback_ids)
             bar.update(len(batch))
     chars = sum(len(t) for t in texts)
@@ -130,41 +138,90 @@ def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int
     )
 
 
+def trained_on(tokenizers: Mapping[str, str]) -> set[Path]:
+    """The training files of every tokenizer that is a merge's folder (or a file in one): the ``corpus`` its
+    ``vocab_extend.json`` records."""
+    specs: list[str] = []
+    for spec in tokenizers.values():
+        path = Path(spec).expanduser()
+        folder = path if path.is_dir() else path.parent
+        if path.exists() and (folder / METADATA_FILE).is_file():
+            try:
+                specs += read_metadata(folder).corpus
+            except VocabExtendError:
+                continue
+    return training_files(specs)
+
+
+def _labelled(stats: CorpusStats, label: str, chars: list[int], tokens: list[int],
+              reference: list[int] | None) -> dict[str, object]:
+    """A row of the results: the figures, the label, the documents and, on text not trained on, the 95%
+    bootstrap intervals over documents of chars/token and (against the first tokenizer) of the reduction."""
+    row: dict[str, object] = {**asdict(stats), "label": label, "documents": len(chars)}
+    if label not in TRAINED_ON:
+        interval = bootstrap_interval([chars, tokens], lambda c, t: c / t)
+        row["ci95_chars_per_token"] = None if interval is None else list(interval)
+        if reference is not None:
+            interval = bootstrap_interval([reference, tokens], lambda r, t: 1 - t / r)
+            row["ci95_reduction"] = None if interval is None else list(interval)
+    return row
+
+
 def measure_tokenizers(
     tokenizers: Mapping[str, str], corpora: Mapping[str, str], *, max_docs: int | None = None,
     text_field: str = "text", progress: bool = True, allow_invalid_lines: bool = False,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """``{corpus: {tokenizer: stats}}`` for every pair; reduction is relative to the first tokenizer."""
+) -> dict[str, dict[str, dict[str, object]]]:
+    """``{corpus: {tokenizer: stats}}`` for every pair; reduction is relative to the first tokenizer. Each row
+    is labelled ``training text`` (the corpus is, or is files of, the training corpus a merged tokenizer's
+    ``vocab_extend.json`` records) or ``as given``, with its documents and, when not training text, its
+    95% bootstrap intervals."""
     if not tokenizers:
         raise VocabExtendError("give at least one --tokenizer NAME=PATH")
     if not corpora:
         raise VocabExtendError("give at least one --corpus LANG=SPEC")
     encoders = [load_encoder(name, spec) for name, spec in tokenizers.items()]
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    trained = trained_on(tokenizers)
+    results: dict[str, dict[str, dict[str, object]]] = {}
     for corpus_name, spec in corpora.items():
         texts = read_documents(spec, max_docs=max_docs, text_field=text_field, allow_skipped=allow_invalid_lines)
-        reference: int | None = None
+        label = TRAINING_TEXT if is_training_text(spec, trained) else AS_GIVEN
+        chars = [len(text) for text in texts]
+        reference: list[int] | None = None
         results[corpus_name] = {}
         for encoder in encoders:
-            stats = measure_corpus(encoder, texts, reference, progress)
-            reference = reference if reference is not None else stats.tokens
-            results[corpus_name][encoder.name] = asdict(stats)
+            tokens: list[int] = []
+            stats = measure_corpus(encoder, texts, None if reference is None else sum(reference), progress, tokens)
+            results[corpus_name][encoder.name] = _labelled(stats, label, chars, tokens, reference)
+            reference = reference if reference is not None else tokens
     return results
 
 
-def format_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
-    """A Markdown table of the results."""
+def _cell(value: float, interval: object, spec: str) -> str:
+    inside = f" ({format(interval[0], spec)}–{format(interval[1], spec)})" if isinstance(interval, list) else ""
+    return f"{format(value, spec)}{inside}"
+
+
+def format_table(results: Mapping[str, Mapping[str, Mapping[str, object]]]) -> str:
+    """A Markdown table of the results, each row labelled, with its size and 95% intervals; a note under it
+    when a corpus is training text."""
     lines = [
-        "| corpus | tokenizer | tokens | chars/token | bytes/token | reduction | byte fallback | chars/s | engine |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| corpus | label | tokenizer | documents | chars | tokens | chars/token (95% CI) | bytes/token "
+        "| reduction (95% CI) | byte fallback | chars/s | engine |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+    trained = []
     for corpus, by_tok in results.items():
         for name, s in by_tok.items():
             lines.append(
-                f"| {corpus} | {name} | {s['tokens']:,} | {s['chars_per_token']:.3f} | {s['bytes_per_token']:.3f} "
-                f"| {s['reduction']:.1%} | {s['byte_fallback_share']:.1%} | {s['chars_per_second']:,.0f} "
-                f"| {s['engine']} |"
+                f"| {corpus} | {s['label']} | {name} | {s['documents']:,} | {s['chars']:,} | {s['tokens']:,} "
+                f"| {_cell(s['chars_per_token'], s.get('ci95_chars_per_token'), '.3f')} | {s['bytes_per_token']:.3f} "
+                f"| {_cell(s['reduction'], s.get('ci95_reduction'), '.1%')} | {s['byte_fallback_share']:.1%} "
+                f"| {s['chars_per_second']:,.0f} | {s['engine']} |"
             )
+            if s["label"] in TRAINED_ON and corpus not in trained:
+                trained.append(corpus)
+    if trained:
+        lines += ["", f"{', '.join(trained)}: {QUOTE_NOTE}."]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..plots import plot_chars_per_token
+from .labels import HELD_OUT, TRAINED_ON, size_phrase
 
 PLOT_FILE = "token_reduction.png"
 CEILING, WIDENED_CEILING = "chars_per_token_ceiling", "chars_per_token_ceiling_widened_split"
@@ -127,20 +128,7 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
             f"- embedding rows after padding to a multiple of {report['pad_to_multiple_of']}: "
             f"{report['embedding_size']:,}"
         )
-    notes = []
-    if any(name.endswith("(held out)") for name in report["corpora"]):
-        notes.append(f"*(held out)*: documents kept out of training ({report.get('heldout_fraction', 0):.0%}, "
-                     "chosen by content hash) — the figures to quote.")
-    if any(name.endswith("sample)") for name in report["corpora"]):
-        notes.append("*(training sample)*: text the new-language model was trained on; it overstates the gain.")
-    lines += ["", "## Tokens needed", "", *([" ".join(notes), ""] if notes else []),
-              "| corpus | chars | bytes | base tokens | extended tokens | chars/token base | chars/token extended "
-              "| reduction |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, c in report["corpora"].items():
-        lines.append(
-            f"| {name} | {c['chars']:,} | {c['bytes']:,} | {c['base_tokens']:,} | {c['extended_tokens']:,} "
-            f"| {c['chars_per_token_base']:.3f} | {c['chars_per_token_extended']:.3f} | {c['reduction']:.1%} |"
-        )
+    lines += _corpora_table(report)
     ceilings = [f"- {name}: {ceiling_sentence(c)}" for name, c in report["corpora"].items()
                 if c.get(CEILING) is not None]
     if ceilings:
@@ -161,6 +149,39 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
                   f"- base ({len(base_tokens)} tokens): {_fmt_tokens(base_tokens)}",
                   f"- extended ({len(ext_tokens)} tokens): {_fmt_tokens(ext_tokens)}"]
     return "\n".join(lines) + "\n"
+
+
+def _interval(figures: Mapping[str, Any], key: str, spec: str) -> str:
+    interval = figures.get(f"ci95_{key}")
+    return f" ({format(interval[0], spec)}–{format(interval[1], spec)})" if interval else ""
+
+
+def _corpora_table(report: Mapping[str, Any]) -> list[str]:
+    """"Tokens needed": what each label means, then per corpus its label, size, figures and, for text not
+    trained on, the 95% bootstrap intervals."""
+    rows = report["corpora"]
+    notes = []
+    for name, c in rows.items():
+        if c.get("label") == HELD_OUT:
+            notes.append(f"*{name}*: {size_phrase(c)} kept out of training ({report.get('heldout_fraction', 0):.0%} of "
+                         "the corpus, chosen by content hash) — the figures to quote.")
+    if any(c.get("label") in TRAINED_ON for c in rows.values()):
+        notes.append("*training sample* / *training text*: text the new-language model was trained on; it "
+                     "overstates the gain.")
+    if any("ci95_reduction" in c for c in rows.values()):
+        notes.append("In brackets: 95% bootstrap intervals over documents (1,000 resamples, seeded).")
+    lines = ["", "## Tokens needed", "", *([" ".join(notes), ""] if notes else []),
+             "| corpus | label | documents | chars | bytes | base tokens | extended tokens | chars/token base "
+             "| chars/token extended | reduction |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, c in rows.items():
+        documents = f"{c['documents']:,}" if "documents" in c else ""
+        lines.append(
+            f"| {name} | {c.get('label', '')} | {documents} | {c['chars']:,} | {c['bytes']:,} | {c['base_tokens']:,} "
+            f"| {c['extended_tokens']:,} | {c['chars_per_token_base']:.3f} | {c['chars_per_token_extended']:.3f}"
+            f"{_interval(c, 'chars_per_token_extended', '.2f')} | {c['reduction']:.1%}"
+            f"{_interval(c, 'reduction', '.1%')} |"
+        )
+    return lines
 
 
 def _languages(section: Mapping[str, Any] | None) -> list[str]:

@@ -5,7 +5,8 @@ a SentencePiece model converted to bytes reaches the same held-out compression (
 pieces are characters, not bytes, and pay no heed to the base's pre-tokenizer, so the conversion needs 3,477
 extra byte-to-character tokens (17,541 added against 14,964) for the same result. The ``tokenizers`` model is
 trained inside the base's own pre-token boundaries (Llama-3's digit rules included), so nearly every token it
-learns is kept as is.
+learns is kept as is. A corpus with fewer pairs that occur at least ``min_frequency`` (2) times than the size
+asked gives fewer tokens, with a note saying so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Iterable, Iterator
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 
+from ...console import log
 from ...errors import VocabExtendError
 from ..files import merge_pairs
 
@@ -45,6 +47,10 @@ def train_new_model(base: Tokenizer, texts: Iterable[str], *, vocab_size: int, m
         max_token_length=max_token_length,
     )
     model.train_from_iterator(_progress(texts, show_progress), trainer)
+    trained = model.get_vocab_size()
+    if trained < vocab_size:
+        log(f"note: trained {trained:,} tokens, not the {vocab_size:,} asked: the corpus has no more pairs of "
+            f"symbols that occur at least {min_frequency} times (the trainer's minimum frequency); add text for more")
     return model
 
 

@@ -226,7 +226,8 @@ def train_supported(texts: Iterable[str], base: sp_pb2.ModelProto, config: Train
         size, model = _largest_supported(config, base, docs, requested)
     if explicit_size:
         raise VocabSizeTooLarge(requested, size)
-    log(f"note: the corpus supports about {size:,} new-model pieces, not {requested:,}; using {size:,}")
+    log(f"note: the corpus supports about {size:,} new-model pieces, not the {requested:,} asked (beyond that most "
+        f"pieces occur once: memorised strings, not words); using {size:,}; add text for more")
     return model
 
 
