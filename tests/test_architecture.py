@@ -24,6 +24,8 @@ MAX_LINES = 400
 FAMILY_NAMES = ("sentencepiece", "bytelevel")
 # module -> why it may spell one (none today)
 FAMILY_NAME_ALLOWED: dict[str, str] = {}
+# (module, package module it imports inside a function) -> why
+LOCAL_IMPORT_ALLOWED = {("vocab_extend.pretrain.cli", "vocab_extend.pretrain.loop"): "--help must not load torch"}
 
 
 def module_name(path: Path) -> str:
@@ -121,7 +123,8 @@ def test_model_side_never_imports_a_family_internal() -> None:
 
 
 def test_package_modules_are_imported_at_the_top() -> None:
-    local = [(name, target) for name in MODULES for target, top in imports_of(name) if not top]
+    local = [(name, target) for name in MODULES for target, top in imports_of(name)
+             if not top and (name, target) not in LOCAL_IMPORT_ALLOWED]
     assert not local, local
 
 

@@ -82,9 +82,7 @@ def test_overrides_parse_as_yaml_and_cap_the_stages():
 
 def test_cli_options_reach_the_config(monkeypatch, tmp_path):
     seen = {}
-    from vocab_extend.pretrain import cli as pretrain_cli
-
-    monkeypatch.setattr(pretrain_cli, "pretrain", lambda config, resume: seen.update(config=config, resume=resume))
+    monkeypatch.setattr(loop_module, "pretrain", lambda config, resume: seen.update(config=config, resume=resume))
     code = cli_main(["pretrain", "--config", str(ROOT / "configs" / "pico-smoke.yaml"), "--max-steps", "20",
                      "--output-dir", str(tmp_path / "x"), "--resume"])
     assert code == 0 and seen["resume"] is True

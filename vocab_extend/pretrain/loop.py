@@ -35,7 +35,7 @@ from ..staging import staging_folder
 from ..tokenizer.folder import TokenizerFolder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .checkpoint import Checkpointer, list_checkpoints
-from .config import PretrainConfig
+from .config import PretrainConfig, load_config
 from .data import build_data, corpus_groups, eval_documents, exclusion_set
 from .dist import micro_batches, setup_dist
 from .evaluation import Validator
@@ -300,3 +300,8 @@ def pretrain(config: PretrainConfig, *, resume: bool = False) -> Path:
     with ``bpb.png`` and ``loss.png``, and ``model/`` (safetensors + tokenizer, Hugging Face layout).
     """
     return Trainer(config, resume=resume).train()
+
+
+def pretrain_from_file(path: str | None, overrides: dict[str, str], *, resume: bool = False) -> Path:
+    """:func:`pretrain` on the YAML config at ``path`` with ``--key value`` overrides (the command line's run)."""
+    return pretrain(load_config(path, overrides), resume=resume)

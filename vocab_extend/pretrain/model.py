@@ -54,7 +54,7 @@ class ModelConfig:
     tokenizer_merge: TokenizerMerge | None = None  # build the tokenizer with `vocab-extend merge` instead
     pico: dict[str, Any] = field(default_factory=dict)  # LlamaConfig settings of the pico model
     base_vocab_size: int | None = None  # rows below this are the base's; default: the tokenizer's metadata
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory)
 
     def check(self) -> None:
         """Checks that need no model; each failure is one sentence."""
