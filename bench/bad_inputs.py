@@ -38,7 +38,7 @@ from typing import Callable, ContextManager
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bad_inputs_setup import FullDisk, robust_files  # noqa: E402  (beside this script)
+from bad_inputs_setup import FullDisk, held_by_another_process, robust_files  # noqa: E402  (beside this script)
 from vocab_extend.atomic import atomic_write_json  # noqa: E402
 from vocab_extend.cli import main as cli_main  # noqa: E402
 
@@ -240,7 +240,7 @@ PRETRAIN_BASE = {
 }
 
 
-def pretrain_cases(tmp: Path, f: dict[str, Path]) -> list[tuple[str, list[str]]]:
+def pretrain_cases(tmp: Path, f: dict[str, Path]) -> list[Case]:
     import yaml
 
     bad = {
@@ -269,6 +269,13 @@ def pretrain_cases(tmp: Path, f: dict[str, Path]) -> list[tuple[str, list[str]]]
         "keep_checkpoints 0": {"keep_checkpoints": 0}, "log_every 0": {"log_every": 0},
         "fsdp on one process": {"parallelism": "fsdp"}, "max_steps text": {"max_steps": "ten"},
         "precision fp8": {"precision": "fp8"}, "unknown key": {"lerning_rate": 1},
+        "pico hidden -8": {"pico": {**PICO, "hidden_size": -8}}, "pico layers -1": {"pico": {**PICO, "num_hidden_layers": -1}},
+        "pico layers 0": {"pico": {**PICO, "num_hidden_layers": 0}},
+        "pico context -1": {"pico": {**PICO, "max_position_embeddings": -1}},
+        "pico kv heads 0": {"pico": {**PICO, "num_key_value_heads": 0}},
+        "pico kv heads do not divide": {"pico": {**PICO, "num_key_value_heads": 3}},
+        "pico rms_norm_eps -1": {"pico": {**PICO, "rms_norm_eps": -1}},
+        "pico hidden 8.5": {"pico": {**PICO, "hidden_size": 8.5}},
     }
     found = []
     for i, (name, override) in enumerate(bad.items()):
@@ -276,12 +283,16 @@ def pretrain_cases(tmp: Path, f: dict[str, Path]) -> list[tuple[str, list[str]]]
         path = tmp / f"pretrain-{i}.yaml"
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         found.append((name, ["pretrain", "--config", str(path)]))
+    good = tmp / "pretrain-good.yaml"
+    good.write_text(yaml.safe_dump({**PRETRAIN_BASE, "cache_dir": str(tmp / "cache"), "output_dir": str(tmp / "out")},
+                                   allow_unicode=True), encoding="utf-8")
     found += [
         ("binary config", ["pretrain", "--config", str(f["yaml_bin"])]),
         ("config is a folder", ["pretrain", "--config", str(tmp / "emptydir")]),
         ("config missing", ["pretrain", "--config", str(tmp / "nope.yaml")]),
         ("resume without checkpoint", ["pretrain", "--config", str(tmp / "pretrain-0.yaml"), "--resume"]),
         ("unknown option", ["pretrain", "--config", str(tmp / "pretrain-0.yaml"), "--eval-evry", "3"]),
+        ("output locked by another run", ["pretrain", "--config", str(good)], lambda: held_by_another_process(tmp / "out")),
     ]
     return found
 

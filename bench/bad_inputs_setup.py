@@ -9,6 +9,7 @@ import errno
 import gc
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import ContextManager, Iterator
 from unittest import mock
@@ -103,3 +104,18 @@ class FullDisk:
 
         with mock.patch("os.pwrite", no_space), mock.patch.object(gguf.GGUFWriter, "write_tensor_data", short_write):
             yield
+
+
+@contextlib.contextmanager
+def held_by_another_process(folder: Path) -> Iterator[None]:
+    """``folder``'s output lock held by another process (a run still going) while the case runs."""
+    code = ("import sys, time\nfrom vocab_extend.locks import output_lock\n"
+            f"with output_lock({str(folder)!r}):\n    print('held', flush=True)\n    time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=str(Path(__file__).resolve().parents[1]))
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

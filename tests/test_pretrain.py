@@ -82,9 +82,7 @@ def test_overrides_parse_as_yaml_and_cap_the_stages():
 
 def test_cli_options_reach_the_config(monkeypatch, tmp_path):
     seen = {}
-    from vocab_extend.pretrain import cli as pretrain_cli
-
-    monkeypatch.setattr(pretrain_cli, "pretrain", lambda config, resume: seen.update(config=config, resume=resume))
+    monkeypatch.setattr(loop_module, "pretrain", lambda config, resume: seen.update(config=config, resume=resume))
     code = cli_main(["pretrain", "--config", str(ROOT / "configs" / "pico-smoke.yaml"), "--max-steps", "20",
                      "--output-dir", str(tmp_path / "x"), "--resume"])
     assert code == 0 and seen["resume"] is True
@@ -370,7 +368,10 @@ def test_bad_inputs_are_one_sentence(cache_dir, tmp_path):
         (dict(batch_size=4, micro_batch_size=3), "micro_batch_size 3 does not divide"),
         (dict(stages=[{"name": "full", "steps": 1}, {"name": "lora", "steps": 1, "lora_targets": ["foo"]}]),
          "none of the LoRA targets"),
-        (dict(pico={"hidden_size": 30, "num_attention_heads": 4}), "not a valid LlamaConfig"),
+        (dict(pico={"hidden_size": 30, "num_attention_heads": 4}), "hidden_size 30 does not split into"),
+        (dict(pico={"num_hidden_layers": -1}), "num_hidden_layers must be a whole number of at least 1, not -1"),
+        (dict(pico={"hidden_size": 0}), "hidden_size must be a whole number of at least 1, not 0"),
+        (dict(pico={"rms_norm_eps": -1}), r"not a valid LlamaConfig \(Field .rms_norm_eps. expected float"),
         (dict(eval_block_size=128, eval_at_start=True), "eval_block_size 128 is beyond the model's context of 64"),
     ]
     for i, (overrides, message) in enumerate(cases):
@@ -453,6 +454,40 @@ def test_two_gloo_processes_match_one_process(cache_dir, tmp_path):
     assert len(one) == len(two) == 3
     for a, b in zip(one, two):
         assert abs(a - b) <= 0.02 * abs(a)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["locked", "bad-config"])
+def test_under_torchrun_a_refusal_is_one_sentence_and_status_2_on_every_rank(cache_dir, tmp_path, case):
+    """Rank 0 refuses (another process holds the run folder) or the config is bad: every rank prints the same
+    sentence and exits 2, no rank dies of a lost peer, and torchrun's summary shows the sentence."""
+    out = tmp_path / "run"
+    config = pico_config(cache_dir, out, stages="full:2").to_dict()
+    if case == "bad-config":
+        config["model"]["pico"] = {"num_hidden_layers": -1}
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom vocab_extend.locks import output_lock\n"
+         f"with output_lock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(300)"],
+        stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                   "--master_port", str(_free_port()), "-m", "vocab_extend.cli", "pretrain", "--config",
+                   str(config_file)]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        holder.kill()
+        holder.wait()
+    sentence = "is writing" if case == "locked" else "num_hidden_layers must be a whole number of at least 1"
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and len(set(errors)) == 1 and sentence in errors[0], done.stderr[-3000:]
+    assert "Connection closed" not in done.stderr and "RuntimeError" not in done.stderr
+    assert done.stderr.count("exitcode  : 2 ") == 2, done.stderr[-3000:]  # both ranks, none killed
+    assert done.stderr.count(f"traceback : {errors[0]}") == 2  # torchrun's summary names the sentence
+    assert not (out / "metrics.jsonl").exists() and not (out / "config.yaml").exists()
 
 
 def test_yaml_numbers_written_as_text_are_read_as_numbers(tmp_path):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -16,6 +19,7 @@ from vocab_extend.errors import VocabExtendError
 from vocab_extend.pretrain import pretrain
 from vocab_extend.pretrain.config import FLAT, SECTIONS, PretrainConfig, config_from_dict, load_config, nest
 from vocab_extend.pretrain.model import build_model
+from vocab_extend.pretrain.options import options
 from vocab_extend.pretrain.run_dir import check_resume
 from vocab_extend.pretrain.stages import STAGES, Stage
 
@@ -64,6 +68,37 @@ def test_the_table_covers_every_setting_once():
     run = [(None, f.name) for f in dataclasses.fields(PretrainConfig)
            if f.name not in SECTIONS]
     assert sorted(FLAT.values(), key=str) == sorted(fields + run, key=str) and len(FLAT) == 46
+
+
+def test_the_options_read_from_source_are_the_config_s_keys_and_defaults():
+    """``--help`` reads the settings from the components' source (no torch): the same keys and defaults."""
+    found = options()
+    assert [(o.key, o.section, o.name) for o in found] == [(k, *v) for k, v in FLAT.items()]
+    default = PretrainConfig()
+    for o in found:
+        value = getattr(getattr(default, o.section) if o.section else default, o.name)
+        if o.key == "stages":
+            assert o.shown == ",".join(f"{s.name}:{s.steps}" for s in value) == "full:100"
+        else:
+            assert o.default == value, o.key
+        assert o.help and "StageConfig(" not in o.shown
+
+
+def test_pretrain_help_imports_no_heavy_library_and_prints_defaults_readably():
+    code = ("import sys, contextlib, io\n"
+            "from vocab_extend.pretrain import cli\n"
+            "heavy = [m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules]\n"
+            "assert not heavy, heavy\n"
+            "from vocab_extend.cli import main\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+            "    main(['pretrain', '--help'])\n"
+            "print(out.getvalue())\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "StageConfig" not in text and "(default: full:100)" in text and "(default: [0.9, 0.95])" in text
 
 
 def test_sections_and_flat_keys_mix_and_options_override_both(tmp_path):

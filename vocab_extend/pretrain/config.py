@@ -60,7 +60,7 @@ class PretrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig("full", 100)])
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig("full", 100)])  # e.g. new-rows:10,full:10
     optim: OptimConfig = field(default_factory=OptimConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -68,8 +68,8 @@ class PretrainConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     max_steps: int | None = None  # stop after this many steps in total (stages cut short)
     seed: int = 0  # model init (pico), data order, LoRA init and dropout
-    output_dir: str = "runs/pretrain"
-    overwrite: bool = False
+    output_dir: str = "runs/pretrain"  # the run folder: metrics, checkpoints, report, model/
+    overwrite: bool = False  # replace a run already in output_dir
     push_to_hub: str | None = None  # also upload model/ (with its model card) to this Hub repo at the end
 
     @property

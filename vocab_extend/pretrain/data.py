@@ -27,16 +27,17 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..corpus import iter_documents, parse_named_spec, read_documents, resolve_files
+from ..corpus import CorpusStats, iter_documents, parse_named_spec, resolve_files
 from ..console import log
 from ..errors import VocabExtendError
 from ..heldout import doc_key, heldout
 from ..locks import waiting_lock
+from .cache import entry_problem, read_record, record_entry
 from .evaluation import EvalConfig
 from .mixture import MixedBlocks, Mixture, check_weights
 from .stream import StreamedBlocks
 
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"  # 3: entries carry a record of their files' sizes and hashes (.cache)
 _PACK_DOCS = 10_000  # documents per packing batch
 
 
@@ -85,12 +86,14 @@ def cache_root(data: DataConfig) -> Path:
 
 
 def training_documents(
-    specs: tuple[str, ...] | list[str], *, exclude: frozenset[int], fraction: float, text_field: str, max_docs: int | None
+    specs: tuple[str, ...] | list[str], *, exclude: frozenset[int], fraction: float, text_field: str,
+    max_docs: int | None, stats: CorpusStats | None = None,
 ) -> Iterator[str]:
-    """The training documents: eval documents and the held-out share left out."""
+    """The training documents: eval documents and the held-out share left out (``stats`` counts what was
+    read and skipped)."""
     for value in specs:
         _, spec = parse_named_spec(value)
-        for text in iter_documents(spec, text_field=text_field, max_docs=max_docs):
+        for text in iter_documents(spec, text_field=text_field, max_docs=max_docs, stats=stats):
             key = doc_key(text)
             if key not in exclude and not heldout(key, fraction):
                 yield text
@@ -99,8 +102,10 @@ def training_documents(
 def eval_documents(data: DataConfig, evaluation: EvalConfig) -> dict[str, list[str]]:
     """Each eval corpus's documents; held-out training documents under their training corpus's name."""
     corpora: dict[str, list[str]] = {}
+    stats = CorpusStats()
     for name, spec in evaluation.corpora.items():
-        corpora[name] = read_documents(spec, text_field=data.text_field, max_docs=data.max_docs)
+        corpora[name] = _eval_corpus(spec, data, stats)
+    note_skipped(stats.skipped_non_utf8, "eval")
     if data.heldout_fraction > 0:
         for value in data.train:
             name, spec = parse_named_spec(value)
@@ -109,6 +114,22 @@ def eval_documents(data: DataConfig, evaluation: EvalConfig) -> dict[str, list[s
             # and training corpora that share a name share one held-out corpus
             corpora.setdefault(name if name not in evaluation.corpora else f"{name} (held out)", []).extend(docs)
     return corpora
+
+
+def _eval_corpus(spec: str, data: DataConfig, stats: CorpusStats) -> list[str]:
+    """The documents of eval corpus ``spec``; the lines skipped as not UTF-8 are counted in ``stats``."""
+    skipped = stats.skipped_non_utf8
+    docs = list(iter_documents(spec, text_field=data.text_field, max_docs=data.max_docs, stats=stats))
+    if not docs:
+        extra = f" ({stats.skipped_non_utf8 - skipped} lines were not UTF-8)" if stats.skipped_non_utf8 > skipped else ""
+        raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines{extra}")
+    return docs
+
+
+def note_skipped(count: int, which: str) -> None:
+    """The note ``merge`` prints too: records left out because they are not valid UTF-8 text."""
+    if count:
+        log(f"note: skipped {count:,} {which} corpus lines or records that are not valid UTF-8 text")
 
 
 def _heldout_documents(data: DataConfig, spec: str, budget: int | None) -> list[str]:
@@ -230,20 +251,58 @@ def build_training_blocks(data: DataConfig, seed: int, tokenizer, exclude: froze
         return StreamedBlocks(data.train, tokenizer, block_size=data.block_size, batch_size=batch_size or
                               data.batch_size, buffer_size=data.shuffle_buffer, seed=seed, keep=keep,
                               text_field=data.text_field, max_docs=data.max_docs)
-    key = cache_key(data, tokenizer, exclude)
-    root = cache_root(data)
-    target = root / key
-    if not target.is_dir() and is_main:
-        root.mkdir(parents=True, exist_ok=True)
-        with waiting_lock(target, say=log):  # two runs sharing a cache: one builds the entry, the other waits
-            for dead in root.glob(f".{key}-*"):  # what a builder killed mid-way left (we hold the lock)
-                shutil.rmtree(dead, ignore_errors=True)
-            if not target.is_dir():
-                _build_packed(data, tokenizer, exclude, root, key, target, eos)
-    if not target.is_dir():
-        raise VocabExtendError(f"the packed training data {target} was not written: check the main process's error")
-    dataset = datasets.load_from_disk(str(target)).with_format("numpy")
+    target = cache_root(data) / cache_key(data, tokenizer, exclude)
+    if is_main:
+        problem = _ensure_entry(data, tokenizer, exclude, target, eos)
+        dataset = _load_entry(target)
+        if dataset is None:  # it verified, yet datasets cannot read it: rebuilt once
+            problem = _ensure_entry(data, tokenizer, exclude, target, eos, unreadable=True)
+            dataset = _load_entry(target)
+        if problem:
+            log(f"note: the packed-data cache entry {target} was damaged ({problem}): rebuilt")
+    else:  # the main process has just verified (or built) the entry: its sizes are checked here
+        problem = entry_problem(target, hash_files=False) if target.is_dir() else "it was not written"
+        dataset = None if problem else _load_entry(target)
+    if dataset is None:
+        raise VocabExtendError(f"the packed training data {target} cannot be read ({problem or 'unreadable'}): "
+                               "check the main process's error")
+    if is_main:
+        note_skipped(int(((read_record(target) or {}).get("notes") or {}).get("skipped") or 0), "training")
     return PackedBlocks(dataset, data.block_size, seed, len(dataset))
+
+
+def _load_entry(target: Path) -> Any:
+    """The cached dataset, or ``None`` when ``datasets`` cannot read it."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(target)).with_format("numpy")
+    except Exception:  # pyarrow and datasets raise many types for a damaged folder; the entry is rebuilt
+        return None
+
+
+def _ensure_entry(data: DataConfig, tokenizer, exclude: frozenset[int], target: Path, eos: int, *,
+                  unreadable: bool = False) -> str | None:
+    """Make the cache entry ``target`` whole: built when missing, rebuilt when it does not verify
+    (:mod:`.cache`); returns what was wrong with the entry that was there, if anything. Two runs sharing a
+    cache: one builds the entry (holding its lock), the other waits and uses it."""
+    root, key = target.parent, target.name
+    if target.is_dir() and not unreadable and entry_problem(target) is None:
+        return None
+    root.mkdir(parents=True, exist_ok=True)
+    with waiting_lock(target, say=log):
+        for dead in root.glob(f".{key}-*"):  # what a builder killed mid-way left (we hold the lock)
+            shutil.rmtree(dead, ignore_errors=True)
+        problem = ("datasets cannot read it" if unreadable else entry_problem(target)) if target.is_dir() else None
+        if target.is_dir() and problem is None:
+            return None  # another run built it while this one waited
+        if target.is_dir():  # damaged: moved aside (a name the sweep above removes), then rebuilt
+            aside = tempfile.mkdtemp(prefix=f".{key}-damaged-", dir=root)
+            os.replace(target, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        _build_packed(data, tokenizer, exclude, root, key, target, eos)
+        entry_problem(target)  # hashed once here: this run's load needs no second pass
+    return problem
 
 
 def _build_packed(data: DataConfig, tokenizer, exclude: frozenset[int], root: Path, key: str, target: Path,
@@ -251,7 +310,9 @@ def _build_packed(data: DataConfig, tokenizer, exclude: frozenset[int], root: Pa
     """Tokenize and pack the training corpora into the cache entry ``target`` (written whole or not at all)."""
     import datasets
 
-    kwargs = dict(exclude=exclude, fraction=data.heldout_fraction, text_field=data.text_field, max_docs=data.max_docs)
+    stats = CorpusStats()  # filled in as the generator below reads (in this process)
+    kwargs = dict(exclude=exclude, fraction=data.heldout_fraction, text_field=data.text_field, max_docs=data.max_docs,
+                  stats=stats)
     features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
@@ -278,6 +339,7 @@ def _build_packed(data: DataConfig, tokenizer, exclude: frozenset[int], root: Pa
                 "add text or lower block_size"
             )
         packed.save_to_disk(str(tmp / "packed"))
+        record_entry(tmp / "packed", {"skipped": stats.skipped_non_utf8})
         os.replace(tmp / "packed", target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

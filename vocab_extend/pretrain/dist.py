@@ -12,9 +12,15 @@ and splits its share into ``micro_batch_size`` micro-batches (gradient accumulat
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import os
+import signal
+import sys
+import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -56,6 +62,30 @@ class Dist:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Run a block on every rank (work one rank does for all, a check one rank makes) and end it at the
+        same point: when the block refuses on any rank, every rank raises the same sentence (the lowest
+        refusing rank's), so no rank is left waiting for a peer that has gone (gloo's "Connection closed
+        by peer"). Also a barrier.
+
+        >>> with Dist().together():
+        ...     pass
+        """
+        error: VocabExtendError | None = None
+        try:
+            yield
+        except VocabExtendError as exc:
+            if self.world == 1:
+                raise
+            error = exc
+        if self.world > 1:
+            said: list[str | None] = [None] * self.world
+            torch.distributed.all_gather_object(said, None if error is None else str(error))
+            first = next((m for m in said if m is not None), None)
+            if first is not None:
+                raise (error if error is not None and str(error) == first else VocabExtendError(first))
+
     def mean(self, value: float) -> float:
         """The mean of ``value`` over the ranks (in float64)."""
         if self.world == 1:
@@ -63,6 +93,29 @@ class Dist:
         t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world
+
+
+def exit_refused(message: str) -> None:
+    """Under torchrun with several processes, end this process on a refusal: the sentence written where
+    torchrun reads a failed process's error (``TORCHELASTIC_ERROR_FILE``; its failure summary shows it),
+    printed as ``error: ...``, and the process ended with status 2 at once, deaf to the SIGTERM torchrun
+    sends the others when the first one ends. Every rank refuses in the same sentence at the same point
+    (:meth:`Dist.together`), so every rank exits 2 with it. Returns when not under such a launch."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return
+    text = f"error: {message}"
+    record = {"message": {"message": text, "extraInfo": {"py_callstack": text, "timestamp": str(int(time.time()))}}}
+    with contextlib.suppress(OSError):
+        Path(path).write_text(json.dumps(record), encoding="utf-8")
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if not torch.distributed.is_initialized():  # refused before the group started (a bad config): meet the
+        with contextlib.suppress(Exception):  # other ranks, which refuse alike, so that no one is stopped first
+            torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+            torch.distributed.barrier()
+    sys.stdout.flush()
+    print(text, file=sys.stderr, flush=True)
+    os._exit(2)  # the run's locks and temporary folders were released as the refusal propagated
 
 
 def setup_dist(device: str | None) -> Dist:

@@ -35,9 +35,9 @@ class EvalConfig:
     corpora: dict[str, str] = field(default_factory=dict)  # name -> corpus spec
     every: int = 50  # steps; 0: only at the end
     max_bytes: int | None = 200_000  # per eval corpus
-    batch_size: int = 8
+    batch_size: int = 8  # windows per evaluation batch
     block_size: int | None = None  # bits-per-byte window; default: the model's context, at most 1024
-    at_start: bool = True
+    at_start: bool = True  # evaluate at step 0, before training
     compare_base: bool = True  # at the end, score the model an init-model start was made from (report.md)
 
     def check(self) -> None:

@@ -35,9 +35,9 @@ from ..staging import staging_folder
 from ..tokenizer.folder import TokenizerFolder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .checkpoint import Checkpointer, list_checkpoints
-from .config import PretrainConfig
+from .config import PretrainConfig, load_config
 from .data import build_data, corpus_groups, eval_documents, exclusion_set
-from .dist import micro_batches, setup_dist
+from .dist import exit_refused, micro_batches, setup_dist
 from .evaluation import Validator
 from .metrics import MetricsLogger
 from .mixture import MixedBlocks
@@ -82,20 +82,19 @@ class Trainer:
         """Tokenizer, eval documents, training blocks and model, each checked."""
         config, dist = self.config, self.dist
         if config.model.tokenizer_merge is not None:
-            if dist.main:
-                build_merged_tokenizer(config.model, config.data)
-            dist.barrier()
+            with dist.together():
+                if dist.main:
+                    build_merged_tokenizer(config.model, config.data)
         self.tokenizer_dir = tokenizer_source(config.model, config.data)
         self.tokenizer = load_tokenizer(self.tokenizer_dir)
         self.eval_docs = eval_documents(config.data, config.eval)
         exclude = exclusion_set(self.eval_docs)
         # The main process builds the on-disk cache; the others load it once it is there.
-        if config.data.streaming or dist.main:
-            self.blocks = build_data(config.data, config.seed, self.tokenizer, exclude, is_main=True)
-        if not config.data.streaming and dist.world > 1:
-            dist.barrier()
-            if not dist.main:
-                self.blocks = build_data(config.data, config.seed, self.tokenizer, exclude, is_main=False)
+        with dist.together():
+            if config.data.streaming or dist.main:
+                self.blocks = build_data(config.data, config.seed, self.tokenizer, exclude, is_main=True)
+        if not config.data.streaming and not dist.main:
+            self.blocks = build_data(config.data, config.seed, self.tokenizer, exclude, is_main=False)
         names = list(corpus_groups(config.data.train))
         self.corpus_blocks = (self.blocks.counts if isinstance(self.blocks, MixedBlocks)
                               else (lambda n: {names[0]: n}) if len(names) == 1 else None)
@@ -120,9 +119,9 @@ class Trainer:
         self.checkpointer = Checkpointer(config.checkpoint, dist, self.out, self.resume_from, config.total_steps,
                                          run_config_text(config))
         self.checkpointer.restore_data(self.blocks)
-        if dist.main:
-            claim_output(config, self.out, resuming=self.resume_from is not None)
-        dist.barrier()
+        with dist.together():
+            if dist.main:
+                claim_output(config, self.out, resuming=self.resume_from is not None)
         self._start_components()
         return per_rank, micro
 
@@ -177,8 +176,12 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------- train
     def train(self) -> Path:
-        """The whole run; rank 0 holds the run folder's lock throughout, so a second run on it is refused."""
-        with output_lock(self.out) if self.dist.main else contextlib.nullcontext():
+        """The whole run; rank 0 holds the run folder's lock throughout, so a second run on it is refused
+        (on every rank, in the same sentence)."""
+        with contextlib.ExitStack() as held:
+            with self.dist.together():
+                if self.dist.main:
+                    held.enter_context(output_lock(self.out))
             return self._train()
 
     def _train(self) -> Path:
@@ -300,3 +303,13 @@ def pretrain(config: PretrainConfig, *, resume: bool = False) -> Path:
     with ``bpb.png`` and ``loss.png``, and ``model/`` (safetensors + tokenizer, Hugging Face layout).
     """
     return Trainer(config, resume=resume).train()
+
+
+def pretrain_from_file(path: str | None, overrides: dict[str, str], *, resume: bool = False) -> Path:
+    """:func:`pretrain` on the YAML config at ``path`` with ``--key value`` overrides (the command line's run);
+    under torchrun with several processes a refusal ends every process alike (:func:`~.dist.exit_refused`)."""
+    try:
+        return pretrain(load_config(path, overrides), resume=resume)
+    except VocabExtendError as exc:
+        exit_refused(str(exc))
+        raise

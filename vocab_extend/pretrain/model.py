@@ -54,7 +54,7 @@ class ModelConfig:
     tokenizer_merge: TokenizerMerge | None = None  # build the tokenizer with `vocab-extend merge` instead
     pico: dict[str, Any] = field(default_factory=dict)  # LlamaConfig settings of the pico model
     base_vocab_size: int | None = None  # rows below this are the base's; default: the tokenizer's metadata
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory)
 
     def check(self) -> None:
         """Checks that need no model; each failure is one sentence."""
@@ -66,6 +66,38 @@ class ModelConfig:
                                    f"{MAX_NEW_MODEL_SIZE:,} (16000 is typical)")
         if merge is not None and self.tokenizer is not None:
             raise VocabExtendError("the config sets both tokenizer and tokenizer_merge: keep one")
+        if self.name == "pico":
+            check_pico(self.pico)
+
+
+# pico settings that count something: whole numbers of at least 1
+PICO_COUNTS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+               "max_position_embeddings", "head_dim", "vocab_size", "pad_to_multiple_of")
+
+
+def check_pico(pico: Mapping[str, Any]) -> None:
+    """The pico settings, checked before anything is read or written; each problem is one sentence.
+
+    >>> check_pico({"num_hidden_layers": -1})
+    Traceback (most recent call last):
+    ...
+    vocab_extend.errors.VocabExtendError: pico: num_hidden_layers must be a whole number of at least 1, not -1
+    >>> check_pico({"hidden_size": 30, "num_attention_heads": 4})
+    Traceback (most recent call last):
+    ...
+    vocab_extend.errors.VocabExtendError: pico: hidden_size 30 does not split into num_attention_heads 4 heads: use a multiple of 4
+    """
+    settings = {**PICO_DEFAULTS, **pico}
+    for name in PICO_COUNTS:
+        value = settings.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise VocabExtendError(f"pico: {name} must be a whole number of at least 1, not {value!r}")
+    hidden, heads, kv = settings["hidden_size"], settings["num_attention_heads"], settings["num_key_value_heads"]
+    if settings.get("head_dim") is None and hidden % heads:
+        raise VocabExtendError(f"pico: hidden_size {hidden} does not split into num_attention_heads {heads} heads: "
+                               f"use a multiple of {heads}")
+    if heads % kv:
+        raise VocabExtendError(f"pico: num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")
 
 
 def parse_merge(merge: Any) -> TokenizerMerge | None:
@@ -160,7 +192,8 @@ def _pico(pico: Mapping[str, Any], tokenizer, seed: int) -> torch.nn.Module:
     try:
         return LlamaForCausalLM(LlamaConfig(**settings))
     except Exception as exc:  # transformers raises its own validation errors, not only ValueError
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[-1].split(": ", 1)[-1] if lines else type(exc).__name__  # the cause, after the field
         raise VocabExtendError(f"the pico settings are not a valid LlamaConfig ({reason})") from None
 
 

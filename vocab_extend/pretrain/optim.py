@@ -25,13 +25,13 @@ PER_STAGE = ("lr", "warmup_steps", "min_lr_ratio", "weight_decay")
 class OptimConfig:
     """The ``optim`` section: AdamW and its schedule; each stage may override the first four."""
 
-    lr: float = 3e-4
-    warmup_steps: int = 10
+    lr: float = 3e-4  # peak learning rate (a stage may set its own)
+    warmup_steps: int = 10  # linear warmup steps at the start of each stage
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    weight_decay: float = 0.0
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    adam_eps: float = 1e-8
-    max_grad_norm: float | None = 1.0
+    weight_decay: float = 0.0  # AdamW weight decay (see the stage for what is exempt)
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
+    adam_eps: float = 1e-8  # AdamW epsilon
+    max_grad_norm: float | None = 1.0  # clip the gradient norm to this; none: no clipping
 
     def for_stage(self, stage: StageConfig) -> dict[str, Any]:
         """``lr``, ``warmup_steps``, ``min_lr_ratio`` and ``weight_decay`` of ``stage``, inherited where unset.

@@ -25,7 +25,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..corpus import iter_documents, parse_named_spec, resolve_files
+from ..console import log
+from ..corpus import _SURROGATE, CorpusStats, iter_documents, parse_named_spec, resolve_files
 from ..errors import VocabExtendError
 
 TOKENIZE_DOCS = 256  # documents per tokenizer call
@@ -68,6 +69,7 @@ class StreamedBlocks:
         self.filled = 0
         self.cursor = 0  # blocks emitted so far (positions of the run's order)
         self.documents_read = 0
+        self.noted_skip = False
         self._docs: Iterator[tuple[str, Position]] | None = None
         self._batch: tuple[int, np.ndarray] | None = None
         self._epoch_blocks = 0
@@ -90,8 +92,6 @@ class StreamedBlocks:
                         break
                     pos.file, pos.offset = pos.file + 1, 0
                 pos.spec, pos.file, pos.offset, pos.docs = pos.spec + 1, 0, 0, 0
-            if self._epoch_blocks == 0 and self.filled == 0 and self.cursor == 0 and len(self.pending) < self.block_size:
-                raise VocabExtendError("the streamed training corpus has less text than one block")
             pos = Position(epoch=pos.epoch + 1)
             yield "", Position(**asdict(pos))  # an epoch boundary: nothing to tokenize
 
@@ -107,6 +107,7 @@ class StreamedBlocks:
                     try:
                         line = raw.decode("utf-8").rstrip("\r\n")
                     except UnicodeDecodeError:
+                        self._skip(path)
                         continue
                     if not line.strip():
                         continue
@@ -118,24 +119,36 @@ class StreamedBlocks:
                         text = record.get(self.text_field) if isinstance(record, dict) else None
                         if not isinstance(text, str) or not text.strip():
                             continue
+                        if _SURROGATE.search(text):  # "\ud800" in JSON: no UTF-8 can carry it
+                            self._skip(path)
+                            continue
                         line = text
                     self.documents_read += 1
                     yield line, offset
             return
-        for number, text in enumerate(iter_documents(name, text_field=self.text_field), 1):
+        stats = CorpusStats()
+        for number, text in enumerate(iter_documents(name, text_field=self.text_field, stats=stats), 1):
+            if stats.skipped_non_utf8:
+                self._skip(path)
             self.documents_read += 1
             if number > pos.offset:
                 yield text, number
+
+    def _skip(self, path: Path) -> None:
+        """A line or record left out as not valid UTF-8 text: noted once per process, as ``merge`` does."""
+        if not self.noted_skip:
+            log(f"note: skipping training lines or records that are not valid UTF-8 text (the first in {path})")
+            self.noted_skip = True
 
     def _refill(self) -> None:
         """Tokenize the next documents into ``pending``."""
         if self._docs is None:
             self._docs = self._documents()
-        texts, last = [], self.position
+        texts, last, boundary = [], self.position, False
         for text, after in self._docs:
             last = after
             if not text:  # epoch boundary
-                self._epoch_blocks = 0
+                boundary = True
                 break
             texts.append(text)
             if len(texts) >= TOKENIZE_DOCS:
@@ -145,6 +158,10 @@ class StreamedBlocks:
             ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
             flat = np.fromiter((t for seq in ids for t in [*seq, self.eos]), dtype=np.int32)
             self.pending = np.concatenate([self.pending, flat])
+        if boundary:  # a whole epoch gave no block (its last documents are tokenized by now): it never will
+            if self._epoch_blocks == 0 and self.filled == 0 and self.cursor == 0 and len(self.pending) < self.block_size:
+                raise VocabExtendError("the streamed training corpus has less text than one block")
+            self._epoch_blocks = 0
 
     def _next_block(self) -> np.ndarray:
         while True:
