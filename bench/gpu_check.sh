@@ -48,8 +48,8 @@ PREP_THREADS=$(( CORES > 4 ? CORES - 2 : CORES ))   # (a) keeps two cores to dri
 if [ "$TINY" = 1 ]; then
     BUDGET=${BUDGET:-240}; A_LIMIT=100; DEVICE=cpu
     A_ARGS=(--models pico --steps 3 --skip 1)
-    B_ARGS=(--pico-model --merge-max-docs 300 --vocab-size 1000 --max-docs 60 --block-size 64 --batch-size 4
-            --eval-every 4 --eval-max-bytes 2000 --epochs 2 --distill-steps 2 --distill-contexts 1 --probe-steps 3)
+    B_ARGS=(--pico-model --merge-max-docs 300 --vocab-size 1000 --max-docs 10 --block-size 64 --batch-size 4
+            --eval-every 4 --eval-max-bytes 2000 --epochs 1 --distill-steps 2 --distill-contexts 1 --probe-steps 5)
 else
     BUDGET=${BUDGET:-450}; A_LIMIT=200; DEVICE=cuda
     A_ARGS=(--models llama-1b --steps 8 --skip 2)
@@ -99,7 +99,7 @@ PAYS=(bench/extension_pays.py --corpora "$CORPORA" --work-dir "$WORK" "${B_ARGS[
 PREP_RC=skipped PREP_PID=""
 if [ "$GPU_OK" = 1 ] && [ "$HAVE_CORPORA" = 1 ]; then
     echo "(b) merge and init-model in the background (${PREP_THREADS} threads, at most ${PREP_LIMIT}s): $OUT/extension_pays_prepare.log"
-    OMP_NUM_THREADS=$PREP_THREADS RAYON_NUM_THREADS=$PREP_THREADS timeout "$PREP_LIMIT" \
+    OMP_NUM_THREADS=$PREP_THREADS RAYON_NUM_THREADS=$PREP_THREADS timeout -k 10 "$PREP_LIMIT" \
         "$PY" "${PAYS[@]}" --prepare-only --reuse --threads "$PREP_THREADS" >"$OUT/extension_pays_prepare.log" 2>&1 &
     PREP_PID=$!
 fi
@@ -109,7 +109,7 @@ A_RC=skipped A_SECONDS=0
 if [ "$GPU_OK" = 1 ]; then
     echo "(a) our loop's throughput (at most ${A_LIMIT}s): $OUT/throughput.log"
     start=$SECONDS A_RC=0
-    timeout "$A_LIMIT" "$PY" bench/pretrain_throughput.py "${A_ARGS[@]}" --device "$DEVICE" --no-trainer --runs 1 \
+    timeout -k 10 "$A_LIMIT" "$PY" bench/pretrain_throughput.py "${A_ARGS[@]}" --device "$DEVICE" --no-trainer --runs 1 \
         --json "$OUT/throughput.json" >"$OUT/throughput.log" 2>&1 || A_RC=$?
     A_SECONDS=$(( SECONDS - start ))
     echo "(a) exit ${A_RC} after ${A_SECONDS}s"; tail -n 1 "$OUT/throughput.log" || true
@@ -131,7 +131,7 @@ if [ -n "$PREP_PID" ]; then
     else
         echo "(b) arms ${ARMS[*]} (at most ${LEFT}s): $OUT/extension_pays.log"
         start=$SECONDS B_RC=0
-        timeout "$LEFT" "$PY" "${PAYS[@]}" --reuse --arms "${ARMS[@]}" --device "$DEVICE" --threads "$PREP_THREADS" \
+        timeout -k 10 "$LEFT" "$PY" "${PAYS[@]}" --reuse --arms "${ARMS[@]}" --device "$DEVICE" --threads "$PREP_THREADS" \
             --time-budget "$(( LEFT - 5 ))" --json "$OUT/extension_pays.json" >"$OUT/extension_pays.log" 2>&1 || B_RC=$?
         B_SECONDS=$(( SECONDS - start ))
         echo "(b) exit ${B_RC} after ${B_SECONDS}s"; tail -n 3 "$OUT/extension_pays.log" || true
