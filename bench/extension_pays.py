@@ -334,13 +334,14 @@ def arm_config(args, model: str, stages: list[dict], out: Path, work: Path, file
 
 def probe(args, work: Path, files: dict, flops_per_step: int) -> dict:
     """A short run of the base model at the arms' settings: training FLOPs/s (median of the steps after the
-    first two) and the seconds a run spends outside its steps (loading, packing, saving)."""
+    first two) and the seconds a run spends outside its steps (loading, packing, the evaluations at its start
+    and end, saving, the report)."""
     from vocab_extend.pretrain import pretrain
     from vocab_extend.pretrain.outputs import read_metrics
 
     out = work / "runs" / "probe"
     config = arm_config(args, args.model, [{"name": "full", "steps": args.probe_steps, "lr": args.lr}], out, work,
-                        files, eval_every=0, eval_at_start=False, eval_max_bytes=1000)
+                        files, eval_every=0, eval_at_start=True)  # two evaluations, as every arm has at least
     start = time.perf_counter()
     pretrain(config)
     wall = time.perf_counter() - start
