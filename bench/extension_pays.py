@@ -178,170 +178,354 @@ def stage_list(shorthand: str, lr: float) -> list[dict]:
     return [{"name": s.name, "steps": s.steps, "lr": s.lr or lr} for s in parse_stages(shorthand)]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--tokenizer", type=Path, default=None, help="an extended tokenizer folder to reuse")
     parser.add_argument("--vocab-size", type=int, default=16_000)
+    parser.add_argument("--merge-max-docs", type=int, default=None, help="documents the merge reads per file (default: all)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--stages", default="full:50", help="the stages every arm runs, e.g. embeddings:30,full:70")
     parser.add_argument("--new-rows-steps", type=int, default=20, help="the extended arms' first stage")
+    parser.add_argument("--epochs", type=float, default=None,
+                        help="instead of --stages and --new-rows-steps: the extended arms see this many epochs of "
+                             "the Japanese training text, --new-rows-share of their steps in new-rows, the rest full")
+    parser.add_argument("--new-rows-share", type=float, default=0.2, help="with --epochs: the new-rows share of steps")
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of the shared stages")
     parser.add_argument("--new-rows-lr", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--micro-batch-size", type=int, default=None, help="sequences per forward pass (default: all)")
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--eval-max-bytes", type=int, default=10_000, help="UTF-8 bytes scored per eval corpus")
-    parser.add_argument("--max-docs", type=int, default=2_000, help="documents read per training file")
+    parser.add_argument("--max-docs", type=int, default=2_000, help="documents read per training file (0: all)")
     parser.add_argument("--replay", default=REPLAY, help="English training text replayed in every arm (under --corpora)")
     parser.add_argument("--replay-weight", type=float, default=0.1,
                         help="share of the training blocks taken from --replay (0: Japanese only)")
     parser.add_argument("--distill-steps", type=int, default=None, help="init-model --distill-steps")
+    parser.add_argument("--distill-contexts", type=int, default=None, help="init-model --distill-contexts")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on cores shared with other jobs, more threads wait on a busy core)")
+    parser.add_argument("--device", default="cpu", help="where the arms train: cpu, cuda, cuda:N")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="the loop's precision (auto: bf16 autocast on a GPU, fp32 on a CPU)")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds the whole script may take: the arms' steps are scaled down (equally, keeping "
+                             "equal FLOPs) so that the estimate from a short probe run of the base model fits")
+    parser.add_argument("--probe-steps", type=int, default=6, help="with --time-budget: steps of the probe run")
+    parser.add_argument("--pico-model", action="store_true",
+                        help="smoke runs: a randomly initialised 2-layer LLaMA with --model's tokenizer in its place")
+    parser.add_argument("--prepare-only", action="store_true", help="merge and init-model only, then stop")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the tokenizer and init-<arm> models already in --work-dir")
     parser.add_argument("--work-dir", type=Path, default=None, help="models and runs (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=RESULT)
     args = parser.parse_args()
-
-    import torch
-
-    from vocab_extend.corpus import read_documents
-    from vocab_extend.pretrain import pretrain
-    from vocab_extend.pretrain.config import config_from_dict
-    from vocab_extend.pretrain.outputs import read_metrics
-    from vocab_extend.tokenizer.loader import load_tokenizer
-
-    torch.set_num_threads(args.threads)
+    if not 0 <= args.replay_weight < 1:
+        raise SystemExit(f"error: --replay-weight must be at least 0 and below 1, not {args.replay_weight}")
     if not args.corpora.is_dir():
         raise SystemExit(f"error: {args.corpora} does not exist: pass --corpora with a folder laid out as "
                          "<lang>/<name>.txt (bench/README.md says how to get equivalent public text)")
+    return args
+
+
+def _made(folder: Path) -> bool:
+    """Whether a folder that ``merge`` / ``init-model`` writes is there (they write it whole or not at all)."""
+    return (folder / "vocab_extend.json").is_file() or (folder / "config.json").is_file()
+
+
+def pico_model(spec: str, folder: Path) -> str:
+    """A 2-layer LLaMA of width 32 with random weights and the tokenizer of ``spec``, tied as SmolLM2 is, in
+    ``folder`` (kept and reused): the same path as the real model, in seconds on a CPU."""
+    if (folder / "config.json").is_file():
+        return str(folder)
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from vocab_extend.staging import staging_folder
+    from vocab_extend.tokenizer.loader import load_tokenizer
+
+    tokenizer = load_tokenizer(spec)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id))
+    with staging_folder(folder, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return str(folder)
+
+
+def prepare(args, work: Path, train_files: list[str], eval_files: dict[str, str]) -> tuple[dict, dict]:
+    """The extended tokenizer (``merge``) and each extended arm's model (``init-model``), reused from
+    ``work`` with ``--reuse``; returns the arms' models and the seconds each ``init-model`` took."""
+    extended = [a for a in args.arms if a != "base"]
+    if args.pico_model:
+        args.model = pico_model(args.model, work / "pico-base")
+    folder = args.tokenizer
+    if folder is None and extended:
+        folder = work / "tokenizer"
+        limit = ["--max-docs", str(args.merge_max_docs)] if args.merge_max_docs else []
+        if not (args.reuse and _made(folder)):
+            _cli(["merge", "--base", args.model, *[x for f in train_files for x in ("--corpus", f)], *limit,
+                  "--vocab-size", str(args.vocab_size), "--lang", "ja", "--heldout-fraction", "0",
+                  *[x for n, f in eval_files.items() for x in ("--eval", f"{n}={f}")],
+                  "--output-dir", str(folder), "--overwrite"])
+    init_seconds, models = {}, {"base": args.model}
+    for arm in extended:
+        target = work / f"init-{arm}"
+        models[arm] = str(target)
+        if args.reuse and _made(target):
+            print(f"arm {arm}: reusing {target}", flush=True)
+            continue
+        extra = ["--corpus", train_files[0]] if arm == "distill" else []
+        for flag, value in (("--distill-steps", args.distill_steps), ("--distill-contexts", args.distill_contexts)):
+            if arm == "distill" and value is not None:
+                extra += [flag, str(value)]
+        start = time.perf_counter()
+        _cli(["init-model", "--model", args.model, "--tokenizer", str(folder), "--method", arm, *extra,
+              "--output-dir", str(target), "--overwrite"])
+        init_seconds[arm] = round(time.perf_counter() - start, 1)
+    return models, init_seconds
+
+
+def plan_stages(args, flops: dict[str, int], ja_tokens: float, scale: float = 1.0) -> dict[str, list[dict]]:
+    """Each arm's stages: the extended arms ``new-rows`` then the shared stages (from ``--epochs`` when
+    given), the base arm the shared stages stretched to at least the extended arms' FLOPs; ``scale`` shortens
+    every arm alike (for ``--time-budget``)."""
+    extended = [a for a in args.arms if a != "base"]
+    if args.epochs is not None:
+        per_step = args.block_size * args.batch_size * (1 - args.replay_weight)
+        total = max(2, math.floor(math.ceil(args.epochs * ja_tokens / per_step) * scale))
+        new_rows = min(total - 1, max(1, round(total * args.new_rows_share))) if extended else 0
+        shared, new_rows_steps = [{"name": "full", "steps": total - new_rows, "lr": args.lr}], new_rows
+    else:
+        shared = [dict(s, steps=max(1, math.floor(s["steps"] * scale))) for s in stage_list(args.stages, args.lr)]
+        new_rows_steps = max(1, math.floor(args.new_rows_steps * scale))
+    shared_steps = sum(s["steps"] for s in shared)
+    stages = {arm: [{"name": "new-rows", "steps": new_rows_steps, "lr": args.new_rows_lr}, *shared]
+              for arm in extended}
+    if "base" in args.arms:
+        extended_total = (new_rows_steps + shared_steps) * flops[extended[0]] if extended else 0
+        steps = max(shared_steps, math.ceil(extended_total / flops["base"]))
+        base_stages = [dict(s) for s in shared]
+        base_stages[-1]["steps"] += steps - shared_steps
+        stages["base"] = base_stages
+    return stages
+
+
+def arm_config(args, model: str, stages: list[dict], out: Path, work: Path, files: dict, **overrides):
+    """The pretraining config of one arm (or of the probe run, through ``overrides``)."""
+    from vocab_extend.pretrain.config import config_from_dict
+
+    data = {"model": model, "train": files["train"], "train_weights": files["weights"], "eval": files["eval"],
+            "max_docs": args.max_docs or None, "block_size": args.block_size, "batch_size": args.batch_size,
+            "micro_batch_size": args.micro_batch_size, "stages": stages, "lr": args.lr,
+            "warmup_steps": args.warmup_steps, "eval_every": args.eval_every, "eval_max_bytes": args.eval_max_bytes,
+            "save_every": 0, "compare_base": False, "tensorboard": False, "progress": False, "device": args.device,
+            "precision": args.precision, "output_dir": str(out), "overwrite": True,
+            "cache_dir": str(work / "cache"), "seed": 0}
+    data.update(overrides)
+    return config_from_dict(data)
+
+
+def probe(args, work: Path, files: dict, flops_per_step: int) -> dict:
+    """A short run of the base model at the arms' settings: training FLOPs/s (median of the steps after the
+    first two) and the seconds a run spends outside its steps (loading, packing, the evaluations at its start
+    and end, saving, the report)."""
+    from vocab_extend.pretrain import pretrain
+    from vocab_extend.pretrain.outputs import read_metrics
+
+    out = work / "runs" / "probe"
+    config = arm_config(args, args.model, [{"name": "full", "steps": args.probe_steps, "lr": args.lr}], out, work,
+                        files, eval_every=0, eval_at_start=True)  # two evaluations, as every arm has at least
+    start = time.perf_counter()
+    pretrain(config)
+    wall = time.perf_counter() - start
+    speeds = [r["tokens_per_s"] for r in read_metrics(out) if r["kind"] == "train"]
+    tokens = args.block_size * args.batch_size
+    rate = statistics.median(speeds[2:] or speeds)
+    overhead = max(0.0, wall - sum(tokens / s for s in speeds))
+    return {"steps": len(speeds), "tokens_per_s": round(rate, 1), "flops_per_s": rate / tokens * flops_per_step,
+            "overhead_seconds": round(overhead, 1), "wall_seconds": round(wall, 1)}
+
+
+def fit_budget(args, flops: dict[str, int], ja_tokens: float, cpt: dict[str, float], measured: dict,
+               began: float) -> tuple[float, dict]:
+    """The scale of every arm's steps that makes the estimated time fit 85% of what is left of the budget:
+    per arm, its steps × FLOPs per step at the probe's FLOPs/s, its evaluations (the eval tokens, at three
+    times the probe's training tokens/s: a forward pass only; Japanese at 3 bytes a character, English at
+    4.5 bytes a token) and the probe's seconds outside its steps."""
+    rate = measured["tokens_per_s"]
+
+    def estimate(stages: dict[str, list[dict]]) -> float:
+        total = 0.0
+        for arm in args.arms:
+            steps = sum(s["steps"] for s in stages[arm])
+            evals = (steps // args.eval_every if args.eval_every else 0) + 2
+            eval_tokens = args.eval_max_bytes * (1 / (3 * cpt[arm]) + 1 / 4.5)
+            total += steps * flops[arm] / measured["flops_per_s"] + evals * eval_tokens / (3 * rate)
+        return total + measured["overhead_seconds"] * len(args.arms)
+
+    left = 0.85 * (args.time_budget - (time.perf_counter() - began) - 10)  # 10 s for the summary and the plot
+    full = estimate(plan_stages(args, flops, ja_tokens))
+    scale = 1.0
+    while scale > 0.001 and estimate(plan_stages(args, flops, ja_tokens, scale)) > left:
+        scale *= 0.9
+    return scale, {"seconds_left": round(left, 1), "estimated_seconds_unscaled": round(full, 1),
+                   "estimated_seconds": round(estimate(plan_stages(args, flops, ja_tokens, scale)), 1),
+                   "scale": round(scale, 4), "probe": measured}
+
+
+def run_arm(args, arm: str, model: str, stages: list[dict], work: Path, files: dict, cpt: float,
+            flops: int) -> tuple[dict, dict]:
+    """Train one arm; its curves (bits per byte against steps, FLOPs, characters) and its run figures."""
+    from vocab_extend.pretrain import pretrain
+    from vocab_extend.pretrain.outputs import read_metrics
+
+    out = work / "runs" / arm
+    config = arm_config(args, model, stages, out, work, files)
+    print(f"arm {arm}: stages {stages}, {flops:.4g} FLOPs per step, {cpt:.3f} chars/token", flush=True)
+    start = time.perf_counter()
+    pretrain(config)
+    seconds = time.perf_counter() - start
+    records = read_metrics(out)
+    evals = [r for r in records if r["kind"] == "eval"]
+    train = [r for r in records if r["kind"] == "train"]
+    tokens_per_step = args.block_size * args.batch_size
+    curve = {"steps": [r["step"] for r in evals], "flops": [r["step"] * flops for r in evals],
+             "chars": [round(r["step"] * tokens_per_step * (1 - args.replay_weight) * cpt) for r in evals],
+             "bpb": {c: [r["bpb"][c] for r in evals] for c in EVAL}}
+    by_stage: dict[str, list[float]] = {}
+    for r in train[1:]:
+        by_stage.setdefault(r["stage"], []).append(r["tokens_per_s"])
+    run = {"model": model if arm == "base" else f"{args.model} + init-model --method {arm}",
+           "stages": stages, "steps": train[-1]["step"] if train else 0,
+           "flops_per_step": flops, "train_chars_per_token": round(cpt, 4),
+           "final_loss": train[-1]["loss"] if train else None, "wall_seconds": round(seconds, 1),
+           "median_tokens_per_s": {s: round(statistics.median(v), 1) for s, v in by_stage.items()},
+           "en_end_vs_start": round(curve["bpb"]["en"][-1] / curve["bpb"]["en"][0] - 1, 5)}
+    print(f"arm {arm}: bpb " + json.dumps(curve["bpb"]) + f" in {seconds:.0f}s", flush=True)
+    return curve, run
+
+
+def outcome(args, curves: dict, runs: dict) -> tuple[dict, dict, dict]:
+    """The equal-FLOPs comparisons of the arms trained so far, the targets, and each arm's final figures."""
+    comparisons, targets = {}, {}
+    if "base" in curves:
+        for arm in [a for a in curves if a != "base"]:
+            comparisons[arm] = {c: compare(curves["base"], curves[arm], c) for c in EVAL}
+            targets[f"ja_{arm}_at_most_base_at_equal_flops"] = comparisons[arm]["ja"]["b_at_most_a_at_end"]
+    for arm in curves:
+        targets[f"en_{arm}_end_within_2pct_of_start"] = abs(runs[arm]["en_end_vs_start"]) <= 0.02
+    final = {arm: {"steps": c["steps"][-1], "flops": c["flops"][-1], "chars": c["chars"][-1],
+                   "bpb_start": {k: v[0] for k, v in c["bpb"].items()},
+                   "bpb_end": {k: v[-1] for k, v in c["bpb"].items()}} for arm, c in curves.items()}
+    return comparisons, targets, final
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+
+    from vocab_extend.corpus import read_documents
+    from vocab_extend.tokenizer.loader import load_tokenizer
+
+    torch.set_num_threads(args.threads)
     began, load_at_start = time.perf_counter(), os.getloadavg()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pays-"))
     work.mkdir(parents=True, exist_ok=True)
     train_files = [str(args.corpora / f) for f in TRAIN]
-    if not 0 <= args.replay_weight < 1:
-        raise SystemExit(f"error: --replay-weight must be at least 0 and below 1, not {args.replay_weight}")
     replay = [f"en={args.corpora / args.replay}"] if args.replay_weight > 0 else []
-    weights = {"ja": 1 - args.replay_weight, "en": args.replay_weight} if replay else {}
-    eval_files = {name: str(args.corpora / f) for name, f in EVAL.items()}
+    files = {"train": [f"ja={f}" for f in train_files] + replay,
+             "weights": {"ja": 1 - args.replay_weight, "en": args.replay_weight} if replay else {},
+             "eval": {name: str(args.corpora / f) for name, f in EVAL.items()}}
+    models, init_seconds = prepare(args, work, train_files, files["eval"])
+    if args.prepare_only:
+        print(f"prepared {', '.join(models)} in {work} ({time.perf_counter() - began:.0f}s)", flush=True)
+        return
     extended_arms = [a for a in args.arms if a != "base"]
 
-    folder = args.tokenizer
-    if folder is None and extended_arms:
-        folder = work / "tokenizer"
-        _cli(["merge", "--base", args.model, *[x for f in train_files for x in ("--corpus", f)],
-              "--vocab-size", str(args.vocab_size), "--lang", "ja", "--heldout-fraction", "0",
-              *[x for n, f in eval_files.items() for x in ("--eval", f"{n}={f}")],
-              "--output-dir", str(folder), "--overwrite"])
-    init_seconds, models = {}, {"base": args.model}
-    for arm in extended_arms:
-        target = work / f"init-{arm}"
-        start = time.perf_counter()
-        extra = ["--corpus", train_files[0]] if arm == "distill" else []
-        if arm == "distill" and args.distill_steps is not None:
-            extra += ["--distill-steps", str(args.distill_steps)]
-        _cli(["init-model", "--model", args.model, "--tokenizer", str(folder), "--method", arm, *extra,
-              "--output-dir", str(target), "--overwrite"])
-        init_seconds[arm], models[arm] = round(time.perf_counter() - start, 1), str(target)
-
-    # FLOPs per step of each arm, and the steps that give the base arm the extended arms' compute
+    # FLOPs per step of each arm, characters per token, and the steps that give every arm the same compute
     shapes = {"base": model_shape(args.model)}
     if extended_arms:
         shapes["extended"] = model_shape(models[extended_arms[0]])
     flops = {arm: flops_per_step(shapes["base" if arm == "base" else "extended"], args.block_size, args.batch_size)
              for arm in args.arms}
-    shared = stage_list(args.stages, args.lr)
-    shared_steps = sum(s["steps"] for s in shared)
-    stages = {}
-    for arm in extended_arms:
-        stages[arm] = [{"name": "new-rows", "steps": args.new_rows_steps, "lr": args.new_rows_lr}, *shared]
-    if "base" in args.arms:
-        extended_total = (args.new_rows_steps + shared_steps) * flops[extended_arms[0]] if extended_arms else 0
-        steps = max(shared_steps, math.ceil(extended_total / flops["base"]))
-        base_stages = [dict(s) for s in shared]
-        base_stages[-1]["steps"] += steps - shared_steps
-        stages["base"] = base_stages
+    docs = [t for f in train_files for t in read_documents(f, max_docs=args.max_docs or None)]
+    cpt = {arm: chars_per_token(load_tokenizer(models[arm]), docs) for arm in args.arms}
+    ja_tokens = sum(len(t) for t in docs) / cpt[extended_arms[0] if extended_arms else "base"]
+    budget = None
+    if args.time_budget is not None:
+        measured = probe(args, work, files, flops_per_step(shapes["base"], args.block_size, args.batch_size))
+        scale, budget = fit_budget(args, flops, ja_tokens, cpt, measured, began)
+        print(f"time budget: {json.dumps(budget)}", flush=True)
+    stages = plan_stages(args, flops, ja_tokens, budget["scale"] if budget else 1.0)
+    plan = {"ja_training_chars": sum(len(t) for t in docs), "ja_training_tokens": round(ja_tokens),
+            "epochs_requested": args.epochs, "time_budget": budget, "stages": stages}
+    if args.epochs is not None and extended_arms:
+        ja_seen = sum(s["steps"] for s in stages[extended_arms[0]]) * args.block_size * args.batch_size
+        plan["epochs_planned"] = round(ja_seen * (1 - args.replay_weight) / ja_tokens, 3)
 
-    docs = [t for f in train_files for t in read_documents(f, max_docs=args.max_docs)]
     curves, runs = {}, {}
     for arm in args.arms:
-        tokenizer = load_tokenizer(args.model if arm == "base" else models[arm])
-        cpt = chars_per_token(tokenizer, docs)
-        out = work / "runs" / arm
-        config = config_from_dict({
-            "model": models[arm], "train": [f"ja={f}" for f in train_files] + replay, "train_weights": weights,
-            "eval": eval_files,
-            "max_docs": args.max_docs, "block_size": args.block_size, "batch_size": args.batch_size,
-            "stages": stages[arm], "lr": args.lr, "warmup_steps": args.warmup_steps,
-            "eval_every": args.eval_every, "eval_max_bytes": args.eval_max_bytes, "save_every": 0,
-            "compare_base": False, "tensorboard": False, "progress": False, "device": "cpu",
-            "output_dir": str(out), "overwrite": True, "cache_dir": str(work / "cache"), "seed": 0})
-        print(f"arm {arm}: stages {stages[arm]}, {flops[arm]:.4g} FLOPs per step, {cpt:.3f} chars/token",
-              flush=True)
-        start = time.perf_counter()
-        pretrain(config)
-        seconds = time.perf_counter() - start
-        records = read_metrics(out)
-        evals = [r for r in records if r["kind"] == "eval"]
-        train = [r for r in records if r["kind"] == "train"]
-        tokens_per_step = args.block_size * args.batch_size
-        curves[arm] = {"steps": [r["step"] for r in evals],
-                       "flops": [r["step"] * flops[arm] for r in evals],
-                       "chars": [round(r["step"] * tokens_per_step * (1 - args.replay_weight) * cpt)
-                                 for r in evals],
-                       "bpb": {c: [r["bpb"][c] for r in evals] for c in EVAL}}
-        by_stage: dict[str, list[float]] = {}
-        for r in train[1:]:
-            by_stage.setdefault(r["stage"], []).append(r["tokens_per_s"])
-        runs[arm] = {"model": models[arm] if arm == "base" else f"{args.model} + init-model --method {arm}",
-                     "stages": stages[arm], "steps": train[-1]["step"] if train else 0,
-                     "flops_per_step": flops[arm], "train_chars_per_token": round(cpt, 4),
-                     "final_loss": train[-1]["loss"] if train else None, "wall_seconds": round(seconds, 1),
-                     "median_tokens_per_s": {s: round(statistics.median(v), 1) for s, v in by_stage.items()}}
-        start_en, end_en = curves[arm]["bpb"]["en"][0], curves[arm]["bpb"]["en"][-1]
-        runs[arm]["en_end_vs_start"] = round(end_en / start_en - 1, 5)
-        print(f"arm {arm}: bpb " + json.dumps(curves[arm]["bpb"]) + f" in {seconds:.0f}s", flush=True)
+        curves[arm], runs[arm] = run_arm(args, arm, models[arm], stages[arm], work, files, cpt[arm], flops[arm])
+        done = arm == args.arms[-1]
+        write_figures(args, shapes, flops, plan, init_seconds, curves, runs, began, load_at_start, done)
 
-    comparisons, targets = {}, {}
-    if "base" in args.arms:
-        for arm in extended_arms:
-            comparisons[arm] = {c: compare(curves["base"], curves[arm], c) for c in EVAL}
-            targets[f"ja_{arm}_at_most_base_at_equal_flops"] = comparisons[arm]["ja"]["b_at_most_a_at_end"]
-    for arm in args.arms:
-        targets[f"en_{arm}_end_within_2pct_of_start"] = abs(runs[arm]["en_end_vs_start"]) <= 0.02
-    final = {arm: {"steps": c["steps"][-1], "flops": c["flops"][-1], "chars": c["chars"][-1],
-                   "bpb_start": {k: v[0] for k, v in c["bpb"].items()},
-                   "bpb_end": {k: v[-1] for k, v in c["bpb"].items()}} for arm, c in curves.items()}
+
+def write_figures(args, shapes: dict, flops: dict, plan: dict, init_seconds: dict, curves: dict, runs: dict,
+                  began: float, load_at_start: tuple, done: bool) -> None:
+    """The JSON (after every arm, ``"complete": false`` until the last) and, at the end, the plot."""
+    comparisons, targets, final = outcome(args, curves, runs)
+    replay = args.replay_weight > 0
     plot_path = args.json.with_suffix(".png")
-    plot(curves, plot_path, f"SmolLM2-135M continued on Japanese"
-         f"{f' + {args.replay_weight:.0%} English replay' if replay else ''}: own tokenizer (base) vs extended")
+    if done:
+        plot(curves, plot_path, f"SmolLM2-135M continued on Japanese"
+             f"{f' + {args.replay_weight:.0%} English replay' if replay else ''}: own tokenizer (base) vs extended")
     figures = {
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cores": os.cpu_count(),
-                    "device": "cpu", "dtype": "float32", "torch_threads": args.threads,
-                    "load_average_at_start": [round(x, 2) for x in load_at_start]},
+        "complete": done, "arms_done": list(curves),
+        "machine": machine(args, load_at_start),
         "model": args.model, "arms": args.arms,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("corpora", "tokenizer", "work_dir", "json")},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                     if k not in ("corpora", "tokenizer", "work_dir", "json")},
         "tokenizer": {"vocab_size_new_model": args.vocab_size,
                       "base_rows": shapes["base"]["lm_head_rows"],
-                      "extended_rows": shapes["extended"]["lm_head_rows"] if extended_arms else None},
+                      "extended_rows": shapes["extended"]["lm_head_rows"] if "extended" in shapes else None},
         "training_files": TRAIN, "replay": {"file": args.replay, "weight": args.replay_weight} if replay else None,
-        "max_docs_per_file": args.max_docs, "eval_corpora": EVAL,
+        "max_docs_per_file": args.max_docs or None, "eval_corpora": EVAL,
         "eval_max_bytes": args.eval_max_bytes, "eval_every": args.eval_every,
-        "block_size": args.block_size, "batch_size": args.batch_size,
+        "block_size": args.block_size, "batch_size": args.batch_size, "plan": plan,
         "flops": {"formula": "6*N*T + 6*L*T*d per step; N = parameters other than the input embeddings "
                              "(the lm_head with all its rows), T = block_size*batch_size, L layers, d width",
                   "shapes": shapes, "per_step": flops},
         "init_seconds": init_seconds, "runs": runs, "curves": curves, "final": final,
         "equal_flops": comparisons, "targets": targets,
         "wall_seconds": round(time.perf_counter() - began, 1),
-        "plot": plot_path.name,
+        "plot": plot_path.name if done else None,
     }
-    print(json.dumps({"final": final, "targets": targets,
-                      "crossing": {a: c["ja"]["crossing"] for a, c in comparisons.items()}}, indent=2))
     atomic_write_json(args.json, figures)
-    print(f"wrote {args.json} and {plot_path}", flush=True)
+    if done:
+        print(json.dumps({"final": final, "targets": targets,
+                          "crossing": {a: c["ja"]["crossing"] for a, c in comparisons.items()}}, indent=2))
+        print(f"wrote {args.json} and {plot_path}", flush=True)
+
+
+def machine(args, load_at_start: tuple) -> dict:
+    """The host, the device the arms trained on, its dtype, and on a GPU its name and the torch / CUDA versions."""
+    import torch
+
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and args.device.startswith("cuda"))
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cores": os.cpu_count(),
+            "device": args.device, "dtype": "bfloat16 autocast" if bf16 else "float32",
+            "torch_threads": args.threads, "load_average_at_start": [round(x, 2) for x in load_at_start]}
+    if args.device.startswith("cuda") and torch.cuda.is_available():
+        info.update(gpu=torch.cuda.get_device_name(torch.device(args.device)), torch=torch.__version__,
+                    cuda=torch.version.cuda)
+    return info
 
 
 if __name__ == "__main__":
