@@ -44,7 +44,7 @@ def _only_line(err: str) -> str:
 
 @pytest.mark.parametrize("argv, message", [
     (["merge", "--vocab-size", "abc"],
-     "error: argument --vocab-size: invalid int value: 'abc'; see vocab-extend merge --help"),
+     "error: --vocab-size abc: give a number (16000) or one per language (th=8000,vi=8000)"),
     (["init-model", "--model", "m"],
      "error: the following arguments are required: --tokenizer, --output-dir; see vocab-extend init-model --help"),
     (["no-such-command"], "error: argument SUBCOMMAND: invalid choice: 'no-such-command'"),
