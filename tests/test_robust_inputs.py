@@ -298,3 +298,15 @@ def test_measure_and_evaluate_bpb_on_a_real_full_disk(capsys, tmp_path: Path, ex
         for argv in measure_and_bpb(extended, disk):
             assert "no space left on the device" in one_sentence(capsys, argv)
             assert [p.name for p in disk.iterdir()] == ["filler"]
+
+
+def test_every_reader_notes_the_lines_it_skips(tmp_path, capsys) -> None:
+    """measure, evaluate-bpb, init-model and merge's eval corpora read through read_documents: a line that is
+    not UTF-8 is left out with a note, as merge's training corpus does."""
+    from vocab_extend.corpus import read_documents
+
+    path = tmp_path / "mixed.txt"
+    path.write_bytes("first line\n".encode() + b"\xff\xfe broken\n" + "third line\n".encode())
+    assert read_documents(str(path), allow_skipped=True) == ["first line", "third line"]
+    err = capsys.readouterr().err
+    assert "note: skipped 1 lines of" in err and "not valid UTF-8" in err

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, TypeVar
 
+from .console import log
 from .errors import VocabExtendError, nesting_error, storage_error
 from . import hub
 
@@ -394,4 +395,6 @@ def read_documents(spec: str, *, max_bytes: int | None = None, **kwargs: object)
     if not docs:
         extra = f" ({stats.skipped_non_utf8} lines were not UTF-8)" if stats.skipped_non_utf8 else ""
         raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines{extra}")
+    if stats.skipped_non_utf8:  # every command that reads a corpus says what it left out, as merge does
+        log(f"note: skipped {stats.skipped_non_utf8:,} lines of {spec} that are not valid UTF-8")
     return docs
