@@ -306,7 +306,13 @@ def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeyp
 
     real = gguf_export._encode
     monkeypatch.setattr(gguf_export, "_encode", failing)
+    import gguf
+
+    closed = []
+    real_close = gguf.GGUFWriter.close
+    monkeypatch.setattr(gguf.GGUFWriter, "close", lambda self: closed.append(self.fout) or real_close(self))
     assert main(["export-gguf", "--model", str(sp_model), "--output", str(out), "--overwrite"]) == 130
+    assert len(closed) == 1 and closed[0] is not None  # the failed writer closed its open file
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from tqdm import tqdm
 
 from ...errors import VocabExtendError
 from ...tokenizer.checks import BASE_LANGUAGE_PROBES
@@ -241,7 +242,7 @@ def _describe_mismatch(index: int, line: str, got: list[int], want: list[int], t
 
 def compare_ids(llama: LlamaCpp, tokenizer, lines: list[str], result: CheckResult) -> None:
     """Tokenize each line both ways; count the lines that differ and describe the first."""
-    for index, line in enumerate(lines):
+    for index, line in enumerate(tqdm(lines, desc="check-gguf: ids", unit=" lines", leave=False, mininterval=1.0)):
         want, got = tokenizer(line)["input_ids"], llama.tokenize(line)
         result.lines += 1
         result.tokens += len(want)
@@ -260,7 +261,7 @@ def logprob_lines(lines: list[str]) -> list[str]:
 
 def compare_logprobs(llama: LlamaCpp, model, tokenizer, lines: list[str], result: CheckResult) -> None:
     """At every prefix of the chosen lines: llama.cpp's best next tokens against the HF model's log-probs."""
-    for line in logprob_lines(lines):
+    for line in tqdm(logprob_lines(lines), desc="check-gguf: log-probabilities", unit=" lines", leave=False):
         ids = tokenizer(line)["input_ids"][:LOGPROB_TOKENS]
         with torch.no_grad():
             want = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
