@@ -19,6 +19,7 @@ import torch
 
 from conftest import SAMPLE_EN, SAMPLE_JA, SHARED, pico_llama_config
 from vocab_extend.cli import main
+from vocab_extend.model.export.check import LlamaCpp
 
 PAD = 64
 PROMPTS = ["東京は日本の首都です。今日は", "The capital of France is", "def main():\n    return"]
@@ -305,7 +306,13 @@ def test_a_failure_while_writing_leaves_the_old_file(sp_model, tmp_path, monkeyp
 
     real = gguf_export._encode
     monkeypatch.setattr(gguf_export, "_encode", failing)
+    import gguf
+
+    closed = []
+    real_close = gguf.GGUFWriter.close
+    monkeypatch.setattr(gguf.GGUFWriter, "close", lambda self: closed.append(self.fout) or real_close(self))
     assert main(["export-gguf", "--model", str(sp_model), "--output", str(out), "--overwrite"]) == 130
+    assert len(closed) == 1 and closed[0] is not None  # the failed writer closed its open file
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
 
@@ -396,33 +403,18 @@ def _hf_greedy(model, ids: list[int], steps: int, banned: list[int]) -> list[int
 # ---- llama.cpp itself (optional: pip install -e ".[gguf-check]") -------------------------------------------
 
 
-class _LlamaCpp:
-    """llama.cpp's server on a GGUF file, through the ``xllamacpp`` wheel (CPU build), on a local port."""
+class _LlamaCpp(LlamaCpp):
+    """llama.cpp's server on a GGUF file, as users run it (f16 KV cache, flash attention as llama.cpp picks)."""
 
     def __init__(self, gguf_file: Path) -> None:
-        xllamacpp = pytest.importorskip("xllamacpp")
-        params = xllamacpp.CommonParams()
-        params.model.path = str(gguf_file)
-        params.n_ctx = 1024
-        params.n_parallel = 1
-        self.server = xllamacpp.Server(params)
-
-    def _post(self, path: str, body: dict) -> dict:
-        import urllib.request
-
-        request = urllib.request.Request(self.server.listening_address + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
-
-    def tokenize(self, text: str) -> list[int]:
-        return self._post("/tokenize", {"content": text, "add_special": True})["tokens"]
+        pytest.importorskip("xllamacpp")
+        super().__init__(gguf_file, exact=False)
 
     def greedy(self, ids: list[int], steps: int, banned: list[int]) -> tuple[list[int], dict[int, list[dict]]]:
         """``steps`` greedy tokens after ``ids`` (``banned`` ids never picked, nothing stops the run early), and
         the 10 best log-probabilities before sampling at the steps llama.cpp reports them for: it holds back
         a token that ends inside a UTF-8 character and reports the step that completes the character."""
-        result = self._post("/completion", {"prompt": ids, "n_predict": steps, "temperature": 0, "ignore_eos": True,
+        result = self.post("/completion", {"prompt": ids, "n_predict": steps, "temperature": 0, "ignore_eos": True,
                                             "logit_bias": [[i, False] for i in banned], "return_tokens": True,
                                             "n_probs": 10, "post_sampling_probs": False})
         tokens, scored, step = result["tokens"], {}, 0

@@ -23,7 +23,9 @@ from types import ModuleType
 from typing import Callable, Sequence
 
 from .errors import VocabExtendError, storage_error
+from .model import cache_cli
 from .model.evaluate import cli as evaluate_cli
+from .model.export import check_cli as check_gguf_cli
 from .model.export import cli as export_cli
 from .model.init import cli as init_cli
 from .signals import exit_code, handle_signals
@@ -59,6 +61,8 @@ SUBCOMMANDS: dict[str, tuple[Route, str]] = {
     "evaluate-bpb": (evaluate_cli, "bits per byte of a model on corpora"),
     "pretrain": (_pretrain, "continued pretraining from a YAML config"),
     "export-gguf": (export_cli, "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
+    "cache": (cache_cli, "list the converted-model cache (size, last use), or remove it with --clean"),
+    "check-gguf": (check_gguf_cli, "check a GGUF file in llama.cpp against its HF folder: ids and log-probabilities"),
 }
 
 

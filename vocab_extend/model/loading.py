@@ -14,17 +14,17 @@ as plain ones from their config and state dict; the result saves like any other 
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write_json
 from ..console import quiet_transformers
 from ..errors import VocabExtendError, error_summary, load_errors
 from .. import hub
 from ..sources import resolve_model
 from ..staging import staging_folder
+from . import cache
 from .dtypes import CAST_DTYPES, DTYPE_CHOICES
 
 _DTYPES = {name: getattr(torch, name) for name in CAST_DTYPES}
@@ -61,18 +61,6 @@ def rebuild_plain(model):
     return plain
 
 
-def cache_root() -> Path:
-    """Where converted models are kept: ``$VOCAB_EXTEND_CACHE``, else ``~/.cache/vocab-extend``."""
-    return Path(os.environ.get("VOCAB_EXTEND_CACHE") or Path.home() / ".cache" / "vocab-extend")
-
-
-def gguf_cache_folder(path: Path) -> Path:
-    """The cached plain (float32 safetensors) copy of a GGUF model, keyed by its path, size and time."""
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
-    return cache_root() / "gguf" / f"{path.stem}-{key}"
-
-
 def _from_pretrained(folder: str, spec: str, **kwargs: object):
     from transformers import AutoModelForCausalLM
 
@@ -95,31 +83,34 @@ def _from_pretrained(folder: str, spec: str, **kwargs: object):
 
 def _plain_from_gguf(gguf: Path, spec: str):
     """A GGUF model as a plain float32 model: converted once (it takes about a minute for SmolLM2), then
-    loaded from the cache in seconds. The cache is written atomically; a damaged one is rebuilt."""
-    cached = gguf_cache_folder(gguf)
-    if (cached / "config.json").is_file() and (cached / "model.safetensors").is_file():
+    loaded from the cache (:mod:`.cache`, keyed by the file's content) in seconds. The entry is written
+    atomically and marked in use while it is read; a damaged one is rebuilt."""
+    cached = cache.entry_for(gguf)
+    with cache.reading(cached):
+        if cache.is_complete(cached):
+            try:
+                return _from_pretrained(str(cached), spec, dtype=torch.float32)
+            except VocabExtendError:
+                pass  # rebuilt below
+        model = rebuild_plain(_from_pretrained(str(gguf.parent), spec, gguf_file=gguf.name, dtype=torch.float32))
+        model.config._name_or_path = ""  # neither where the GGUF file lies nor the name inside it
+        if hasattr(model.config, "_model_name_or_path"):
+            delattr(model.config, "_model_name_or_path")
         try:
-            return _from_pretrained(str(cached), spec, dtype=torch.float32)
-        except VocabExtendError:
-            pass  # rebuilt below
-    model = rebuild_plain(_from_pretrained(str(gguf.parent), spec, gguf_file=gguf.name, dtype=torch.float32))
-    model.config._name_or_path = ""  # neither where the GGUF file lies nor the name inside it
-    if hasattr(model.config, "_model_name_or_path"):
-        delattr(model.config, "_model_name_or_path")
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with staging_folder(cached, overwrite=True) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-    except (OSError, VocabExtendError):  # a read-only or full cache only costs the next run the conversion
-        pass
-    return model
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with staging_folder(cached, overwrite=True) as tmp:
+                model.save_pretrained(tmp, safe_serialization=True)
+                atomic_write_json(tmp / cache.ENTRY_FILE, cache.entry_info(gguf, cache.content_hash(gguf)))
+        except (OSError, VocabExtendError):  # a read-only or full cache only costs the next run the conversion
+            pass
+        return model
 
 
 def load_model(spec: str, *, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "auto"):
     """The causal LM named by ``spec`` on ``device``, in eval mode and saveable with ``save_pretrained``.
 
     GGUF models (the bundled ``smollm2-135m`` is SmolLM2-135M-Instruct quantized to 4 bits, Q4_1) are
-    de-quantized to float32 once and kept in :func:`cache_root`.
+    de-quantized to float32 once and kept in :func:`.cache.cache_root`.
     """
     quiet_transformers()
     source = resolve_model(spec)

@@ -15,7 +15,9 @@ Outtypes: ``f32`` (exact), ``f16`` (matrices in half precision, norms in f32) an
 blocks of 32 int8 with one f16 scale; matrices whose rows are not a multiple of 32 stay f16).
 
 Invariants: bad input is one sentence before any tensor is read; the file appears complete or not at all
-(written to a hidden temporary name beside it and renamed); the input folder is never changed.
+(written to a hidden temporary name beside it and renamed; a failed write closes and removes it); the input
+folder is never changed. A progress bar counts the bytes of tensor data written (about 25 s for SmolLM2 f16 on
+2 cores).
 
 >>> permute_rotary(np.arange(8.0).reshape(8, 1), heads=1).ravel().tolist()
 [0.0, 4.0, 1.0, 5.0, 2.0, 6.0, 3.0, 7.0]
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ...atomic import atomic_file
 from ...errors import VocabExtendError
@@ -89,22 +92,28 @@ def _write(output: Path, model_dir: Path, config: dict[str, Any], weights, plan,
     """The GGUF file, written under a temporary name and renamed into place when complete."""
     import gguf
 
+    kinds = {name: _storage(name, shape, outtype) for name, (_, shape) in plan.items()}
+    sizes = {name: _nbytes(shape, kinds[name]) for name, (_, shape) in plan.items()}
     with atomic_file(output) as tmp:
         writer = gguf.GGUFWriter(tmp, "llama")
-        _write_hparams(writer, config, model_dir.name, rows, file_type)
-        vocab.write(writer)
-        kinds = {name: _storage(name, shape, outtype) for name, (_, shape) in plan.items()}
-        for name, (_, shape) in plan.items():
-            qtype = kinds[name]
-            writer.add_tensor_info(name, shape, np.float32 if qtype == gguf.GGMLQuantizationType.F32 else
-                                   np.float16, _nbytes(shape, qtype), raw_dtype=qtype)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        for name, (source, _) in plan.items():
-            array = _convert(name, weights.load(source), config)
-            writer.write_tensor_data(_encode(array, kinds[name]))
-        writer.close()
+        try:
+            _write_hparams(writer, config, model_dir.name, rows, file_type)
+            vocab.write(writer)
+            for name, (_, shape) in plan.items():
+                qtype = kinds[name]
+                writer.add_tensor_info(name, shape, np.float32 if qtype == gguf.GGMLQuantizationType.F32 else
+                                       np.float16, sizes[name], raw_dtype=qtype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            with tqdm(total=sum(sizes.values()), desc=f"writing {output.name} ({outtype})", unit="B",
+                      unit_scale=True, unit_divisor=1024, mininterval=1.0) as bar:
+                for name, (source, _) in plan.items():
+                    array = _convert(name, weights.load(source), config)
+                    writer.write_tensor_data(_encode(array, kinds[name]))
+                    bar.update(sizes[name])
+        finally:
+            writer.close()  # a failed write closes the file before atomic_file removes it
 
 
 def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
