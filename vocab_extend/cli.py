@@ -28,6 +28,7 @@ from .model.evaluate import cli as evaluate_cli
 from .model.export import check_cli as check_gguf_cli
 from .model.export import cli as export_cli
 from .model.init import cli as init_cli
+from .pretrain import cli as pretrain_cli
 from .signals import exit_code, handle_signals
 
 # What Ctrl-C leaves behind; a subcommand module may say otherwise with its own INTERRUPTED.
@@ -46,12 +47,6 @@ def _measure() -> ModuleType:
     return measure
 
 
-def _pretrain() -> ModuleType:
-    from .pretrain import cli  # not light yet: the training loop (torch) at import
-
-    return cli
-
-
 # subcommand -> (its module, or a function returning it, and its one-line help)
 Route = ModuleType | Callable[[], ModuleType]
 SUBCOMMANDS: dict[str, tuple[Route, str]] = {
@@ -59,7 +54,7 @@ SUBCOMMANDS: dict[str, tuple[Route, str]] = {
     "measure": (_measure, "compare tokenizers on corpora: tokens, chars/token, reduction"),
     "init-model": (init_cli, "resize a model to an extended tokenizer and initialise new rows"),
     "evaluate-bpb": (evaluate_cli, "bits per byte of a model on corpora"),
-    "pretrain": (_pretrain, "continued pretraining from a YAML config"),
+    "pretrain": (pretrain_cli, "continued pretraining from a YAML config"),
     "export-gguf": (export_cli, "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
     "cache": (cache_cli, "list the converted-model cache (size, last use), or remove it with --clean"),
     "check-gguf": (check_gguf_cli, "check a GGUF file in llama.cpp against its HF folder: ids and log-probabilities"),
