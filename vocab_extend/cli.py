@@ -122,7 +122,8 @@ def close_progress_bars() -> None:
 def _say(line: str) -> None:
     close_progress_bars()
     sys.stderr.flush()
-    print(line, file=sys.stderr)
+    sys.stderr.write(line + "\n")  # one write, so lines of several processes never interleave
+    sys.stderr.flush()
 
 
 def _escaped_storage_error(exc: BaseException, args: argparse.Namespace) -> VocabExtendError | None:

@@ -114,7 +114,8 @@ def exit_refused(message: str) -> None:
             torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
             torch.distributed.barrier()
     sys.stdout.flush()
-    print(text, file=sys.stderr, flush=True)
+    sys.stderr.flush()
+    os.write(2, (text + "\n").encode("utf-8"))  # one write: the ranks' lines never interleave
     os._exit(2)  # the run's locks and temporary folders were released as the refusal propagated
 
 
