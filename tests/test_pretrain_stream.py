@@ -72,3 +72,17 @@ def test_a_streamed_checkpoint_without_its_position_is_one_sentence(cache_dir, t
     with pytest.raises(VocabExtendError, match="holds no stream position") as info:
         pretrain(settings(cache_dir, out, stages="full:3", save_every=2), resume=True)
     assert "\n" not in str(info.value)
+
+
+def test_max_docs_applies_to_each_eval_corpus(tmp_path) -> None:
+    """Two eval corpora under --max-docs each give their own documents (a count shared across corpora once
+    left the second one empty)."""
+    from vocab_extend.pretrain.data import DataConfig, eval_documents
+    from vocab_extend.pretrain.evaluation import EvalConfig
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.txt").write_text("".join(f"{name} line {i}\n" for i in range(5)), encoding="utf-8")
+    data = DataConfig(train=[], max_docs=3, heldout_fraction=0.0)
+    evaluation = EvalConfig(corpora={"a": str(tmp_path / "a.txt"), "b": str(tmp_path / "b.txt")})
+    docs = eval_documents(data, evaluation)
+    assert docs == {"a": ["a line 0", "a line 1", "a line 2"], "b": ["b line 0", "b line 1", "b line 2"]}

@@ -117,11 +117,14 @@ def eval_documents(data: DataConfig, evaluation: EvalConfig) -> dict[str, list[s
 
 
 def _eval_corpus(spec: str, data: DataConfig, stats: CorpusStats) -> list[str]:
-    """The documents of eval corpus ``spec``; the lines skipped as not UTF-8 are counted in ``stats``."""
-    skipped = stats.skipped_non_utf8
-    docs = list(iter_documents(spec, text_field=data.text_field, max_docs=data.max_docs, stats=stats))
+    """The documents of eval corpus ``spec``; the lines skipped as not UTF-8 are counted in ``stats``.
+
+    Each corpus counts its own documents (``max_docs`` applies to each), then adds its skips to ``stats``."""
+    own = CorpusStats()
+    docs = list(iter_documents(spec, text_field=data.text_field, max_docs=data.max_docs, stats=own))
+    stats.skipped_non_utf8 += own.skipped_non_utf8
     if not docs:
-        extra = f" ({stats.skipped_non_utf8 - skipped} lines were not UTF-8)" if stats.skipped_non_utf8 > skipped else ""
+        extra = f" ({own.skipped_non_utf8} lines were not UTF-8)" if own.skipped_non_utf8 else ""
         raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines{extra}")
     return docs
 
