@@ -24,8 +24,6 @@ MAX_LINES = 400
 FAMILY_NAMES = ("sentencepiece", "bytelevel")
 # module -> why it may spell one (none today)
 FAMILY_NAME_ALLOWED: dict[str, str] = {}
-# (module, package module it imports inside a function) -> why
-LOCAL_IMPORT_ALLOWED = {("vocab_extend.pretrain.cli", "vocab_extend.pretrain.loop"): "--help must not load torch"}
 
 
 def module_name(path: Path) -> str:
@@ -149,8 +147,7 @@ def _late_imports(name: str) -> list[tuple[str, str]]:
 
 
 def test_package_modules_are_imported_at_the_top() -> None:
-    local = [(name, target) for name in MODULES for target, top in imports_of(name)
-             if not top and (name, target) not in LOCAL_IMPORT_ALLOWED]
+    local = [(name, target) for name in MODULES for target, top in imports_of(name) if not top]
     late = {(name, target) for name in MODULES for target, function in _late_imports(name)
             if _late_import_allowed(name, function)}
     assert not [pair for pair in local if pair not in late], local

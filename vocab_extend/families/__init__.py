@@ -20,9 +20,9 @@ from typing import Callable
 
 from ..errors import VocabExtendError
 from ..settings import SETTINGS_FILES
+from ..scripts import ScriptSet
 from ..sources import DEFAULT_BASE, HubQuery, locate_tokenizer
 from .bytelevel import FAMILY as BYTELEVEL
-from ..scripts import ScriptSet
 from .interface import AnyFamily, Base, TokenizerSource
 from .sentencepiece import FAMILY as SENTENCEPIECE
 
