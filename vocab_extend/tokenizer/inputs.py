@@ -225,10 +225,10 @@ def new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Co
             pass
         log(f"loaded new-language model {config.new_model} ({family.describe(new)})")
         texts = collector.sample or family.new_model_text(new)
-        scripts = choose_language(config.lang, texts, reference_lines(config))
+        scripts = choose_language(config.lang, texts, lambda: reference_lines(config))
         return new, scripts, widen_split(family, base, scripts) if config.train.widen_split else base
     head = first_documents(config, docs, held_out)
-    scripts = choose_language(config.lang, head, reference_lines(config))
+    scripts = choose_language(config.lang, head, lambda: reference_lines(config))
     if config.train.widen_split:
         base = widen_split(family, base, scripts)
     new = family.train(base, itertools.chain(head, docs), config.train_options(), collector)

@@ -14,7 +14,7 @@ how many letters the language owns and what share of its corpus they are.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import VocabExtendError
 from ..scripts import (BASE_LANGUAGE_CHARS, LANGUAGES, ScriptSet, check_language_matches, detect_language,
@@ -32,11 +32,12 @@ def own_characters(code: str, reference: Iterable[str] = ()) -> ScriptSet:
     return language.script_set(exclude=used)
 
 
-def choose_language(lang: str, head: Sequence[str], reference: Iterable[str]) -> ScriptSet:
+def choose_language(lang: str, head: Sequence[str], reference: Callable[[], Iterable[str]]) -> ScriptSet:
     """The new language's own characters: ``lang`` checked against the first documents, or detected.
 
     A Latin-script language whose first documents hold none of its own letters is refused here, before
-    training: nothing could be added without changing base-language tokenization.
+    training: nothing could be added without changing base-language tokenization. ``reference`` gives the
+    base-language reference text; it is read only for a language written in the base's script.
     """
     if lang == "auto":
         scripts = detect_language(head)
@@ -44,7 +45,7 @@ def choose_language(lang: str, head: Sequence[str], reference: Iterable[str]) ->
         get_language(lang)  # an unknown code is one sentence
         if head:
             check_language_matches(lang, head)
-        scripts = own_characters(lang, reference)
+        scripts = own_characters(lang, reference() if LANGUAGES[lang].shares_base_script else ())
     language = LANGUAGES[scripts.name]
     if language.shares_base_script and head and not any(scripts.contains(doc) for doc in head):
         raise VocabExtendError(
@@ -52,7 +53,7 @@ def choose_language(lang: str, head: Sequence[str], reference: Iterable[str]) ->
             "none that the base-language reference text lacks: no piece can be added without changing how "
             "base-language text tokenizes")
     if language.shares_base_script and lang == "auto":
-        scripts = own_characters(scripts.name, reference)
+        scripts = own_characters(scripts.name, reference())
     return scripts
 
 

@@ -24,6 +24,7 @@ ScriptSet(name='th+vi', ranges=((3585, 3648), (7840, 7929)))
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 from collections import Counter
@@ -276,7 +277,7 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
 def _streams(config: ExtendConfig, plan: Sequence[LanguagePlan], stats: CorpusStats,
              held: dict[str, list[str]]) -> tuple[list[ScriptSet], Iterator[str]]:
     """Every language's documents in turn (each with its own held-out share), its language checked first."""
-    reference = reference_lines(config)
+    reference = functools.cache(lambda: reference_lines(config))  # read once, and only if a language needs it
     sets, streams = [], []
     for item in plan:
         own = dataclasses.replace(config, corpus=item.corpus, lang=item.code)
