@@ -138,8 +138,8 @@ class Trainer:
         self.validator = Validator(config.eval, config.total_steps, self.dist, self.tokenizer, self.eval_docs,
                                    self.metrics, self.parallel.eval_autocast)
         if self.continue_from is not None:
-            self.metrics.message(f"continuing {self.continue_from} from its checkpoint {self.resume_from.name} "
-                                 f"(step {start}) in {self.out}")
+            self.metrics.message(f"continuing {self.continue_from} from its last checkpoint, {self.resume_from.name} "
+                                 f"(step {start}; the steps after it are trained again), in {self.out}")
         elif self.resume_from is not None:
             self.metrics.message(f"resuming from {self.resume_from} (step {start})")
         if self.blocks.tokens is not None:
