@@ -24,9 +24,11 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 
@@ -44,6 +46,15 @@ PREFIX = "step-"
 STAGING_PREFIX = ".tmp-" + PREFIX
 MANIFEST = "manifest.json"  # written last: its presence marks a complete checkpoint
 RUN_CONFIG = "run_config.yaml"
+
+
+@contextmanager
+def quiet_dcp() -> Iterator[None]:
+    """:func:`~.dist.quiet`, and DCP's warning at every save and load of a one-process run ("torch.distributed
+    is disabled ..."): such a run has no process group by design, so the user can do nothing about it."""
+    with quiet(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        yield
 
 
 @dataclass
@@ -178,7 +189,7 @@ def write_rank_state(staging: Path, rank: int) -> None:
     write_json(staging / f"rng-rank{rank}.json", rng_state())
 
 
-@quiet()
+@quiet_dcp()
 def write_state(staging: Path, trained: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                 dist_main: bool, *, model_only: bool = False) -> None:
     """Every rank writes its shard of the model (and optimiser) with DCP into ``staging``.
@@ -222,7 +233,7 @@ def read_state(path: Path) -> dict[str, Any]:
     return json.loads((Path(path) / "state.json").read_text(encoding="utf-8"))
 
 
-@quiet()
+@quiet_dcp()
 def load_model_weights(path: Path, model: torch.nn.Module) -> None:
     """Load the checkpoint's model into ``model`` (plain, DDP or FSDP; any number of processes)."""
     import torch.distributed.checkpoint as dcp
@@ -238,7 +249,7 @@ def load_model_weights(path: Path, model: torch.nn.Module) -> None:
     set_model_state_dict(model, state)
 
 
-@quiet()
+@quiet_dcp()
 def load_trainer_state(path: Path, trained: torch.nn.Module, optimizer: torch.optim.Optimizer,
                        scheduler: Any) -> None:
     """Load model and optimiser shards (resharded to this run's processes) and the scheduler."""

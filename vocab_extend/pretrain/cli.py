@@ -1,4 +1,4 @@
-"""``vocab-extend pretrain --config configs/NAME.yaml [--key value ...] [--resume]``.
+"""``vocab-extend pretrain --config configs/NAME.yaml [--key value ...] [--resume | --continue-from RUN]``.
 
 Every setting is also an option under its flat name (``--max-steps 20 --output-dir runs/x --eval-every 5``;
 :data:`~.config.FLAT`); its value is parsed as YAML. The same command runs under
@@ -22,7 +22,11 @@ INTERRUPTED = "interrupted: checkpoints written so far are kept (--resume contin
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML config, e.g. configs/pico-smoke.yaml")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest checkpoint in the output folder")
+                        help="continue an interrupted run from the latest checkpoint in the output folder")
+    parser.add_argument("--continue-from", metavar="RUN",
+                        help="continue the finished run in folder RUN with more steps (--max-steps N, in all) or "
+                             "more stages (--stages), from its last checkpoint, into a new --output-dir (RUN is only "
+                             "read; without --config, RUN's config.yaml is the config)")
     group = parser.add_argument_group("config keys (override the YAML file; values are YAML)")
     for option in options():
         # a boolean key given bare (--overwrite) means true, as in the other subcommands
@@ -40,5 +44,5 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from .loop import pretrain_from_file  # torch and transformers load here, after the options are parsed
 
-    pretrain_from_file(args.config, overrides_from_args(args), resume=args.resume)
+    pretrain_from_file(args.config, overrides_from_args(args), resume=args.resume, continue_from=args.continue_from)
     return 0

@@ -36,6 +36,7 @@ from ..tokenizer.folder import TokenizerFolder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .checkpoint import Checkpointer, list_checkpoints
 from .config import PretrainConfig, load_config
+from .continuing import prepare_continue, run_config_file
 from .data import build_data, corpus_groups, eval_documents, exclusion_set
 from .dist import exit_refused, micro_batches, setup_dist
 from .evaluation import Validator
@@ -72,10 +73,14 @@ class Running:
 class Trainer:
     """One run; :func:`pretrain` is the public entry point."""
 
-    def __init__(self, config: PretrainConfig, *, resume: bool = False) -> None:
+    def __init__(self, config: PretrainConfig, *, resume: bool = False, continue_from: Path | None = None) -> None:
         self.config = config
         self.dist = setup_dist(config.parallel.device)
-        self.out, self.resume_from = prepare_output(config, resume, self.dist)
+        self.continue_from = None if continue_from is None else Path(continue_from)
+        if self.continue_from is not None:  # a finished run goes on from its checkpoint, into a new folder
+            self.out, self.resume_from = prepare_continue(config, self.continue_from, resume, self.dist)
+        else:
+            self.out, self.resume_from = prepare_output(config, resume, self.dist)
 
     # ------------------------------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -114,14 +119,15 @@ class Trainer:
         self._setup()
         for stage, _, _ in config.stage_plan():
             stage_for(stage).check(self.model, self.base_rows)
-        if self.resume_from is not None:
+        if self.resume_from is not None and self.continue_from is None:
             check_resume(config, self.out, self.resume_from)
         self.checkpointer = Checkpointer(config.checkpoint, dist, self.out, self.resume_from, config.total_steps,
                                          run_config_text(config))
         self.checkpointer.restore_data(self.blocks)
         with dist.together():
             if dist.main:
-                claim_output(config, self.out, resuming=self.resume_from is not None)
+                claim_output(config, self.out, resuming=self.continue_from is None and self.resume_from is not None,
+                             continue_from=self.continue_from)
         self._start_components()
         return per_rank, micro
 
@@ -131,7 +137,10 @@ class Trainer:
                                      resumed=self.resume_from is not None)
         self.validator = Validator(config.eval, config.total_steps, self.dist, self.tokenizer, self.eval_docs,
                                    self.metrics, self.parallel.eval_autocast)
-        if self.resume_from is not None:
+        if self.continue_from is not None:
+            self.metrics.message(f"continuing {self.continue_from} from its last checkpoint, {self.resume_from.name} "
+                                 f"(step {start}; the steps after it are trained again), in {self.out}")
+        elif self.resume_from is not None:
             self.metrics.message(f"resuming from {self.resume_from} (step {start})")
         if self.blocks.tokens is not None:
             self.metrics.message(
@@ -296,20 +305,26 @@ class Trainer:
         write_report(self.out, self.config, reduction, paid_section(compared, reduction) if compared else None)
 
 
-def pretrain(config: PretrainConfig, *, resume: bool = False) -> Path:
+def pretrain(config: PretrainConfig, *, resume: bool = False, continue_from: str | Path | None = None) -> Path:
     """Run continued pretraining as ``config`` says; return the folder of the final model.
 
     Outputs in ``config.output_dir``: ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/``, ``report.md``
     with ``bpb.png`` and ``loss.png``, and ``model/`` (safetensors + tokenizer, Hugging Face layout).
+    ``continue_from``: a finished run's folder, continued with more steps or stages (:mod:`.continuing`).
     """
-    return Trainer(config, resume=resume).train()
+    return Trainer(config, resume=resume, continue_from=None if continue_from is None else Path(continue_from)).train()
 
 
-def pretrain_from_file(path: str | None, overrides: dict[str, str], *, resume: bool = False) -> Path:
+def pretrain_from_file(path: str | None, overrides: dict[str, str], *, resume: bool = False,
+                       continue_from: str | None = None) -> Path:
     """:func:`pretrain` on the YAML config at ``path`` with ``--key value`` overrides (the command line's run);
-    under torchrun with several processes a refusal ends every process alike (:func:`~.dist.exit_refused`)."""
+    under torchrun with several processes a refusal ends every process alike (:func:`~.dist.exit_refused`).
+    With ``continue_from`` and no ``path``, the config is that run's ``config.yaml``."""
     try:
-        return pretrain(load_config(path, overrides), resume=resume)
+        if continue_from is None:
+            return pretrain(load_config(path, overrides), resume=resume)
+        config = load_config(path or run_config_file(Path(continue_from)), overrides)
+        return pretrain(config, resume=resume, continue_from=continue_from)
     except VocabExtendError as exc:
         exit_refused(str(exc))
         raise

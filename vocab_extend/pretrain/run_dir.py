@@ -26,6 +26,10 @@ TRAJECTORY_KEYS = ("model", "tokenizer", "tokenizer_merge", "pico", "base_vocab_
                    "eval", "heldout_fraction", "text_field", "max_docs", "block_size", "streaming",
                    "shuffle_buffer", "stages", "max_steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio",
                    "weight_decay", "adam_betas", "adam_eps", "max_grad_norm", "precision", "seed")
+LOG_FILES = ("metrics.jsonl", "tensorboard")  # what a continued run copies from the run it continues
+# How a finished run goes on (``--continue-from``, :mod:`.continuing`): the sentence every refusal names.
+CONTINUE_HINT = ("continue it with more steps or stages with --continue-from {run} --output-dir NEW_FOLDER "
+                 "(and --max-steps N or --stages ...)")
 
 
 def prepare_output(config: PretrainConfig, resume: bool, dist: Dist | None = None) -> tuple[Path, Path | None]:
@@ -33,6 +37,9 @@ def prepare_output(config: PretrainConfig, resume: bool, dist: Dist | None = Non
     out = Path(config.output_dir)
     if out.exists() and not out.is_dir():
         raise VocabExtendError(f"output folder {out} is a file: choose another --output-dir")
+    if resume and (out / MODEL_DIR).is_dir():
+        raise VocabExtendError(f"--resume: the run in {out} has finished (its {MODEL_DIR}/ is written): "
+                               f"{CONTINUE_HINT.format(run=out)}, or start it over with --overwrite")
     latest, skipped = ckpt.resume_point(out, dist or Dist()) if resume else (None, 0)
     if resume and latest is None:
         damaged = f" ({skipped} damaged checkpoint(s) skipped)" if skipped else ""
@@ -45,22 +52,38 @@ def prepare_output(config: PretrainConfig, resume: bool, dist: Dist | None = Non
             raise VocabExtendError(
                 f"output folder {out} holds files that are not a pretraining run: choose another --output-dir")
         if not config.overwrite:
-            can_resume = bool(ckpt.list_checkpoints(out)) and not (out / MODEL_DIR).is_dir()
-            options = "pass --resume to continue it, --overwrite to start over" if can_resume else \
-                "it has no checkpoint to resume from: pass --overwrite to start over"
-            raise VocabExtendError(f"output folder {out} already holds a run: {options}, or another --output-dir")
+            raise VocabExtendError(f"output folder {out} already holds a run: {_run_options(out)}")
     return out, latest
 
 
-def claim_output(config: PretrainConfig, out: Path, resuming: bool) -> None:
+def _run_options(out: Path) -> str:
+    """What the user can do with the run already in ``out``: continue it (finished or not) or start over."""
+    if (out / MODEL_DIR).is_dir():
+        return (f"it has finished; {CONTINUE_HINT.format(run=out)}, pass --overwrite to start over, or choose "
+                "another --output-dir")
+    if ckpt.list_checkpoints(out):
+        return "pass --resume to continue it, --overwrite to start over, or another --output-dir"
+    return "it has no checkpoint to resume from: pass --overwrite to start over, or another --output-dir"
+
+
+def claim_output(config: PretrainConfig, out: Path, resuming: bool, continue_from: Path | None = None) -> None:
     """Start the run's folder once every check has passed (replacing an old run under --overwrite); a
-    partial checkpoint an interrupted run left is removed (this process holds the run's lock)."""
+    partial checkpoint an interrupted run left is removed (this process holds the run's lock). A run that
+    continues another starts with a copy of that run's log (``metrics.jsonl``, ``tensorboard/``), which the
+    metrics component cuts back to the checkpoint's step; the other run is only read."""
     if config.overwrite and not resuming and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.sweep_staging(out)
     if not resuming:
         (out / RUN_CONFIG).write_text(run_config_text(config), encoding="utf-8")
+    if continue_from is not None:
+        for name in LOG_FILES:
+            source = continue_from / name
+            if source.is_file():
+                shutil.copy2(source, out / name)
+            elif source.is_dir():
+                shutil.copytree(source, out / name)
 
 
 def run_config_text(config: PretrainConfig) -> str:
@@ -71,24 +94,36 @@ def run_config_text(config: PretrainConfig) -> str:
 def check_resume(config: PretrainConfig, out: Path, checkpoint: Path) -> None:
     """Refuse to resume a finished run, or with settings that change the run's losses."""
     if (out / MODEL_DIR).is_dir():
-        raise VocabExtendError(
-            f"--resume: the run in {out} has finished (its {MODEL_DIR}/ is written); start a new run with "
-            "--overwrite or another --output-dir")
-    # the checkpoint's own copy of the run's config (checked by its manifest), else the run's config.yaml
+        raise VocabExtendError(f"--resume: the run in {out} has finished (its {MODEL_DIR}/ is written): "
+                               f"{CONTINUE_HINT.format(run=out)}, or start it over with --overwrite")
+    changed = changed_setting(config, out, checkpoint, TRAJECTORY_KEYS)
+    if changed is not None:
+        key, before, after = changed
+        raise VocabExtendError(f"--resume: the run in {out} was started with {key} {before}, not {after}; resume "
+                               "with the same settings, or start a new run with --overwrite")
+
+
+def saved_config(out: Path, checkpoint: Path, flag: str) -> Any:
+    """The run's config as saved: the checkpoint's own copy (checked by its manifest), else ``config.yaml``."""
     saved_file = next((f for f in (Path(checkpoint) / ckpt.RUN_CONFIG, out / RUN_CONFIG) if f.is_file()), None)
     if saved_file is None:
         raise VocabExtendError(
-            f"--resume: neither {checkpoint} nor {out} holds the run's config ({RUN_CONFIG}), so a changed "
+            f"{flag}: neither {checkpoint} nor {out} holds the run's config ({RUN_CONFIG}), so a changed "
             "setting could not be caught: start a new run with --overwrite or another --output-dir")
-    raw = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}  # flat (older runs) or in sections
-    saved, now = _resolved(raw), nest(plain(config.to_dict()))
-    for key in TRAJECTORY_KEYS:
+    return yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}  # flat (older runs) or in sections
+
+
+def changed_setting(config: PretrainConfig, out: Path, checkpoint: Path, keys: tuple[str, ...],
+                    flag: str = "--resume") -> tuple[str, str, str] | None:
+    """The first of ``keys`` (flat names) whose value in ``config`` differs from the run's saved config, as
+    ``(key, before, after)`` in short form; ``None`` when all agree."""
+    saved, now = _resolved(saved_config(out, checkpoint, flag)), nest(plain(config.to_dict()))
+    for key in keys:
         section, name = FLAT[key]
         before, after = (saved.get(section) or {}, now[section]) if section else (saved, now)
         if name in before and plain(before[name]) != after.get(name):
-            raise VocabExtendError(
-                f"--resume: the run in {out} was started with {key} {short(before[name])}, not "
-                f"{short(after.get(name))}; resume with the same settings, or start a new run with --overwrite")
+            return key, short(before[name]), short(after.get(name))
+    return None
 
 
 def _resolved(raw: Any) -> dict[str, Any]:

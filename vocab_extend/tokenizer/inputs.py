@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from ..console import log
 from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documents, resolve_files
 from ..errors import VocabExtendError
-from ..families import widen_split
+from ..families import check_new_model, widen_split
 from ..families.interface import AnyFamily, Base, Extension, TrainOptions
 from ..heldout import doc_key, heldout
 from ..scripts import ScriptSet
@@ -220,10 +220,11 @@ def new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Co
     docs = collector(training_documents(config, stats, held_out))
     started = time.perf_counter()
     if config.new_model is not None:
-        new = family.load_new_model(Path(config.new_model))
+        path = new_model_file(Path(config.new_model), family, base.name)
+        new = family.load_new_model(path)
         for _ in docs if config.corpus else ():
             pass
-        log(f"loaded new-language model {config.new_model} ({family.describe(new)})")
+        log(f"loaded new-language model {path} ({family.describe(new)})")
         texts = collector.sample or family.new_model_text(new)
         scripts = choose_language(config.lang, texts, lambda: reference_lines(config))
         return new, scripts, widen_split(family, base, scripts) if config.train.widen_split else base
@@ -234,3 +235,26 @@ def new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Co
     new = family.train(base, itertools.chain(head, docs), config.train_options(), collector)
     log(f"trained new-language model: {family.describe(new)} in {time.perf_counter() - started:.1f}s")
     return new, scripts, base
+
+
+def new_model_file(path: Path, family: AnyFamily, base_name: str) -> Path:
+    """The file ``--new-model`` names: a file as given; in a folder (the output of an earlier merge), the
+    new-language model file a merge into the base's family writes there (``new_language.model`` for a
+    SentencePiece base, ``new_language_tokenizer.json`` for a byte-level one), or the one language's file of
+    a several-language merge (``new_language.ja.model``). A folder without one is one sentence saying what
+    it must hold."""
+    if not path.is_dir():
+        return path
+    name = family.new_model_file
+    stem, _, suffix = name.rpartition(".")
+    found = [path / name] if (path / name).is_file() else sorted(path.glob(f"{stem}.*.{suffix}"))
+    if len(found) > 1:
+        raise VocabExtendError(
+            f"--new-model {path} holds the new-language models of several languages "
+            f"({', '.join(p.name for p in found)}): give one of them, e.g. --new-model {found[0]}")
+    if not found:
+        raise VocabExtendError(
+            f"--new-model {path} is a folder without {name}, the new-language model file a merge into "
+            f"{base_name} writes: give a new-language model file, or the output folder of such a merge")
+    check_new_model(family, found[0], base_name)
+    return found[0]
