@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training text: file, folder, glob, .jsonl/.json/.parquet(.gz) or hf:NAME[:CONFIG][:SPLIT] "
                              "(repeat; default: the bundled corpora/ja sample); LANG=SPEC marks its language, and "
                              "corpora of several languages merge them all (--corpus th=FILE --corpus vi=FILE)")
-    parser.add_argument("--new-model", metavar="FILE", type=Path, default=None,
+    parser.add_argument("--new-model", metavar="FILE|FOLDER", type=Path, default=None,
                         help="merge this new-language model instead of training one (SentencePiece bases: a "
-                             "SentencePiece BPE or unigram .model; byte-level bases: a BPE tokenizer.json)")
+                             "SentencePiece BPE or unigram .model; byte-level bases: a BPE tokenizer.json; or a "
+                             "merge's output folder, whose new-language model is used)")
     parser.add_argument("--vocab-size", default=None, metavar="N|LANG=N,...",
                         help=f"pieces of the new-language model, not the total (default {DEFAULT_VOCAB_SIZE:,}, "
                              "lowered for a small corpus); fewer are added to the base (those it already has, or "
