@@ -23,7 +23,7 @@ import yaml
 
 from conftest import ROOT
 from test_pretrain import _free_port, build_tokenizer, cache_dir, pico_config  # noqa: F401  (cache_dir: a fixture)
-from test_pretrain_fsdp import config_file
+from test_pretrain_fsdp import TIED, config_file
 from vocab_extend.cli import main as cli_main
 from vocab_extend.pretrain import pretrain
 from vocab_extend.pretrain.checkpoint import list_checkpoints, write_manifest
@@ -130,6 +130,15 @@ def test_export_of_a_two_process_checkpoint_gives_the_logits_of_the_run(cache_di
     shards = sorted(p.name for p in (run / "checkpoints" / "step-00000003").glob("*.distcp"))
     assert len(shards) == 2  # one shard per process
     check_export_gives_the_run_logits(run, recorded, fixed_ids(cache_dir), tmp_path)
+
+
+@pytest.mark.slow
+def test_export_of_a_tied_model_gives_the_logits_of_the_run(cache_dir, single_run, tmp_path):
+    """One matrix for embeddings and lm_head (as in SmolLM2), split into base and new rows in new-rows."""
+    run = tmp_path / "run"
+    recorded = run_recording(cache_dir, run, 1, pico=TIED)
+    check_export_gives_the_run_logits(run, recorded, fixed_ids(cache_dir), tmp_path)
+    assert json.loads((tmp_path / "export-step-00000001" / "config.json").read_text())["tie_word_embeddings"]
 
 
 def sha256_of_files(folder: Path) -> dict[str, str]:
