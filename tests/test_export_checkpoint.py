@@ -211,6 +211,17 @@ def test_a_damaged_checkpoint_is_refused_before_any_model_is_built(single_run, t
     assert not (tmp_path / "out").exists()
 
 
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(single_run, tmp_path, capsys, monkeypatch):
+    from test_pretrain_safety import _metadata_payload
+    from vocab_extend.pretrain import export as export_module
+
+    monkeypatch.setattr(export_module, "build_model", lambda *a: pytest.fail("a model was built"))
+    checkpoint, marker = copy_checkpoint(single_run, tmp_path), tmp_path / "payload-ran"
+    rewrite(checkpoint, lambda c: _metadata_payload(c, marker))
+    assert "could run code when loaded, so it is not exported" in refused(capsys, checkpoint, tmp_path / "out")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
 def test_a_missing_run_config_or_tokenizer_is_one_sentence(single_run, tmp_path, capsys):
     no_config = copy_checkpoint(single_run, tmp_path)
     rewrite(no_config, lambda c: (c / "run_config.yaml").unlink())
@@ -233,6 +244,9 @@ def test_the_output_folder_is_written_whole_and_never_clobbered(single_run, tmp_
     out.mkdir()
     (out / "keep.txt").write_text("mine", encoding="utf-8")
     assert "already exists and is not empty" in refused(capsys, checkpoint, out)
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    assert "is a file" in refused(capsys, checkpoint, tmp_path / "file")
+    (tmp_path / "file").unlink()
     assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
     assert "inside the checkpoint" in refused(capsys, checkpoint, checkpoint / "hf")
 

@@ -46,7 +46,7 @@ from .model import base_vocab_size, build_model, tokenizer_source
 from .model_folder import write_model_folder
 from .outputs import read_metrics
 from .run_dir import RUN_CONFIG as RUN_FOLDER_CONFIG
-from .safe_state import read_metadata
+from .safe_state import UnsafeCheckpoint, read_metadata
 from .stages import StageConfig, stage_for
 
 
@@ -62,6 +62,7 @@ class CheckpointSource:
     boundary: bool  # the stage ended at this step: the checkpoint holds the plain model
     world_size: int | None  # processes that wrote it
     tokenizer_dir: str
+    saved: dict[str, tuple[int, ...]]  # name -> shape of every model tensor it holds
 
     @property
     def run_dir(self) -> Path | None:
@@ -152,12 +153,15 @@ def open_checkpoint(path: str | Path) -> CheckpointSource:
     stage, first, steps = plan[index]
     return CheckpointSource(path=path, config=config, step=step, stage=stage, stage_index=index,
                             boundary=bool(state.get("boundary", step == first + steps)),
-                            world_size=state.get("world_size"), tokenizer_dir=_check_tokenizer(config, path))
+                            world_size=state.get("world_size"), tokenizer_dir=_check_tokenizer(config, path),
+                            saved=_saved_shapes(path))
 
 
 def check_output(output: Path, overwrite: bool, inputs: list[Any]) -> bool:
     """Refuse an output folder that exists and is not empty (unless ``overwrite``), or that is or holds an
     input; returns whether an existing folder may be replaced (it is empty, or ``overwrite``)."""
+    if output.exists() and not output.is_dir():
+        raise VocabExtendError(f"{output} is a file: give a folder to write the model into")
     replace = overwrite or (output.is_dir() and not any(output.iterdir()))
     check_not_an_input(output, inputs)
     if output.exists() and not replace:
@@ -170,7 +174,13 @@ def check_output(output: Path, overwrite: bool, inputs: list[Any]) -> bool:
 def _saved_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every model tensor in the checkpoint's DCP metadata (read as plain data only)."""
     prefix = MODEL_KEY + "."
-    return {key[len(prefix):]: tuple(entry.size) for key, entry in read_metadata(path).state_dict_metadata.items()
+    try:
+        entries = read_metadata(path).state_dict_metadata
+    except UnsafeCheckpoint:
+        raise VocabExtendError(f"checkpoint {path} holds more than plain data in its .metadata, which could run "
+                               "code when loaded, so it is not exported: export only checkpoints written by "
+                               "vocab-extend") from None
+    return {key[len(prefix):]: tuple(entry.size) for key, entry in entries.items()
             if key.startswith(prefix) and hasattr(entry, "size")}
 
 
@@ -179,8 +189,7 @@ def _check_fit(model: torch.nn.Module, source: CheckpointSource) -> None:
     """The model holds exactly the checkpoint's tensors (names and shapes): nothing dropped, nothing left out."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    wanted = {name: tuple(t.shape) for name, t in get_model_state_dict(model).items()}
-    saved = _saved_shapes(source.path)
+    wanted, saved = {name: tuple(t.shape) for name, t in get_model_state_dict(model).items()}, source.saved
     if wanted != saved:
         name = sorted(set(wanted) ^ set(saved) or {n for n in wanted if wanted[n] != saved[n]})[0]
         where = ("only in the checkpoint" if name not in wanted else "not in the checkpoint" if name not in saved
