@@ -29,6 +29,7 @@ from .model.export import check_cli as check_gguf_cli
 from .model.export import cli as export_cli
 from .model.init import cli as init_cli
 from .pretrain import cli as pretrain_cli
+from .pretrain import export_cli as export_checkpoint_cli
 from .signals import exit_code, handle_signals
 
 # What Ctrl-C leaves behind; a subcommand module may say otherwise with its own INTERRUPTED.
@@ -55,6 +56,7 @@ SUBCOMMANDS: dict[str, tuple[Route, str]] = {
     "init-model": (init_cli, "resize a model to an extended tokenizer and initialise new rows"),
     "evaluate-bpb": (evaluate_cli, "bits per byte of a model on corpora"),
     "pretrain": (pretrain_cli, "continued pretraining from a YAML config"),
+    "export-checkpoint": (export_checkpoint_cli, "write a pretraining checkpoint as a Hugging Face model folder"),
     "export-gguf": (export_cli, "write an (extended) LLaMA model folder as a GGUF file for llama.cpp"),
     "cache": (cache_cli, "list the converted-model cache (size, last use), or remove it with --clean"),
     "check-gguf": (check_gguf_cli, "check a GGUF file in llama.cpp against its HF folder: ids and log-probabilities"),

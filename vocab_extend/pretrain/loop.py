@@ -26,13 +26,11 @@ from typing import Any
 
 import torch
 
-from ..atomic import usual_modes
 from ..errors import VocabExtendError
 from ..locks import output_lock
 from ..metadata import METADATA_FILE
-from ..model.card import CARD_FILE, push_folder
+from ..model.card import push_folder
 from ..staging import staging_folder
-from ..tokenizer.folder import TokenizerFolder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .checkpoint import Checkpointer, list_checkpoints
 from .config import PretrainConfig, load_config
@@ -43,6 +41,7 @@ from .evaluation import Validator
 from .metrics import MetricsLogger
 from .mixture import MixedBlocks
 from .model import base_vocab_size, build_merged_tokenizer, build_model, check_fit, tokenizer_source
+from .model_folder import write_model_folder
 from .optim import make_optimizer
 from .outputs import token_reduction_rows
 from .report import run_card, write_report
@@ -50,13 +49,6 @@ from .paid import compare_with_base, paid_section
 from .parallel import Parallel, Wrapped, clip_grad_norm, gradient_sync
 from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output, run_config_text
 from .stages import PreparedStage, Stage, StageConfig, stage_for
-
-def copy_tokenizer_files(source: Path, target: Path) -> None:
-    """The merge's own tokenizer files, byte for byte, where there are any (:meth:`TokenizerFolder.copy_into`)."""
-    folder = TokenizerFolder.find(source) if source.is_dir() else None
-    if folder is not None:
-        folder.copy_into(target)
-
 
 @dataclass
 class Running:
@@ -278,11 +270,8 @@ class Trainer:
         config, target = self.config, self.out / MODEL_DIR
         if self.dist.main:
             with staging_folder(target, overwrite=True) as tmp:
-                model.save_pretrained(tmp, safe_serialization=True)
-                self.tokenizer.save_pretrained(tmp)
-                copy_tokenizer_files(Path(self.tokenizer_dir), tmp)
-                run_card(config, Path(self.tokenizer_dir), self.metrics.last_eval()).save(tmp / CARD_FILE)
-                usual_modes(tmp)
+                write_model_folder(tmp, model, self.tokenizer, Path(self.tokenizer_dir),
+                                   run_card(config, Path(self.tokenizer_dir), self.metrics.last_eval()))
             self._report(model)
             self.metrics.message(f"wrote {target} and {self.out / 'report.md'}")
             if config.push_to_hub:
