@@ -5,8 +5,10 @@ The rule: every document gets a 64-bit key, the BLAKE2b hash of its UTF-8 text s
 different hash from the held-out share's, :mod:`vocab_extend.heldout`). The sample is the documents of smallest
 key, taken in key order while their characters stay within the budget (the first one always, so a sample is
 never empty: at most budget + one document). One pass, while reading: a heap holds the current sample and
-drops its largest keys whenever the budget is passed, so memory never exceeds the budget plus one document,
-whatever the corpus size, and no second pass or size estimate is needed.
+drops its largest keys whenever the budget is passed; a dropped key becomes the cut-off, and a later document
+with a key at or above it is never taken (the documents before it in key order already fill the budget). So
+the heap always holds exactly the seen documents below the cut-off, memory never exceeds the budget plus one
+document whatever the corpus size, and no second pass or size estimate is needed.
 
 - **Same inputs, same sample**: the keys depend on the text and the seed only.
 - **Order**: the sample of a corpus is the same set of documents however its lines or files are ordered, split
@@ -125,19 +127,22 @@ class BudgetSampler:
         self.seed = seed
         self.held_chars = 0
         self._heap: list[tuple[int, int, str]] = []  # (-key, -order, text): the largest key on top
-        self._dropped = False
+        self._cutoff: int | None = None  # the smallest key dropped so far: nothing at or above it is taken
 
     def add(self, doc: str) -> None:
         """Read one document: keep it if it belongs to the sample so far, dropping what no longer does."""
         order = self.stats.read_documents
         self.stats.read_documents += 1
         self.stats.read_chars += len(doc)
-        heapq.heappush(self._heap, (-sample_key(doc, self.seed), -order, doc))
+        key = sample_key(doc, self.seed)
+        if self._cutoff is not None and key >= self._cutoff:
+            return
+        heapq.heappush(self._heap, (-key, -order, doc))
         self.held_chars += len(doc)
         while self.held_chars > self.stats.budget_chars and len(self._heap) > 1:
-            dropped = heapq.heappop(self._heap)[2]
+            negative_key, _, dropped = heapq.heappop(self._heap)
             self.held_chars -= len(dropped)
-            self._dropped = True
+            self._cutoff = -negative_key  # keys only shrink as the largest are dropped
 
     def add_all(self, docs: Iterable[str]) -> "BudgetSampler":
         for doc in docs:
@@ -146,7 +151,8 @@ class BudgetSampler:
 
     def documents(self) -> list[str]:
         """The sample: in reading order when nothing was dropped, else in key order (then reading order)."""
-        entries = sorted(self._heap, key=(lambda e: -e[1]) if not self._dropped else (lambda e: (-e[0], -e[1])))
+        whole = self._cutoff is None
+        entries = sorted(self._heap, key=(lambda e: -e[1]) if whole else (lambda e: (-e[0], -e[1])))
         self.stats.sampled_documents = len(entries)
         self.stats.sampled_chars = self.held_chars
         return [entry[2] for entry in entries]
