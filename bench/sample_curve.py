@@ -8,7 +8,9 @@ new-language model trained on a content-hashed sample of N characters (0: everyt
 extended tokenizer's chars/token on two kinds of text the tool never trained on: ``ja/jsquad_test_wikipedia.txt``
 (another Wikipedia sample, given with ``--eval``) and the merge's own content-hashed held-out share of the
 training files (5%), and each figure's ratio to training on everything. Training is deterministic, so one
-run per point gives the figure; wall times are of that one run on the shared cores.
+run per point gives the figure; wall times are of that one run on the shared cores. Each point is printed as
+a JSON line as soon as it is measured, and the JSON file is rewritten after each point; with ``--bases`` only
+those curves are measured, with ``--budgets`` only those points: the others already in the file are kept.
 
     python bench/sample_curve.py --json bench/results/sample_curve.json
 """
@@ -84,26 +86,34 @@ def main() -> None:
     train = [str(args.corpora / f) for f in TRAIN]
     work = Path(tempfile.mkdtemp(prefix="bench-sample-"))
     results: dict[str, list[dict[str, object]]] = {}
+    if args.json and args.json.is_file():
+        results = json.loads(args.json.read_text(encoding="utf-8"))["curves"]
     for label, base in BASES.items():
         if base not in args.bases:
             continue
-        points = []
-        for budget in sorted(set(args.budgets) | {0}, key=lambda b: b or float("inf")):
+        budgets = set(args.budgets) | {0}
+        points = [p for p in results.get(label, []) if p["sample_chars"] not in budgets]  # kept from the file
+        for budget in sorted(budgets, key=lambda b: b or float("inf")):
             point = merge_once(base, train, str(args.corpora / HELD_OUT), budget, work / f"{base}-{budget}")
             print(json.dumps({"base": base, **point}), flush=True)
-            points.append(point)
+            points = sorted([*points, point], key=lambda p: p["sample_chars"] or float("inf"))  # type: ignore
+            results[label] = points
+            write(args.json, results)
         results[label] = with_ratios(points)
+        write(args.json, results)
+
+
+def write(path: Path | None, results: dict[str, list[dict[str, object]]]) -> None:
+    """The figures so far (a curve's ratios once its last point, training on everything, is in)."""
     output = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores shared with other work ({platform.system()})",
         "runs": 1, "note": "training is deterministic: one run per point gives the figure; times are one run's",
         "train_files": TRAIN, "held_out": {"wiki-test": HELD_OUT, "heldout share": "5% of the train files, by hash"},
         "vocab_size": 16_000, "curves": results,
     }
-    text = json.dumps(output, ensure_ascii=False, indent=2) + "\n"
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text, encoding="utf-8")
-    print(text)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(output, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
