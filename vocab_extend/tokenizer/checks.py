@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from tokenizers import Tokenizer
+from tqdm.auto import tqdm
 
 from ..errors import VocabExtendError
 from ..families.interface import AnyFamily, Base, Reference
@@ -119,23 +120,40 @@ def _check_vocabulary(checks: dict[str, Check], family: AnyFamily, base: Base, w
         checks["no_dead_pieces"].record(alive, piece)
 
 
+def _check_lines(checks: dict[str, Check], hf: Any, base_ref: Reference, ext_ref: Reference, lines: list[str],
+                 scripts: ScriptSet) -> tuple[list[int], list[int]]:
+    """Check ``lines``; return their token counts (base, extended) without BOS/EOS."""
+    (ours, plain), (theirs, base_plain) = ext_ref.encode_both(lines), base_ref.encode_both(lines)
+    hf_ids = hf(lines, add_special_tokens=True, return_attention_mask=False,
+                split_special_tokens=True)["input_ids"]
+    hf_text = hf.batch_decode(hf_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    for i, line in enumerate(lines):
+        if not scripts.contains(line):
+            checks["base_language_unchanged"].record(ours[i] == theirs[i], line)
+        checks["hf_matches_reference"].record(hf_ids[i] == ours[i], line)
+        base_text = base_ref.decode(base_plain[i])
+        expected = line if base_text == line else base_text  # a normalising base: its own round trip
+        checks["roundtrip"].record(hf_text[i] == expected and ext_ref.decode(plain[i]) == expected, line)
+    return [len(ids) for ids in base_plain], [len(ids) for ids in plain]
+
+
+CHECK_BATCH = 1_000  # lines checked at once (the progress bar moves by this many)
+
+
 def _check_text(checks: dict[str, Check], hf: Any, base_ref: Reference, ext_ref: Reference,
-                texts: Mapping[str, Sequence[str]], scripts: ScriptSet) -> Counts:
+                texts: Mapping[str, Sequence[str]], scripts: ScriptSet, progress: bool) -> Counts:
     counts: Counts = {}
-    for name, lines in texts.items():
-        lines = list(lines)
-        (ours, plain), (theirs, base_plain) = ext_ref.encode_both(lines), base_ref.encode_both(lines)
-        hf_ids = hf(lines, add_special_tokens=True, return_attention_mask=False,
-                    split_special_tokens=True)["input_ids"]
-        hf_text = hf.batch_decode(hf_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        counts[name] = ([len(ids) for ids in base_plain], [len(ids) for ids in plain])
-        for i, line in enumerate(lines):
-            if not scripts.contains(line):
-                checks["base_language_unchanged"].record(ours[i] == theirs[i], line)
-            checks["hf_matches_reference"].record(hf_ids[i] == ours[i], line)
-            base_text = base_ref.decode(base_plain[i])
-            expected = line if base_text == line else base_text  # a normalising base: its own round trip
-            checks["roundtrip"].record(hf_text[i] == expected and ext_ref.decode(plain[i]) == expected, line)
+    total = sum(len(lines) for lines in texts.values())
+    with tqdm(total=total, desc="verifying", unit=" lines", mininterval=1.0, disable=not progress) as bar:
+        for name, lines in texts.items():
+            lines = list(lines)
+            counts[name] = ([], [])
+            for start in range(0, len(lines), CHECK_BATCH):
+                base_counts, extended_counts = _check_lines(checks, hf, base_ref, ext_ref,
+                                                            lines[start:start + CHECK_BATCH], scripts)
+                counts[name][0].extend(base_counts)
+                counts[name][1].extend(extended_counts)
+                bar.update(len(base_counts))
     return counts
 
 
@@ -167,8 +185,9 @@ def _check_settings(check: Check, family: AnyFamily, base: Base, folder: Path, h
 
 
 def verify_folder(folder: Path, family: AnyFamily, base: Base, texts: Mapping[str, Sequence[str]],
-                  scripts: ScriptSet) -> tuple[dict[str, dict[str, object]], Counts]:
-    """Run every check on ``folder`` (which holds the written tokenizer files).
+                  scripts: ScriptSet, *, progress: bool = False) -> tuple[dict[str, dict[str, object]], Counts]:
+    """Run every check on ``folder`` (which holds the written tokenizer files), encoding the lines
+    :data:`CHECK_BATCH` at a time (``progress``: with a bar of the lines checked, their rate and the ETA).
 
     Returns the checks and ``{corpus: (base tokens, extended tokens)}`` per line, counted without BOS/EOS.
     """
@@ -177,7 +196,7 @@ def verify_folder(folder: Path, family: AnyFamily, base: Base, texts: Mapping[st
     written = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
     _check_vocabulary(checks, family, base, written, base_ref, ext_ref)
     hf = TokenizerFolder(Path(folder), family).load()  # the written folder, as Hugging Face loads it
-    counts = _check_text(checks, hf, base_ref, ext_ref, texts, scripts)
+    counts = _check_text(checks, hf, base_ref, ext_ref, texts, scripts, progress)
     _check_settings(checks["base_settings_kept"], family, base, Path(folder), hf)
     return {name: check.as_dict() for name, check in checks.items()}, counts
 

@@ -13,6 +13,7 @@ from ..sources import DEFAULT_BASE
 from .inputs import SMALL_CORPUS_BYTES, SMALL_CORPUS_HELDOUT_FRACTION, SMALL_CORPUS_MIN_BYTES
 from .job import DEFAULT_HELDOUT_FRACTION, ExtendConfig, extend_tokenizer
 from .multilang import MODES, parse_sizes
+from .sampling import DEFAULT_SAMPLE_CHARS, check_budget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +74,11 @@ def _add_output_and_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="field holding the text in json/parquet/hf corpora (default text)")
     parser.add_argument("--max-docs", metavar="N", type=int, default=None,
                         help="read at most this many documents per corpus (default: all)")
+    parser.add_argument("--sample-chars", metavar="N", type=int, default=DEFAULT_SAMPLE_CHARS,
+                        help="train each new-language model on a content-hashed sample of the corpus of at most this "
+                             f"many characters, read as it streams so memory stays bounded (default "
+                             f"{DEFAULT_SAMPLE_CHARS:,}: more barely changes held-out chars/token; a smaller corpus is "
+                             "used whole); 0: train on everything")
     parser.add_argument("--character-coverage", metavar="SHARE", type=float,
                         default=defaults.character_coverage,
                         help="SentencePiece bases: share of the corpus's characters the new-language model covers "
@@ -88,9 +94,9 @@ def _add_output_and_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-sample", metavar="N", type=int, default=2_000,
                         help="training-corpus lines sampled for the final verification (default 2,000)")
     parser.add_argument("--seed", metavar="N", type=int, default=0,
-                        help="seed of the sampled training lines (verified, and the training-sample row) and of "
-                             "SentencePiece's sampling (default 0); the held-out share is chosen by content hash "
-                             "and does not depend on it")
+                        help="seed of the sampled training lines (verified, and the training-sample row), of the "
+                             "training sample of a corpus over --sample-chars and of SentencePiece's sampling "
+                             "(default 0); the held-out share is chosen by content hash and does not depend on it")
     parser.add_argument("--heldout-fraction", metavar="SHARE", type=float, default=None,
                         help="share of the corpus kept out of training and reported as '<lang> (held out)' "
                              f"(content-hashed; default {DEFAULT_HELDOUT_FRACTION}, or "
@@ -135,6 +141,7 @@ def _check_ranges(args: argparse.Namespace) -> None:
         raise VocabExtendError(f"--heldout-fraction {args.heldout_fraction} must be between 0 and 0.5")
     if args.max_docs is not None and args.max_docs < 1:
         raise VocabExtendError(f"--max-docs {args.max_docs} must be at least 1")
+    check_budget(args.sample_chars)
 
 
 def _check_new_model_options(args: argparse.Namespace) -> None:
@@ -148,6 +155,7 @@ def _check_new_model_options(args: argparse.Namespace) -> None:
         ("--model-type", args.model_type != defaults.model_type),
         ("--character-coverage", args.character_coverage != defaults.character_coverage),
         ("--input-sentence-size", args.input_sentence_size != defaults.input_sentence_size),
+        ("--sample-chars", args.sample_chars != DEFAULT_SAMPLE_CHARS),
         ("--max-sentence-length", args.max_sentence_length != defaults.max_sentence_length),
     ) if changed]
     if given:
@@ -203,6 +211,7 @@ def config_from_args(args: argparse.Namespace) -> ExtendConfig:
         allow_invalid_lines=args.allow_invalid_lines,
         heldout_fraction=args.heldout_fraction,
         keep=args.keep,
+        sample_chars=args.sample_chars,
     )
 
 

@@ -4,8 +4,12 @@
 pass through with their content-hashed held-out share kept out (:func:`training_documents`; 5%, or 20% of a
 small one: :func:`default_heldout_fraction`); the report measures the held-out share, the ``--eval``
 corpora (by default the training sample and the bundled English) and the ``--keep`` corpora;
-:func:`new_model` trains (or loads) the new-language model on the documents after checking or detecting the
-language on the first of them.
+:func:`new_model` trains (or loads) the new-language model after checking or detecting the language on the
+first documents: on a content-hashed sample of at most ``--sample-chars`` characters (:mod:`.sampling`), read
+while the corpus streams, so what is held in memory is bounded at any corpus size. The held-out share kept for
+the report (:data:`HELDOUT_KEEP` documents, :data:`HELDOUT_KEEP_CHARS` characters), the verification sample
+(``--verify-sample`` documents) and the ``--eval``/``--keep`` corpora (:data:`EVAL_MAX_BYTES` each) are
+bounded too.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from tqdm.auto import tqdm
+
 from ..console import log
 from ..corpus import CorpusStats, iter_documents, parse_named_spec, read_documents, resolve_files
 from ..errors import VocabExtendError
@@ -28,6 +34,8 @@ from ..scripts import ScriptSet
 from ..sources import DEFAULT_BASE
 from .checks import BASE_LANGUAGE_PROBES
 from .language import choose_language
+from .phases import phase
+from .sampling import DEFAULT_SAMPLE_CHARS, BudgetSampler, SampleStats
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CORPORA = PACKAGE_ROOT / "corpora"
@@ -45,6 +53,9 @@ SMALL_CORPUS_MIN_BYTES = 64 * 1024
 SMALL_CORPUS_HELDOUT_FRACTION = 0.2
 # Held-out documents kept in memory for the report; the rest are still kept out of training.
 HELDOUT_KEEP = 20_000
+HELDOUT_KEEP_CHARS = 5_000_000  # ... and at most this many characters of them
+# --eval and --keep corpora are read up to this many bytes each (a note says when one is longer).
+EVAL_MAX_BYTES = 20_000_000
 
 
 @dataclass
@@ -75,6 +86,7 @@ class ExtendConfig:
     keep: list[str] = field(default_factory=list)
     lang_sizes: dict[str, int] = field(default_factory=dict)  # --vocab-size th=8000,vi=8000
     multilingual: str = "sequential"  # several languages: one model each, merged in turn; or "joint"
+    sample_chars: int = DEFAULT_SAMPLE_CHARS  # --sample-chars: the training sample's budget (0: everything)
 
     def train_options(self) -> TrainOptions:
         return dataclasses.replace(self.train, new_model_size=self.new_model_size, seed=self.seed)
@@ -99,7 +111,10 @@ def default_heldout_fraction(specs: Sequence[str]) -> float:
 
 
 class Collector:
-    """Passes documents through while keeping a seeded sample and, for small corpora, all of them."""
+    """Passes documents through while keeping a seeded sample of ``sample_size`` documents (the verification
+    sample) and counting what passed; ``everything`` is what the support check may re-read: the training
+    sample (:func:`sampled_texts`), or, when the corpus streams whole to the trainer, all of it while it is
+    within :data:`KEEP_CHARS`."""
 
     def __init__(self, sample_size: int, seed: int) -> None:
         self.sample: list[str] = []
@@ -107,11 +122,14 @@ class Collector:
         self.sample_size = sample_size
         self.seen = 0
         self.chars = 0
+        self.sampling: SampleStats | None = None  # what was read and sampled, once training read it
+        self._kept_chars = 0
         self._rng = random.Random(seed)
 
     def __call__(self, docs: Iterable[str]) -> Iterator[str]:
         for doc in docs:
             self.seen += 1
+            self.chars += len(doc)
             if len(self.sample) < self.sample_size:
                 self.sample.append(doc)
             else:
@@ -119,9 +137,9 @@ class Collector:
                 if j < self.sample_size:
                     self.sample[j] = doc
             if self.everything is not None:
-                self.chars += len(doc)
+                self._kept_chars += len(doc)
                 self.everything.append(doc)
-                if self.chars > KEEP_CHARS:
+                if self._kept_chars > KEEP_CHARS:
                     self.everything = None
             yield doc
 
@@ -129,15 +147,18 @@ class Collector:
 def training_documents(config: ExtendConfig, stats: CorpusStats,
                        held_out: list[str] | None = None) -> Iterator[str]:
     """The documents of every --corpus in turn; --max-docs applies to each corpus. Documents of the held-out
-    share go to ``held_out`` (the first :data:`HELDOUT_KEEP` of them) instead of training."""
+    share go to ``held_out`` (the first :data:`HELDOUT_KEEP` of them, up to :data:`HELDOUT_KEEP_CHARS`) instead
+    of training."""
+    held_chars = sum(map(len, held_out or ()))
     for spec in config.corpus:
         own = CorpusStats()
         try:
             for doc in iter_documents(spec, text_field=config.text_field, max_docs=config.max_docs, stats=own,
                                       allow_skipped=config.allow_invalid_lines):
                 if config.heldout_fraction and heldout(doc_key(doc), config.heldout_fraction):
-                    if held_out is not None and len(held_out) < HELDOUT_KEEP:
+                    if held_out is not None and len(held_out) < HELDOUT_KEEP and held_chars < HELDOUT_KEEP_CHARS:
                         held_out.append(doc)
+                        held_chars += len(doc)
                     continue
                 yield doc
         finally:
@@ -163,17 +184,25 @@ def eval_corpora(config: ExtendConfig, languages: Sequence[tuple[str, list[str],
         if (SAMPLE_CORPORA / "en").is_dir():
             specs = [("en", str(SAMPLE_CORPORA / "en"))]
     for name, spec in specs:
-        corpora[name] = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs,
-                                       allow_skipped=config.allow_invalid_lines)
+        corpora[name] = bounded_documents(config, spec)
     return corpora
+
+
+def bounded_documents(config: ExtendConfig, spec: str) -> list[str]:
+    """The documents of an ``--eval`` or ``--keep`` corpus, up to :data:`EVAL_MAX_BYTES` (with a note when the
+    corpus is longer): the report measures them and the checks encode them, so they are held in memory."""
+    docs = read_documents(spec, text_field=config.text_field, max_docs=config.max_docs,
+                          allow_skipped=config.allow_invalid_lines, max_bytes=EVAL_MAX_BYTES)
+    if sum(len(doc.encode("utf-8")) for doc in docs) >= EVAL_MAX_BYTES:
+        log(f"note: {spec} is measured and checked on its first {len(docs):,} documents "
+            f"({EVAL_MAX_BYTES // 1_000_000} MB)")
+    return docs
 
 
 def keep_corpora(config: ExtendConfig) -> dict[str, list[str]]:
     """The ``--keep`` corpora: base-language text whose lines must tokenize as before (and whose letters a
     Latin-script language never owns)."""
-    return {f"base-language reference {name}": read_documents(spec, text_field=config.text_field,
-                                                              max_docs=config.max_docs,
-                                                              allow_skipped=config.allow_invalid_lines)
+    return {f"base-language reference {name}": bounded_documents(config, spec)
             for name, spec in map(parse_named_spec, config.keep)}
 
 
@@ -232,7 +261,12 @@ def new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Co
     scripts = choose_language(config.lang, head, lambda: reference_lines(config))
     if config.train.widen_split:
         base = widen_split(family, base, scripts)
-    new = family.train(base, itertools.chain(head, docs), config.train_options(), collector)
+    texts = sampled_texts(config, itertools.chain(head, docs), collector)
+    with phase("training"):
+        new = family.train(base, texts, config.train_options(), collector)
+    if collector.sampling is None:  # the corpus streamed whole to the trainer
+        collector.sampling = SampleStats(0, collector.seen, collector.chars, collector.seen, collector.chars)
+        log(collector.sampling.sentence())
     log(f"trained new-language model: {family.describe(new)} in {time.perf_counter() - started:.1f}s")
     return new, scripts, base
 
@@ -258,3 +292,49 @@ def new_model_file(path: Path, family: AnyFamily, base_name: str) -> Path:
             f"{base_name} writes: give a new-language model file, or the output folder of such a merge")
     check_new_model(family, found[0], base_name)
     return found[0]
+
+
+def sampled_texts(config: ExtendConfig, docs: Iterator[str], collector: Collector) -> Iterable[str]:
+    """What the new-language model trains on: the content-hashed sample of ``config.sample_chars`` characters
+    of ``docs`` (read whole here, holding at most the budget; ``collector.everything`` becomes the sample), or,
+    with ``--sample-chars 0``, ``docs`` themselves, streamed to the trainer as it reads them."""
+    if not config.sample_chars:
+        return docs
+    collector.everything = None  # the sample is what the support check re-reads
+    sampler = BudgetSampler(config.sample_chars, config.seed)
+    with phase("reading and sampling"):
+        sampler.add_all(reading_progress(docs, corpus_bytes(config), config.train.show_progress))
+        sample = sampler.documents()
+    collector.sampling = sampler.stats
+    collector.everything = sample if sampler.stats.sampled_chars <= KEEP_CHARS else None
+    log(sampler.stats.sentence())
+    return sample
+
+
+def corpus_bytes(config: ExtendConfig) -> int | None:
+    """The training corpus's size on disk less its held-out share, for the reading bar's ETA (None when a
+    part is compressed, binary or streamed: the bar then shows the rate only)."""
+    if any(spec.startswith("hf:") for spec in config.corpus):
+        return None
+    files = [path for spec in config.corpus for path in resolve_files(spec)]
+    if any(path.suffix in (".gz", ".parquet") for path in files):
+        return None
+    return int(sum(path.stat().st_size for path in files) * (1 - (config.heldout_fraction or 0.0)))
+
+
+PROGRESS_EVERY = 1_000  # documents between updates of the reading bar
+
+
+def reading_progress(docs: Iterable[str], total_bytes: int | None, show: bool) -> Iterator[str]:
+    """``docs`` unchanged, with a bar of the bytes read, their rate and (with ``total_bytes``) the ETA."""
+    with tqdm(total=total_bytes, desc="reading and sampling corpus", unit="B", unit_scale=True,
+              mininterval=1.0, disable=not show) as bar:
+        pending = count = 0
+        for doc in docs:
+            pending += len(doc.encode("utf-8")) + 1
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                bar.update(pending)
+                pending = 0
+            yield doc
+        bar.update(pending)

@@ -33,6 +33,7 @@ from .labels import (CORPUS_SAMPLE, EVAL, HELD_OUT, TRAINED_NOTE, TRAINED_ON, TR
                      interval_figures, is_training_text, pieces_notes, row_line, training_files)
 from .language import language_report
 from .multilang import LanguagePlan, language_plan, merge_in_turn, merge_jointly
+from .phases import current_record, phase, recording
 from .report import ceiling_figures, ceiling_sentence, corpus_figures, pick_example, write_report
 
 __all__ = ["DEFAULT_HELDOUT_FRACTION", "DETECT_DOCS", "HELDOUT_KEEP", "KEEP_CHARS", "PACKAGE_ROOT", "SAMPLE_CORPORA",
@@ -126,7 +127,8 @@ def _finish(folder: TokenizerFolder, config: ExtendConfig, prepared: Prepared) -
             texts.setdefault(name, sample)
     texts["built-in base-language lines"] = list(BASE_LANGUAGE_PROBES)  # checked even when no eval has any
     texts.update(keep_corpora(config))
-    checks, counts = verify_folder(tmp, family, base, texts, scripts)
+    with phase("verification"):
+        checks, counts = verify_folder(tmp, family, base, texts, scripts, progress=config.train.show_progress)
     raise_on_failure(checks)
     ceilings = _ceilings(folder, base, scripts, corpora, len(prepared.samples) == 1 and not config.train.widen_split)
     report = {
@@ -148,6 +150,9 @@ def _finish(folder: TokenizerFolder, config: ExtendConfig, prepared: Prepared) -
         **prepared.extra,
     }
     lines = [line for sample in prepared.samples.values() for line in sample]
+    record = current_record()
+    if record is not None:  # wall times and peak memory: the only figures that differ between runs
+        report["run"] = record.as_dict()
     write_report(tmp, report, _example(family, base, tmp, lines, scripts))
     return report
 
@@ -157,9 +162,12 @@ def _one_language(config: ExtendConfig, family: AnyFamily, base: Base, stats: Co
     collector = Collector(config.verify_sample, config.seed)
     held_out: list[str] = []
     new, scripts, base = new_model(config, family, base, collector, stats, held_out)
-    extension = family.merge(base, new, scripts)
+    with phase("merging"):
+        extension = family.merge(base, new, scripts)
     language = language_report(scripts, collector.sample)
     extra = {"language": language} if language["shares_base_script"] else {}  # what it owns, and its share
+    if collector.sampling is not None:
+        extra["sample"] = {scripts.name: collector.sampling.as_dict()}
     corpora = eval_corpora(config, [(scripts.name, collector.sample, held_out)])
     return Prepared(base, extension, scripts, corpora, {"training sample": collector.sample}, extra)
 
@@ -242,7 +250,9 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
     with contextlib.ExitStack() as stack:
         if config.output_dir is not None:  # a second writer is refused now, not after training
             stack.enter_context(output_lock(config.output_dir))
-        base = family.load_base(source)
+        stack.enter_context(recording())
+        with phase("loading the base"):
+            base = family.load_base(source)
         config = _sized(config, base)
         stats = CorpusStats()
         started = time.perf_counter()
@@ -255,7 +265,8 @@ def extend_tokenizer(config: ExtendConfig) -> Path:
         with staging_folder(target, config.overwrite, inputs) as tmp:
             folder = TokenizerFolder(tmp, family, _metadata(config, family, prepared.base, prepared.extension,
                                                             prepared.scripts))
-            folder.write(prepared.base, prepared.extension)
+            with phase("writing"):
+                folder.write(prepared.base, prepared.extension)
             report = _finish(folder, config, prepared)
     log(f"trained, merged, written and verified in {time.perf_counter() - started:.1f}s")
     _summary(target, report)

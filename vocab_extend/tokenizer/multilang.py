@@ -37,7 +37,7 @@ from ..errors import VocabExtendError
 from ..families.interface import DEFAULT_VOCAB_SIZE, AnyFamily, Base, Extension, new_model_name
 from ..scripts import LANGUAGES, ScriptSet, get_language
 from .inputs import (Collector, ExtendConfig, Prepared, eval_corpora, first_documents, new_model, reference_lines,
-                     training_documents)
+                     sampled_texts, training_documents)
 from .language import choose_language, language_report
 
 MODES = ("sequential", "joint")
@@ -253,6 +253,7 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     working, extensions, sets = base, [], []
     samples: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
+    sampled: dict[str, Any] = {}
     for item in plan:
         own = dataclasses.replace(config, corpus=item.corpus, lang=item.code, new_model_size=_budget(config, item))
         collector = Collector(config.verify_sample, config.seed)
@@ -264,6 +265,7 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
         extensions.append(extension)
         sets.append(scripts)
         samples[item.code] = collector.sample
+        sampled[item.code] = collector.sampling.as_dict() if collector.sampling else {}
     codes = [item.code for item in plan]
     combined = combine(base.first_new_id, codes, extensions, family)
     sizes = {item.code: _budget(config, item) or DEFAULT_VOCAB_SIZE for item in plan}
@@ -271,7 +273,8 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     section = languages_section("sequential", sets, added, sizes, samples)
     corpora = eval_corpora(config, [(code, samples[code], held[code]) for code in codes])
     return Prepared(base, combined, union_scripts(sets), corpora,
-                    {f"{code} training sample": samples[code] for code in codes}, {"languages": section})
+                    {f"{code} training sample": samples[code] for code in codes},
+                    {"languages": section, "sample": sampled})
 
 
 def _streams(config: ExtendConfig, plan: Sequence[LanguagePlan], stats: CorpusStats,
@@ -298,7 +301,7 @@ def merge_jointly(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     collector = Collector(config.verify_sample, config.seed)
     started = time.perf_counter()
     options = dataclasses.replace(config.train_options(), new_model_size=sum(sizes.values()))
-    new = family.train(base, collector(docs), options, collector)
+    new = family.train(base, sampled_texts(config, collector(docs), collector), options, collector)
     log(f"trained one new-language model for {scripts.name}: {family.describe(new)} in "
         f"{time.perf_counter() - started:.1f}s")
     extension = family.merge(base, new, scripts)
@@ -307,5 +310,6 @@ def merge_jointly(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     extension.metadata_extra = {**extension.metadata_extra, "languages": {
         code: {"added_pieces": section[code]["added_pieces"]} for code in sizes}}
     corpora = eval_corpora(config, [(s.name, samples[s.name], held[s.name]) for s in sets])
-    return Prepared(base, extension, scripts, corpora,
-                    {f"{s.name} training sample": samples[s.name] for s in sets}, {"languages": section})
+    sampled = {scripts.name: collector.sampling.as_dict()} if collector.sampling else {}
+    return Prepared(base, extension, scripts, corpora, {f"{s.name} training sample": samples[s.name] for s in sets},
+                    {"languages": section, "sample": sampled})

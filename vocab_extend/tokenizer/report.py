@@ -1,6 +1,9 @@
 """``report.json``, ``report.md`` and the plot of a merge.
 
-The report holds no timings or paths of the machine, so the same inputs give byte-identical reports.
+The report holds no paths of the machine, and its timings and peak memory only in ``report.json``'s ``run``
+section: everything else of ``report.json``, and all of ``report.md``, is byte-identical for the same inputs.
+``sample`` says, per language, how much of the corpus was read and how much the new-language model was
+trained on (:mod:`.sampling`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..plots import plot_chars_per_token
 from .labels import HELD_OUT, TRAINED_ON, size_phrase
+from .sampling import SampleStats
 
 PLOT_FILE = "token_reduction.png"
 CEILING, WIDENED_CEILING = "chars_per_token_ceiling", "chars_per_token_ceiling_widened_split"
@@ -123,6 +127,10 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
         f"- base vocabulary: {report['base_vocab_size']:,}; extended: {report['vocab_size']:,} "
         f"(+{report['added_pieces']:,} pieces)",
     ]
+    for code, figures in (report.get("sample") or {}).items():
+        if figures:
+            stats = SampleStats(**{key: value for key, value in figures.items() if key != "whole"})
+            lines.append(f"- training text ({code}): {stats.sentence()}")
     if report.get("embedding_size") and report["embedding_size"] != report["vocab_size"]:
         lines.append(
             f"- embedding rows after padding to a multiple of {report['pad_to_multiple_of']}: "

@@ -155,7 +155,7 @@ class SentencePieceFamily:
             input_sentence_size=options.input_sentence_size, seed=options.seed,
         )
         return train_supported(docs, base.model, config, explicit_size=options.new_model_size is not None,
-                               everything=lambda: collector.everything, log=log)
+                               everything=lambda: collector.everything, log=log, progress=options.show_progress)
 
     def load_new_model(self, path: Path) -> Proto:
         if not Path(path).is_file():

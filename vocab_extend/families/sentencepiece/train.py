@@ -1,8 +1,10 @@
 """Training the new-language SentencePiece model with the base model's own conventions.
 
-The trainer reads documents from an iterator (no temporary copy of the corpus); when the corpus is larger
-than ``input_sentence_size`` SentencePiece samples that many sentences, shuffled with a fixed seed, so the
-same inputs always give the same model.
+The trainer reads documents from an iterator or a list (the merge gives it the content-hashed training sample,
+see :mod:`vocab_extend.tokenizer.sampling`; no temporary copy of the corpus is written); when they hold more
+than ``input_sentence_size`` sentences SentencePiece samples that many, shuffled with a fixed seed, so the
+same inputs always give the same model. SentencePiece reports no progress while it trains: a line shows the
+time elapsed.
 """
 
 from __future__ import annotations
@@ -83,9 +85,9 @@ def trainer_options(base: sp_pb2.ModelProto, config: TrainConfig) -> dict[str, o
     return options
 
 
-def _progress(texts: Iterable[str], max_sentence_length: int) -> Iterator[str]:
-    # In-memory lists (a retraining at a smaller size) are read instantly: no bar for them.
-    with tqdm(desc="reading corpus", unit=" docs", mininterval=1.0, disable=isinstance(texts, list)) as bar:
+def _progress(texts: Iterable[str], max_sentence_length: int, show: bool) -> Iterator[str]:
+    total = len(texts) if isinstance(texts, list) else None
+    with tqdm(total=total, desc="reading corpus", unit=" docs", mininterval=1.0, disable=not show) as bar:
         for text in texts:
             bar.update(1)
             # SentencePiece treats a newline as a sentence break; long documents are cut into lines the
@@ -126,9 +128,14 @@ class _Ticker:
 
 
 def train_sentencepiece(
-    texts: Iterable[str], base: sp_pb2.ModelProto, config: TrainConfig | None = None
+    texts: Iterable[str], base: sp_pb2.ModelProto, config: TrainConfig | None = None, *,
+    progress: bool | None = None,
 ) -> sp_pb2.ModelProto:
-    """Train a SentencePiece model on ``texts`` following ``base``'s conventions; return its proto."""
+    """Train a SentencePiece model on ``texts`` following ``base``'s conventions; return its proto.
+
+    ``progress``: show the reading bar and the training time (default: unless ``texts`` is a list, as an
+    in-memory retraining at a smaller size is)."""
+    show = not isinstance(texts, list) if progress is None else progress
     config = config or TrainConfig()
     if config.model_type not in ("bpe", "unigram"):
         raise VocabExtendError(f"model type {config.model_type!r} is not supported: use bpe or unigram")
@@ -136,12 +143,12 @@ def train_sentencepiece(
     options = trainer_options(base, config)
     spm.set_random_generator_seed(config.seed)
     reading_error: list[BaseException] = []
-    ticker = _Ticker(disable=isinstance(texts, list))
+    ticker = _Ticker(disable=not show)
 
     def sentences() -> Iterator[str]:
         # SentencePiece turns an exception inside the iterator into a RuntimeError; keep the original.
         try:
-            yield from _progress(texts, config.max_sentence_length)
+            yield from _progress(texts, config.max_sentence_length, show)
         except BaseException as exc:
             reading_error.append(exc)
             raise
@@ -203,7 +210,7 @@ def corpus_supports(model: sp_pb2.ModelProto, docs: list[str]) -> bool:
 
 def train_supported(texts: Iterable[str], base: sp_pb2.ModelProto, config: TrainConfig, *,
                     explicit_size: bool, everything: Callable[[], list[str] | None],
-                    log: Callable[[str], None]) -> sp_pb2.ModelProto:
+                    log: Callable[[str], None], progress: bool = True) -> sp_pb2.ModelProto:
     """Train at ``config.vocab_size``; when the corpus cannot support it, the largest size that it can.
 
     ``everything()`` gives the whole corpus once it has been read (``None`` when it was too large to keep,
@@ -213,7 +220,7 @@ def train_supported(texts: Iterable[str], base: sp_pb2.ModelProto, config: Train
     """
     requested = config.vocab_size
     try:
-        model = train_sentencepiece(texts, base, config)
+        model = train_sentencepiece(texts, base, config, progress=progress)
         docs = everything()
         if docs is None or config.model_type != "bpe" or corpus_supports(model, docs):
             return model
