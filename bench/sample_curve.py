@@ -60,7 +60,7 @@ def merge_once(base: str, train: list[str], held_out: str, budget: int, out: Pat
         "chars_per_token_heldout_share": corpora[held]["chars_per_token_extended"],
         "chars_per_token_base_wiki_test": corpora["wiki-test"]["chars_per_token_base"],
         "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "phase_seconds": report["run"]["phase_seconds"],
+        "phase_seconds": json.loads((out / "run.json").read_text(encoding="utf-8"))["phase_seconds"],
     }
 
 

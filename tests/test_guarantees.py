@@ -136,10 +136,9 @@ def test_same_inputs_give_byte_identical_outputs(merged: Merged, tmp_path: Path)
     names = sorted(p.name for p in merged.folder.iterdir())
     assert names == sorted(p.name for p in again.iterdir())
     for name in names:
-        if name == "report.json":  # its run section holds the wall times and peak memory of the machine
+        if name == "run.json":  # the wall times and peak memory of the machine: the one file that may differ
             first, second = (json.loads((folder / name).read_text(encoding="utf-8")) for folder in (merged.folder, again))
-            first.pop("run"), second.pop("run")
-            assert first == second
+            assert set(first["phase_seconds"]) == set(second["phase_seconds"]) and first["peak_rss_mb"] > 0
             continue
         assert (again / name).read_bytes() == (merged.folder / name).read_bytes(), name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp folder left behind"

@@ -202,7 +202,7 @@ def test_merge_reports_what_it_read_and_sampled_and_zero_trains_on_everything(tm
     assert not sample["whole"] and sample["sampled_chars"] <= 10_000 < sample["read_chars"]
     assert f"trained on a content-hashed sample of {sample['sampled_documents']:,}" in capsys.readouterr().err
     assert "- training text (ja): read " in (small / "report.md").read_text(encoding="utf-8")
-    run = report_small["run"]
+    run = json.loads((small / "run.json").read_text(encoding="utf-8"))  # times and memory: apart from the report
     assert run["peak_rss_mb"] > 0 and {"reading and sampling", "training", "verification"} <= set(run["phase_seconds"])
 
 

@@ -34,7 +34,7 @@ from .labels import (CORPUS_SAMPLE, EVAL, HELD_OUT, TRAINED_NOTE, TRAINED_ON, TR
 from .language import language_report
 from .multilang import LanguagePlan, language_plan, merge_in_turn, merge_jointly
 from .phases import current_record, phase, recording
-from .report import ceiling_figures, ceiling_sentence, corpus_figures, pick_example, write_report
+from .report import ceiling_figures, ceiling_sentence, corpus_figures, pick_example, write_report, write_run_record
 
 __all__ = ["DEFAULT_HELDOUT_FRACTION", "DETECT_DOCS", "HELDOUT_KEEP", "KEEP_CHARS", "PACKAGE_ROOT", "SAMPLE_CORPORA",
            "Collector", "ExtendConfig", "default_output_dir", "eval_corpora", "extend_tokenizer", "inputs_of",
@@ -150,10 +150,10 @@ def _finish(folder: TokenizerFolder, config: ExtendConfig, prepared: Prepared) -
         **prepared.extra,
     }
     lines = [line for sample in prepared.samples.values() for line in sample]
-    record = current_record()
-    if record is not None:  # wall times and peak memory: the only figures that differ between runs
-        report["run"] = record.as_dict()
     write_report(tmp, report, _example(family, base, tmp, lines, scripts))
+    record = current_record()
+    if record is not None:  # wall times and peak memory differ between runs: run.json, apart from the report
+        write_run_record(tmp, record)
     return report
 
 

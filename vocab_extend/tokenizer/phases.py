@@ -1,9 +1,9 @@
-"""Wall time of each phase of a merge and the peak memory, for ``report.json``'s ``run`` section.
+"""Wall time of each phase of a merge and the peak memory, for a merge's ``run.json``.
 
 :func:`recording` opens a record for one run; :func:`phase` adds the wall time of a block to the phase of
 that name in the open record (and does nothing when none is open, so library callers pay nothing). The
-times and the peak resident memory are the only figures of ``report.json`` that differ between runs of the
-same inputs; they live in its ``run`` section, apart from everything else.
+times and the peak resident memory are the only figures of a merge that differ between runs of the same
+inputs; they live in ``run.json``, apart from the report, which stays byte-identical.
 
 >>> with recording() as record:
 ...     with phase("reading"):

@@ -1,7 +1,8 @@
 """``report.json``, ``report.md`` and the plot of a merge.
 
-The report holds no paths of the machine, and its timings and peak memory only in ``report.json``'s ``run``
-section: everything else of ``report.json``, and all of ``report.md``, is byte-identical for the same inputs.
+The report holds no paths of the machine and no timings: ``report.json`` and ``report.md`` are byte-identical
+for the same inputs. The wall time of each phase and the peak memory, which differ between runs, go to
+``run.json`` beside them (:func:`write_run_record`), the one file of a merge's folder that does.
 ``sample`` says, per language, how much of the corpus was read and how much the new-language model was
 trained on (:mod:`.sampling`).
 """
@@ -15,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..plots import plot_chars_per_token
 from .labels import HELD_OUT, TRAINED_ON, size_phrase
+from .phases import PhaseRecord
 from .sampling import SampleStats
 
 PLOT_FILE = "token_reduction.png"
@@ -80,6 +82,15 @@ def ceiling_sentence(figures: Mapping[str, Any]) -> str:
     if wider is not None and wider >= WIDEN_GAIN * figures[CEILING]:
         sentence += f"; --widen-split allows {wider:.2f}"
     return sentence
+
+
+RUN_RECORD = "run.json"  # phase times and peak memory: this machine's run, not the result
+
+
+def write_run_record(folder: Path, record: PhaseRecord) -> None:
+    """``run.json``: the seconds of each phase of the merge and the peak resident memory (MB)."""
+    (Path(folder) / RUN_RECORD).write_text(json.dumps(record.as_dict(), indent=2, sort_keys=True) + "\n",
+                                           encoding="utf-8")
 
 
 def write_report(
