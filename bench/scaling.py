@@ -248,8 +248,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         for arm in ARMS:
             points = [(e["size_mb"], e["figures"][arm][key]) for e in entries if arm in e.get("figures", {})]
             if points:
-                ax.plot(*zip(*points), marker="o", linestyle="-" if arm.startswith("ours") else "--",
-                        color="tab:blue" if arm.endswith("sentencepiece") else "tab:orange", label=arm)
+                ours = arm.startswith("ours")
+                ax.plot(*zip(*points), marker="o" if ours else "s", linestyle="-" if ours else "--",
+                        fillstyle="full" if ours else "none", label=arm,
+                        color="tab:blue" if arm.endswith("sentencepiece") else "tab:orange")
         ax.set_xscale("log")
         ax.set_xlabel("synthetic Japanese corpus (MB)")
         ax.set_ylabel(label)
