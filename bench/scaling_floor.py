@@ -1,0 +1,91 @@
+"""The library floors of ``bench/scaling.py``: each library's own trainer, with the settings our merge uses,
+on the text our merge trains on. Each runs in its own process (``scaling.py --floor FAMILY``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from vocab_extend.atomic import atomic_write_json
+from vocab_extend.families.interface import DEFAULT_VOCAB_SIZE
+from vocab_extend.heldout import doc_key, heldout
+from vocab_extend.jsonfile import read_json_object
+
+BASES = {"sentencepiece": "mistral-7b-v0.1", "bytelevel": "smollm2-135m"}
+
+
+def _sampler(spec: str) -> Callable[[Iterable[str], int, int], Iterable[str]]:
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise SystemExit(f"error: the merge samples its corpus (--sample-chars) but the bench cannot import its "
+                         f"sampler {spec}: pass --sampler MODULE:FUNCTION (called as f(docs, chars, seed))") from None
+
+
+def training_text(corpus: Path, sample_chars: int | None, sampler: str) -> Iterator[str]:
+    """The documents the merge trains on: the corpus without its held-out share, sampled as the merge does."""
+    from vocab_extend.tokenizer.inputs import default_heldout_fraction
+
+    fraction = default_heldout_fraction([str(corpus)])
+
+    def docs() -> Iterator[str]:
+        with open(corpus, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.rstrip("\n")
+                if line.strip() and not heldout(doc_key(line), fraction):
+                    yield line
+
+    if sample_chars is None:
+        return docs()
+    return iter(_sampler(sampler)(docs(), sample_chars, 0))
+
+
+def floor_setup(folder: Path) -> Path:
+    """Written once, outside the measured runs: the SentencePiece options our merge passes the trainer
+    (``trainer_options`` on the Mistral base) and SmolLM2's working tokenizer (normaliser, pre-tokenizer)."""
+    from vocab_extend.families import get_family, resolve_tokenizer
+    from vocab_extend.families.sentencepiece.train import TrainConfig, trainer_options
+
+    folder.mkdir(parents=True, exist_ok=True)
+    proto = get_family("sentencepiece").load_base(resolve_tokenizer(BASES["sentencepiece"])).model
+    config = TrainConfig()
+    options = trainer_options(proto, config)
+    atomic_write_json(folder / "sentencepiece.json", {"seed": config.seed, "options": options})
+    working = get_family("bytelevel").load_base(resolve_tokenizer(BASES["bytelevel"])).model.working
+    working.save(str(folder / "bytelevel-base.json"))
+    return folder
+
+
+def floor_sentencepiece(corpus: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """SentencePiece's own trainer with the options our merge passes it, on the merge's training text."""
+    import sentencepiece as spm
+
+    setup = read_json_object(args.floor_setup / "sentencepiece.json")
+    spm.set_random_generator_seed(setup["seed"])
+    lines = (line for doc in training_text(corpus, args.sample_chars, args.sampler) for line in doc.splitlines()
+             if line.strip())
+    started = time.perf_counter()
+    spm.SentencePieceTrainer.train(sentence_iterator=lines, model_prefix=str(out / "floor"), **setup["options"])
+    return {"train_wall_s": time.perf_counter() - started}
+
+
+def floor_bytelevel(corpus: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``tokenizers``' BPE trainer with the settings of our byte-level training
+    (``vocab_extend/families/bytelevel/train.py``: 16,000, min_frequency 2, the byte alphabet), inside the
+    base's normaliser and pre-tokenizer, on the same text."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    base = Tokenizer.from_file(str(args.floor_setup / "bytelevel-base.json"))
+    model = Tokenizer(models.BPE())
+    model.normalizer, model.pre_tokenizer, model.decoder = base.normalizer, base.pre_tokenizer, base.decoder
+    trainer = trainers.BpeTrainer(vocab_size=DEFAULT_VOCAB_SIZE, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), max_token_length=None)
+    started = time.perf_counter()
+    model.train_from_iterator(training_text(corpus, args.sample_chars, args.sampler), trainer)
+    seconds = time.perf_counter() - started
+    model.save(str(out / "floor.json"))
+    return {"train_wall_s": seconds, "vocab_size": model.get_vocab_size()}

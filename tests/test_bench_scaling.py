@@ -1,0 +1,116 @@
+"""bench/scaling.py: the synthetic corpus generator is deterministic, keeps its held-out documents out, and is
+not the source repeated; the measured runner reports a child's peak RSS and stops it at the limit."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import scaling  # noqa: E402
+import scaling_corpus  # noqa: E402
+
+SOURCE = ROOT / "corpora" / "ja"  # the bundled sample: always there
+SIZE = 60_000
+
+
+def _held_out_by_rule(folder: Path, fraction: float) -> set[str]:
+    """The documents the generator must hold out, by the documented rule, computed here independently: files
+    named ``*test*`` whole, else a BLAKE2b-64 content hash below ``fraction`` × 2⁶⁴."""
+    held = set()
+    for path in sorted(folder.glob("*.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            doc = line.strip()
+            key = int.from_bytes(hashlib.blake2b(doc.encode("utf-8"), digest_size=8).digest(), "big")
+            if doc and ("test" in path.stem or key < fraction * 2**64):
+                held.add(doc)
+    return held
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, scaling_corpus.Source]:
+    source = scaling_corpus.load_source(SOURCE)
+    folder = tmp_path_factory.mktemp("scaling")
+    first = scaling_corpus.generate(source, SIZE, 0, folder / "a.txt")
+    second = scaling_corpus.generate(source, SIZE, 0, folder / "b.txt")
+    other = scaling_corpus.generate(source, SIZE, 1, folder / "c.txt")
+    return Path(first.path), Path(second.path), Path(other.path), source
+
+
+def test_the_same_seed_gives_the_same_bytes_and_another_seed_other_text(generated) -> None:
+    first, second, other, _ = generated
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() != other.read_bytes()
+    assert SIZE <= first.stat().st_size < SIZE + 10_000  # whole documents, stopping once the size is reached
+
+
+def test_held_out_documents_never_appear_in_the_corpus(generated) -> None:
+    first, _, other, source = generated
+    expected = _held_out_by_rule(SOURCE, scaling_corpus.HOLDOUT_FRACTION)
+    assert expected and {d for docs in source.held_out.values() for d in docs} == expected
+    for path in (first, other):
+        text = path.read_text(encoding="utf-8")
+        lines = set(text.splitlines())
+        generated_sentences = set(re.findall(r"[^。！？!?\n]*[。！？!?]+[」』）)]*", text))
+        for doc in expected:
+            assert doc not in lines
+            assert len(doc) < 30 or doc not in text
+            held_sentences = re.findall(r"[^。！？!?]*[。！？!?]+[」』）)]*", doc)
+            assert not generated_sentences & set(held_sentences)
+
+
+def test_the_corpus_is_new_text_not_the_source_repeated(generated) -> None:
+    first, _, _, _ = generated
+    source_lines = {line.strip() for path in SOURCE.glob("*.txt") for line in path.read_text("utf-8").splitlines()}
+    lines = first.read_text(encoding="utf-8").splitlines()
+    copied = sum(line in source_lines for line in lines)
+    assert copied < 0.5 * len(lines)
+    assert len(set(lines)) > 0.8 * len(lines)
+
+
+def test_the_generator_is_reused_only_for_the_same_settings(tmp_path: Path) -> None:
+    source = scaling_corpus.load_source(SOURCE)
+    path = tmp_path / "x.txt"
+    scaling_corpus.generate(source, 5_000, 0, path)
+    path.write_text("stale\n", encoding="utf-8")  # same settings: the sidecar says it is done, kept as is
+    assert scaling_corpus.generate(source, 5_000, 0, path).bytes >= 5_000
+    assert path.read_text(encoding="utf-8") == "stale\n"
+    assert scaling_corpus.generate(source, 6_000, 0, path).bytes >= 6_000  # other settings: written again
+    assert path.read_text(encoding="utf-8") != "stale\n"
+
+
+needs_time = pytest.mark.skipif(not shutil.which(scaling.TIME), reason="GNU time is not installed")
+
+
+@needs_time
+def test_the_runner_reports_the_child_peak_rss_not_the_parent(tmp_path: Path) -> None:
+    ballast = bytearray(300_000_000)  # this process is large; the child's figure must not inherit it
+    ballast[::4096] = b"1" * len(ballast[::4096])
+    grow = "x = bytearray(150_000_000); x[::4096] = b'1' * len(x[::4096])"
+    run = scaling.run_measured([sys.executable, "-c", grow], tmp_path / "a.log", 10**11)
+    assert run["exit"] == 0 and not run["killed_at_max_rss"]
+    assert 0.15 <= run["peak_rss_gb"] < 0.3
+    del ballast
+
+
+@needs_time
+def test_the_runner_stops_a_child_past_the_limit(tmp_path: Path) -> None:
+    grow = "import time; x = bytearray(400_000_000); x[::4096] = b'1' * len(x[::4096]); time.sleep(60)"
+    run = scaling.run_measured([sys.executable, "-c", grow], tmp_path / "a.log", 200_000_000)
+    assert run["killed_at_max_rss"] and run["exit"] != 0
+    assert run["wall_s"] < 50
+
+
+def test_an_arm_is_skipped_when_its_extrapolated_rss_passes_the_limit() -> None:
+    results = {"20MB": {"size_mb": 20.0, "figures": {"ours-bytelevel": {"peak_rss_gb": 2.0}}}}
+    predicted, how = scaling._predicted_rss_gb("ours-bytelevel", 1000.0, results)
+    assert predicted == pytest.approx(100.0) and "20 MB" in how
+    predicted, _ = scaling._predicted_rss_gb("ours-sentencepiece", 100.0, results)  # no figure: issue 20's
+    assert predicted == pytest.approx(scaling.PRIOR_GB_PER_MB["ours-sentencepiece"] * 100)
