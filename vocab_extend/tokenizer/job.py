@@ -31,7 +31,7 @@ from .inputs import (DEFAULT_HELDOUT_FRACTION, DETECT_DOCS, HELDOUT_KEEP, KEEP_C
                      new_model, reference_lines, training_documents)
 from .labels import (CORPUS_SAMPLE, EVAL, HELD_OUT, TRAINED_NOTE, TRAINED_ON, TRAINING_SAMPLE, TRAINING_TEXT,
                      interval_figures, is_training_text, pieces_notes, row_line, training_files)
-from .language import language_report
+from .language import language_section
 from .multilang import LanguagePlan, language_plan, merge_in_turn, merge_jointly
 from .report import ceiling_figures, ceiling_sentence, corpus_figures, pick_example, write_report
 
@@ -158,7 +158,8 @@ def _one_language(config: ExtendConfig, family: AnyFamily, base: Base, stats: Co
     held_out: list[str] = []
     new, scripts, base = new_model(config, family, base, collector, stats, held_out)
     extension = family.merge(base, new, scripts)
-    language = language_report(scripts, collector.sample)
+    language = language_section(family, base, new, extension, scripts, collector.sample, held_out,
+                                lambda: reference_lines(config))
     extra = {"language": language} if language["shares_base_script"] else {}  # what it owns, and its share
     corpora = eval_corpora(config, [(scripts.name, collector.sample, held_out)])
     return Prepared(base, extension, scripts, corpora, {"training sample": collector.sample}, extra)

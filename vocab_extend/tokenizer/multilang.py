@@ -38,7 +38,7 @@ from ..families.interface import DEFAULT_VOCAB_SIZE, AnyFamily, Base, Extension,
 from ..scripts import LANGUAGES, ScriptSet, get_language
 from .inputs import (Collector, ExtendConfig, Prepared, eval_corpora, first_documents, new_model, reference_lines,
                      training_documents)
-from .language import choose_language, language_report
+from .language import check_added, choose_language, language_report, language_section
 
 MODES = ("sequential", "joint")
 SEPARATORS = (",", "+")  # --lang th,vi; vocab_extend.json's lang "th+vi" (read back by pretraining) too
@@ -226,12 +226,13 @@ def pieces_by_language(family: AnyFamily, added: Sequence[str], sets: Sequence[S
 
 
 def languages_section(mode: str, sets: Sequence[ScriptSet], added: dict[str, int], sizes: dict[str, int],
-                      samples: dict[str, list[str]]) -> dict[str, Any]:
-    """``report.json``'s ``languages``: per language, the pieces it added, its budget and what it owns."""
+                      languages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``report.json``'s ``languages``: per language, the pieces it added, its budget and what it owns
+    (``languages``: each one's :func:`.language.language_report`, or :func:`.language.language_section`)."""
     section: dict[str, Any] = {"mode": mode}
     for scripts in sets:
         entry = {"added_pieces": added[scripts.name], "new_model_size": sizes[scripts.name]}
-        language = language_report(scripts, samples[scripts.name])
+        language = languages[scripts.name]
         section[scripts.name] = {**entry, **(language if language["shares_base_script"] else
                                              {"name": language["name"], "scripts": language["scripts"]})}
     return section
@@ -252,6 +253,8 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     the result is one extension of the original ``base``, checked with the union of their characters."""
     working, extensions, sets = base, [], []
     samples: dict[str, list[str]] = {}
+    languages: dict[str, dict[str, Any]] = {}
+    reference = functools.cache(lambda: reference_lines(config))  # read once, and only if a language needs it
     held: dict[str, list[str]] = {}
     for item in plan:
         own = dataclasses.replace(config, corpus=item.corpus, lang=item.code, new_model_size=_budget(config, item))
@@ -260,6 +263,8 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
         new, scripts, _ = new_model(own, family, working, collector, stats, held[item.code])
         extension = family.merge(working, new, scripts)
         log(f"{item.code}: {len(extension.added):,} pieces merged after id {working.first_new_id - 1:,}")
+        languages[item.code] = language_section(family, working, new, extension, scripts, collector.sample,
+                                                held[item.code], reference)
         working = family.extended_base(working, extension)
         extensions.append(extension)
         sets.append(scripts)
@@ -268,7 +273,7 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     combined = combine(base.first_new_id, codes, extensions, family)
     sizes = {item.code: _budget(config, item) or DEFAULT_VOCAB_SIZE for item in plan}
     added = {code: len(extension.added) for code, extension in zip(codes, extensions)}
-    section = languages_section("sequential", sets, added, sizes, samples)
+    section = languages_section("sequential", sets, added, sizes, languages)
     corpora = eval_corpora(config, [(code, samples[code], held[code]) for code in codes])
     return Prepared(base, combined, union_scripts(sets), corpora,
                     {f"{code} training sample": samples[code] for code in codes}, {"languages": section})
@@ -303,7 +308,11 @@ def merge_jointly(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
         f"{time.perf_counter() - started:.1f}s")
     extension = family.merge(base, new, scripts)
     samples = per_language_samples(collector.sample, sets)
-    section = languages_section("joint", sets, pieces_by_language(family, extension.added, sets), sizes, samples)
+    added = pieces_by_language(family, extension.added, sets)
+    for s in sets:
+        check_added(s, added[s.name])
+    section = languages_section("joint", sets, added, sizes,
+                                {s.name: language_report(s, samples[s.name]) for s in sets})
     extension.metadata_extra = {**extension.metadata_extra, "languages": {
         code: {"added_pieces": section[code]["added_pieces"]} for code in sizes}}
     corpora = eval_corpora(config, [(s.name, samples[s.name], held[s.name]) for s in sets])

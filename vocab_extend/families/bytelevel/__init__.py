@@ -146,10 +146,6 @@ class ByteLevelFamily:
             )
         derivation = derive_merges(tokenizer, candidates, scripts, split_digits=base.splits_digits,
                                    show_progress=True)
-        if not derivation.added:
-            raise VocabExtendError(
-                f"the new model has no tokens with {scripts.name} characters to add: check --lang and the corpus"
-            )
         return Extension(
             first_new_id=base.first_new_id,
             added=derivation.added,

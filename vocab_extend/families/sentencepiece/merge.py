@@ -160,7 +160,9 @@ def merge_sentencepiece(
 ) -> Extension:
     """The safe, live pieces of ``new`` appended to ``base`` (``Extension.model`` is the merged proto).
 
-    Pure: nothing is written. See the module docstring for the rules.
+    Pure: nothing is written. See the module docstring for the rules. A new model without a piece to add gives
+    an extension that adds nothing (whether that is an error is the language's to say:
+    :func:`vocab_extend.tokenizer.language.check_added`).
     """
     if base.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
         raise VocabExtendError(
@@ -169,12 +171,8 @@ def merge_sentencepiece(
         )
     skip = _Skips(max_examples)
     candidates = _candidates(base, new, scripts, skip)
-    if not candidates:
-        raise VocabExtendError(
-            f"the new model has no pieces with {scripts.name} characters to add: check --lang and the corpus"
-        )
     added, merged = _live(base, candidates, skip)
-    if not added:
+    if candidates and not added:
         raise VocabExtendError(
             f"none of the new model's {len(candidates)} {scripts.name} pieces can be produced by the base's BPE "
             "encoder (a unigram model's pieces need their halves in the vocabulary): train a BPE model instead"
