@@ -180,8 +180,7 @@ def _planned(config: ExtendConfig, family: AnyFamily,
              source: TokenizerSource) -> tuple[ExtendConfig, list[LanguagePlan] | None]:
     """The languages of the merge, every option checked before any work; a corpus marked with one
     language is the one-language merge of that language."""
-    plan = language_plan(config.lang, config.corpus, config.lang_sizes, config.new_model,
-                         widen=config.train.widen_split, mode=config.multilingual)
+    plan = language_plan(config.lang, config.corpus, config.lang_sizes, config.new_model, mode=config.multilingual)
     if plan is not None and len(plan) == 1:
         config = dataclasses.replace(config, corpus=plan[0].corpus, lang=plan[0].code,
                                      new_model_size=plan[0].size or config.new_model_size)

@@ -139,8 +139,9 @@ def opt_in_note(code: str, added: int, section: dict[str, Any]) -> str:
     share = section["own_letter_share_of_sample"]
     return (f"note: {LANGUAGES[code].name} owns {section['own_letters']:,} letters the base-language reference "
             f"never uses ({share:.2%} of its corpus's letters): {added:,} pieces could be added without changing "
-            f"base-language text; admitting {opt['rule']} would add {opt['added_pieces']:,} pieces ({opt['chars_per_token_base']:.2f} → {opt['chars_per_token_extended']:.2f} chars/token on its "
-            f"held-out text) but change {opt['reference_lines_changed']:,} of {opt['reference_lines']:,} reference "
+            f"base-language text; admitting {opt['rule']} would add {opt['added_pieces']:,} pieces "
+            f"({opt['chars_per_token_base']:.2f} → {opt['chars_per_token_extended']:.2f} chars/token on its held-out "
+            f"text) but change {opt['reference_lines_changed']:,} of {opt['reference_lines']:,} reference "
             f"lines, {opt['reference_lines_longer']:,} of them longer")
 
 
@@ -158,3 +159,36 @@ def language_section(family: AnyFamily, base: Base, new_model: Any, extension: E
     section["note"] = opt_in_note(scripts.name, len(extension.added), section)
     log(section["note"])
     return section
+
+
+def union_scripts(sets: Sequence[ScriptSet]) -> ScriptSet:
+    """The characters of every language, named ``th+vi``: what a merge of several languages may change."""
+    ranges: list[list[int]] = []
+    for lo, hi in sorted(r for s in sets for r in s.ranges):
+        if ranges and lo <= ranges[-1][1] + 1:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    return ScriptSet("+".join(s.name for s in sets), tuple((lo, hi) for lo, hi in ranges))
+
+
+def widened_scripts(sets: Sequence[ScriptSet]) -> ScriptSet:
+    """The characters ``--widen-split`` keeps in one pre-token: those of every language with a script of its
+    own. A Latin-script language is left out: its letters are letters of the base's split already, and a
+    split widened for the few it owns would cut its words at them (``này`` → ``n`` + ``ày``, a token its own
+    surface could never give); a merge of such languages only is one sentence.
+
+    >>> widened_scripts([get_language("th"), own_characters("vi", ["abc"])]).name
+    'th'
+    >>> widened_scripts([own_characters("vi", ["abc"])])
+    Traceback (most recent call last):
+    ...
+    vocab_extend.errors.VocabExtendError: --widen-split keeps the letters and marks of a script of its own in one pre-token, but Vietnamese (vi) is written in the base's letters, which its split already keeps together: drop --widen-split
+    """
+    own = [s for s in sets if not LANGUAGES[s.name].shares_base_script]
+    if not own:
+        names = ", ".join(f"{LANGUAGES[s.name].name} ({s.name})" for s in sets)
+        raise VocabExtendError(f"--widen-split keeps the letters and marks of a script of its own in one pre-token, "
+                               f"but {names} {'is' if len(sets) == 1 else 'are'} written in the base's letters, "
+                               "which its split already keeps together: drop --widen-split")
+    return own[0] if len(own) == 1 else union_scripts(own)

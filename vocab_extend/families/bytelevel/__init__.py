@@ -155,7 +155,7 @@ class ByteLevelFamily:
             new_model=new_model,
             report_extra={"new_model_type": "bpe (tokenizers)", "intermediate_tokens": derivation.intermediates},
             metadata_extra={"trainer": "tokenizers", "intermediates": derivation.intermediates,
-                            "split_digits": base.splits_digits, **widened_metadata(base.model, scripts)},
+                            "split_digits": base.splits_digits, **widened_metadata(base.model)},
         )
 
     def extended_base(self, base: Base[LoadedBase], extension: Extension[Tokenizer, Tokenizer]) -> Base[LoadedBase]:
@@ -171,8 +171,9 @@ class ByteLevelFamily:
     def widen_split(self, base: Base[LoadedBase], scripts: ScriptSet) -> Base[LoadedBase]:
         """The base whose pre-tokenizer keeps runs of ``scripts`` whole (:mod:`.widen`); the checks still
         compare with the base as it is."""
-        return dataclasses.replace(base, model=dataclasses.replace(base.model,
-                                                                   widened=widen_split(base.model.tokenizer, scripts)))
+        widened = widen_split(base.model.tokenizer, scripts)
+        return dataclasses.replace(base, model=dataclasses.replace(base.model, widened=widened,
+                                                                   widened_for=scripts.name))
 
     def derived_settings(self, base: Base[LoadedBase]) -> JsonDict:
         return dict(base.model.derived)
