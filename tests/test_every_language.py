@@ -149,3 +149,26 @@ def test_vietnamese_owns_no_letter_of_the_keep_corpus(tmp_path: Path) -> None:
         own = [ch for ch in piece if ch not in "▁" and not ch.isascii()]
         assert own and not set(own) <= own_of_keep, piece
     assert report["language"]["shares_base_script"] and 0 < report["language"]["own_letter_share_of_sample"] < 1
+
+
+def test_a_language_that_owns_almost_nothing_still_merges_and_says_what_was_possible(tmp_path: Path) -> None:
+    # Indonesian words in ASCII letters, and a rare letter English lacks: the default rule can add little or
+    # nothing, so the folder is valid and verified, and the report measures what admitting every letter gives.
+    corpus = synthetic_corpus("id", tmp_path / "id.txt")
+    with corpus.open("a", encoding="utf-8") as handle:
+        handle.write("".join(f"kata ŋa{n} ada\n" for n in range(5)))
+    out = tmp_path / "out"
+    assert main(["merge", "--corpus", str(corpus), "--lang", "id", "--output-dir", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert all(check["passed"] for check in report["checks"].values()), report["checks"]
+    assert report["checks"]["base_language_unchanged"]["checked"] > 0
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    added = [sp.id_to_piece(i) for i in range(report["base_vocab_size"], sp.get_piece_size())]
+    assert len(added) == report["added_pieces"] < 10 and all("ŋ" in piece for piece in added), added
+    opt_in = report["language"]["opt_in"]
+    assert opt_in["added_pieces"] > 100 > report["added_pieces"]
+    assert opt_in["chars_per_token_extended"] > opt_in["chars_per_token_base"]
+    assert 0 <= opt_in["reference_lines_longer"] <= opt_in["reference_lines_changed"] <= opt_in["reference_lines"]
+    assert report["language"]["note"] in (out / "report.md").read_text(encoding="utf-8")

@@ -35,9 +35,19 @@ def test_every_base_token_keeps_its_id_and_piece(merged: Merged) -> None:
     base_vocab = oracle.base_vocab()
     assert base_vocab and all(vocab.get(piece) == i for piece, i in base_vocab.items())
     if merged.family == "sentencepiece":
+        # A base piece may be re-ranked only if it holds a Japanese character (all at U+3000 and above here);
+        # vocab_extend.json gives back the base score of every re-ranked piece.
+        meta = json.loads((merged.folder / "vocab_extend.json").read_text(encoding="utf-8"))
+        reranked = {int(i): score for i, score in meta["extra"].get("base_scores", {}).items()}
         for i in range(oracle.base_size):
-            assert (oracle.ext_sp.id_to_piece(i), oracle.ext_sp.get_score(i)) == \
-                   (oracle.base_sp.id_to_piece(i), oracle.base_sp.get_score(i))
+            piece = oracle.base_sp.id_to_piece(i)
+            assert oracle.ext_sp.id_to_piece(i) == piece
+            assert reranked.get(i, oracle.ext_sp.get_score(i)) == oracle.base_sp.get_score(i)
+            assert i not in reranked or any(ord(ch) >= 0x3000 for ch in piece), piece
+        sp = oracle.base_sp
+        top = max(sp.get_score(i) for i in range(oracle.base_size)
+                  if not (sp.is_control(i) or sp.is_byte(i) or sp.is_unknown(i)))
+        assert reranked and all(oracle.ext_sp.get_score(i) > top for i in reranked)  # above every base piece
     else:
         base_merges = json.loads(oracle.base_tok.to_str())["model"]["merges"]
         assert json.loads(oracle.written.to_str())["model"]["merges"][: len(base_merges)] == base_merges
@@ -185,3 +195,16 @@ def test_the_checks_catch_a_broken_folder(merged: Merged, tmp_path: Path, tamper
     assert not checks[expected]["passed"], checks[expected]
     with pytest.raises(VocabExtendError, match=f"verification failed: {expected}"):
         raise_on_failure(checks)
+
+
+def test_the_base_rebuilt_from_the_folder_is_the_base(merged: Merged) -> None:
+    # The model side rebuilds the base from the merged folder (re-ranked pieces get their base scores back
+    # from vocab_extend.json): on Japanese text it gives SentencePiece's ids with the base model.
+    if merged.family != "sentencepiece":
+        pytest.skip("byte-level bases keep every base entry as it is")
+    from vocab_extend.families import get_family
+
+    rebuilt = get_family("sentencepiece").base_of_extended(merged.folder, merged.oracle.base_size)
+    lines = japanese_lines()[:300]
+    ids = rebuilt(lines, add_special_tokens=False)["input_ids"]
+    assert ids == merged.oracle.base_sp.encode(lines)

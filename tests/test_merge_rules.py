@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import pytest
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
@@ -10,9 +13,11 @@ from vocab_extend.families.sentencepiece import parse_model
 from vocab_extend.families import resolve_tokenizer
 from vocab_extend.errors import VocabExtendError
 from vocab_extend.families.sentencepiece.tokenizer_json import build_hf_tokenizer
-from vocab_extend.families.sentencepiece.merge import admissible, merge_sentencepiece
+from vocab_extend.families.sentencepiece.merge import (BASE_SCORES_KEY, _build, admissible, merge_sentencepiece,
+                                                       restore_base_scores)
 from vocab_extend.metadata import pad_vocab_size
-from vocab_extend.scripts import CHINESE, JAPANESE, KOREAN, detect_language
+from vocab_extend.scripts import CHINESE, JAPANESE, KOREAN, detect_language, get_language
+from vocab_extend.tokenizer.checks import BASE_LANGUAGE_PROBES
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +103,55 @@ def test_piece_with_a_character_outside_the_vocabulary_is_dead(base) -> None:
     hf = build_hf_tokenizer(result.model)
     for text in ["发电。\ue4c2", "。\ue4c2", "\ue4c2。发电"]:
         assert hf.encode(text).ids == [1] + sp.encode(text)
+
+
+def test_base_pieces_the_new_model_learned_take_its_rank_and_come_back(base) -> None:
+    # ст is a Mistral piece (id 608, score -349): in the merge it ranks where the new model put it, above the
+    # pieces the new model learned after it, and vocab_extend.json keeps its base score.
+    russian = get_language("ru")
+    result = merge_sentencepiece(base, new_model(["ст", "ол", "стол", "!"]), russian)
+    assert result.added == ["ол", "стол"] and result.skipped == {"already_in_base": 2}  # "!" keeps its score
+    scores = {p.piece: p.score for p in result.model.pieces}
+    top = max(p.score for p in base.pieces if p.type == 1)
+    assert scores["ст"] > scores["ол"] > scores["стол"] > top and scores["!"] == base.pieces[base_id(base, "!")].score
+    assert result.metadata_extra == {BASE_SCORES_KEY: {"608": -349.0}}
+    assert result.report_extra["base_pieces_reranked"] == 1
+    restored = restore_base_scores(result.model, result.metadata_extra)
+    del restored.pieces[len(base.pieces):]
+    restored.trainer_spec.vocab_size = len(base.pieces)
+    assert restored.SerializeToString() == base.SerializeToString()
+
+
+def base_id(base: sp_pb2.ModelProto, piece: str) -> int:
+    return next(i for i, p in enumerate(base.pieces) if p.piece == piece)
+
+
+def _without(script: str, rng: random.Random, n: int) -> list[str]:
+    """Lines of random characters from every block but ``script``'s: letters, marks, digits, spaces, symbols."""
+    own = get_language(script)
+    pool = [chr(c) for c in list(range(0x20, 0x250)) + list(range(0x370, 0x3FF)) + list(range(0x530, 0x5FF))
+            + list(range(0x600, 0x6FF)) + list(range(0x900, 0x97F)) + list(range(0xE00, 0xE7F))
+            + list(range(0x1E00, 0x1EFF)) + list(range(0x2000, 0x206F)) + list(range(0x3040, 0x30FF))
+            + list(range(0x4E00, 0x4F00)) + list(range(0xAC00, 0xAD00))]
+    pool = [ch for ch in pool if not own.contains(ch)] + [" "] * 40
+    return ["".join(rng.choices(pool, k=rng.randint(1, 60))) for _ in range(n)]
+
+
+def test_reranking_pieces_of_a_script_changes_only_text_with_that_script(base, sample_en: Path) -> None:
+    # The proof of invariant 2 under re-ranking: every Mistral piece with a Cyrillic letter gets a random score
+    # above every base piece; SentencePiece itself must segment every line without Cyrillic as the base does.
+    russian = get_language("ru")
+    rng = random.Random(0)
+    cyrillic = [(p.piece, i) for i, p in enumerate(base.pieces) if russian.contains(p.piece) and p.type == 1]
+    assert len(cyrillic) > 1000
+    rng.shuffle(cyrillic)
+    reranked = spm.SentencePieceProcessor(model_proto=_build(base, cyrillic).SerializeToString())
+    plain = spm.SentencePieceProcessor(model_proto=base.SerializeToString())
+    english = [line for path in sorted(sample_en.glob("*.txt")) for line in path.read_text("utf-8").splitlines()]
+    lines = english + list(BASE_LANGUAGE_PROBES) + _without("ru", rng, 3000)
+    assert not any(russian.contains(line) for line in lines)
+    assert reranked.encode(lines) == plain.encode(lines)
+    russian_lines = ["Москва — столица России, крупнейший по численности населения город страны.",
+                     "Вчера вечером мы долго разговаривали о литературе, истории и путешествиях.",
+                     "Учёные обнаружили новый вид растений в горах Южной Америки в 2007 году."]
+    assert reranked.encode(russian_lines) != plain.encode(russian_lines)  # the re-ranking does act on Cyrillic

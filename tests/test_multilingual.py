@@ -87,6 +87,25 @@ def test_two_languages_on_a_bytelevel_base(corpora: dict[str, Path], tmp_path: P
     assert "chars/token with this split" in (out / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("mode", ["sequential", "joint"])
+def test_two_languages_with_a_widened_split(corpora: dict[str, Path], tmp_path: Path, mode: str) -> None:
+    plain, wide = tmp_path / "plain", tmp_path / "wide"
+    argv = ["merge", "--base", "smollm2-135m", "--corpus", f"th={corpora['th']}", "--corpus", f"vi={corpora['vi']}",
+            "--vocab-size", "800", "--multilingual", mode]
+    assert main([*argv, "--output-dir", str(plain)]) == 0
+    assert main([*argv, "--widen-split", "--output-dir", str(wide)]) == 0
+    reports = {name: json.loads((path / "report.json").read_text(encoding="utf-8")) for name, path in
+               (("plain", plain), ("wide", wide))}
+    assert all(check["passed"] for check in reports["wide"]["checks"].values())
+    assert reports["wide"]["checks"]["base_language_unchanged"]["checked"] > 0
+    thai = [report["corpora"]["th (held out)"] for report in reports.values()]
+    assert thai[1]["chars_per_token_ceiling"] > 2 * thai[0]["chars_per_token_ceiling"]  # Thai words stay whole
+    assert thai[1]["chars_per_token_extended"] > thai[0]["chars_per_token_extended"]
+    meta = json.loads((wide / "vocab_extend.json").read_text(encoding="utf-8"))
+    assert meta["extra"]["widened_split"] == "th" and meta["extra"]["base_pre_tokenizer"]  # vi: the base's letters
+    assert reports["wide"]["languages"]["vi"]["added_pieces"] > 0
+
+
 @pytest.mark.parametrize("args, words", [
     (["--lang", "th,vi", "--corpus", "th=TH"], "no corpus is marked vi"),
     (["--lang", "th", "--corpus", "th=TH", "--corpus", "vi=VI"], "which --lang th does not name"),
@@ -100,7 +119,6 @@ def test_two_languages_on_a_bytelevel_base(corpora: dict[str, Path], tmp_path: P
     (["--lang", "th,xx", "--corpus", "th=TH"], "unknown language 'xx'"),
     (["--lang", "th,th", "--corpus", "th=TH"], "names th twice"),
     (["--corpus", "TH", "--multilingual", "joint"], "merges several languages"),
-    (["--base", "smollm2-135m", "--widen-split", "--corpus", "th=TH", "--corpus", "vi=VI"], "one language's script"),
 ])
 def test_bad_combinations_are_one_sentence(capsys, corpora: dict[str, Path], tmp_path: Path, args: list[str],
                                            words: str) -> None:
@@ -113,11 +131,11 @@ def test_bad_combinations_are_one_sentence(capsys, corpora: dict[str, Path], tmp
 
 
 def test_plans_and_sizes() -> None:
-    plan = language_plan("th+vi", ["vi=b", "th=a"], {"th": 100}, None, widen=False)
+    plan = language_plan("th+vi", ["vi=b", "th=a"], {"th": 100}, None)
     assert [(p.code, p.corpus, p.size) for p in plan or []] == [("th", ["a"], 100), ("vi", ["b"], None)]
     assert corpus_language("notalang=x.txt") == (None, "notalang=x.txt")
     assert parse_sizes("th=1000, vi=2000") == (None, {"th": 1000, "vi": 2000})
     with pytest.raises(VocabExtendError):
-        language_plan("auto", ["th=a", "vi=b"], {}, Path("m.model"), widen=False)
+        language_plan("auto", ["th=a", "vi=b"], {}, Path("m.model"))
     merged = union_scripts([ScriptSet("a", ((10, 20), (40, 50))), ScriptSet("b", ((21, 30),))])
     assert merged.ranges == ((10, 30), (40, 50)) and merged.name == "a+b"

@@ -20,6 +20,7 @@ from vocab_extend.errors import VocabExtendError
 from vocab_extend.families import get_family, resolve_tokenizer
 from vocab_extend.families.bytelevel.widen import chars_per_pretoken, widen_split, widened_pre_tokenizer
 from vocab_extend.scripts import get_language
+from vocab_extend.tokenizer.language import own_characters, widened_scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -90,3 +91,21 @@ def test_what_cannot_be_widened_is_one_sentence() -> None:
         widened_pre_tokenizer({"type": "ByteLevel", "add_prefix_space": True, "use_regex": True}, thai)
     with pytest.raises(VocabExtendError, match="no letter split"):
         widened_pre_tokenizer({"type": "Digits", "individual_digits": True}, thai)
+
+
+@pytest.mark.parametrize("style", ["gpt2", "llama3"])
+def test_a_split_widened_for_several_languages(bases, style: str) -> None:
+    # th+hi+vi: the split is widened for Thai and Hindi (Vietnamese is written in the base's letters); lines
+    # with neither script tokenize as with the base, and a Thai or a Hindi word is one pre-token.
+    base = bases[style]
+    scripts = widened_scripts([get_language("th"), get_language("hi"), own_characters("vi", english_lines())])
+    assert scripts.name == "th+hi"
+    wide = widen_split(base, scripts)
+    lines = [line for line in _lines() if not scripts.contains(line)]
+    assert len(lines) > 200
+    assert [e.ids for e in base.encode_batch(lines)] == [e.ids for e in wide.encode_batch(lines)]
+    for text, lang in ((THAI, "th"), (HINDI, "hi")):
+        alone = widen_split(base, get_language(lang)).pre_tokenizer.pre_tokenize_str(text)
+        assert wide.pre_tokenizer.pre_tokenize_str(text) == alone
+    pieces = [piece for piece, _ in wide.pre_tokenizer.pre_tokenize_str("ภาษาไทย हिन्दी")]
+    assert len(pieces) == 2, pieces

@@ -146,6 +146,12 @@ def new_model_name(file_name: str, code: str) -> str:
     return f"{stem}.{code}.{suffix}" if dot else f"{file_name}.{code}"
 
 
+# An entry of ``Reference.entries`` keyed ``(RANK_KEY, piece)`` is a piece's rank (a SentencePiece score): the
+# merge may re-rank a base piece that holds a character of the new scripts, since only text with that
+# character can form it; every other entry must stay as it is.
+RANK_KEY = "rank"
+
+
 class Reference(Protocol):
     """An encoder the checks trust: SentencePiece itself, or ``tokenizers`` reading the written file.
 

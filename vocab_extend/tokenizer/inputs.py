@@ -33,7 +33,7 @@ from ..heldout import doc_key, heldout
 from ..scripts import ScriptSet
 from ..sources import DEFAULT_BASE
 from .checks import BASE_LANGUAGE_PROBES
-from .language import choose_language
+from .language import choose_language, widened_scripts
 from .phases import phase
 from .sampling import DEFAULT_SAMPLE_CHARS, BudgetSampler, SampleStats
 
@@ -256,11 +256,12 @@ def new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Co
         log(f"loaded new-language model {path} ({family.describe(new)})")
         texts = collector.sample or family.new_model_text(new)
         scripts = choose_language(config.lang, texts, lambda: reference_lines(config))
-        return new, scripts, widen_split(family, base, scripts) if config.train.widen_split else base
+        widened = widen_split(family, base, widened_scripts([scripts])) if config.train.widen_split else base
+        return new, scripts, widened
     head = first_documents(config, docs, held_out)
     scripts = choose_language(config.lang, head, lambda: reference_lines(config))
     if config.train.widen_split:
-        base = widen_split(family, base, scripts)
+        base = widen_split(family, base, widened_scripts([scripts]))
     texts = sampled_texts(config, itertools.chain(head, docs), collector)
     with phase("training"):
         new = family.train(base, texts, config.train_options(), collector)

@@ -31,7 +31,7 @@ from .inputs import (DEFAULT_HELDOUT_FRACTION, DETECT_DOCS, HELDOUT_KEEP, KEEP_C
                      new_model, reference_lines, training_documents)
 from .labels import (CORPUS_SAMPLE, EVAL, HELD_OUT, TRAINED_NOTE, TRAINED_ON, TRAINING_SAMPLE, TRAINING_TEXT,
                      interval_figures, is_training_text, pieces_notes, row_line, training_files)
-from .language import language_report
+from .language import language_section
 from .multilang import LanguagePlan, language_plan, merge_in_turn, merge_jointly
 from .phases import current_record, phase, recording
 from .report import ceiling_figures, ceiling_sentence, corpus_figures, pick_example, write_report, write_run_record
@@ -164,7 +164,8 @@ def _one_language(config: ExtendConfig, family: AnyFamily, base: Base, stats: Co
     new, scripts, base = new_model(config, family, base, collector, stats, held_out)
     with phase("merging"):
         extension = family.merge(base, new, scripts)
-    language = language_report(scripts, collector.sample)
+    language = language_section(family, base, new, extension, scripts, collector.sample, held_out,
+                                lambda: reference_lines(config))
     extra = {"language": language} if language["shares_base_script"] else {}  # what it owns, and its share
     if collector.sampling is not None:
         extra["sample"] = {scripts.name: collector.sampling.as_dict()}
@@ -187,8 +188,7 @@ def _planned(config: ExtendConfig, family: AnyFamily,
              source: TokenizerSource) -> tuple[ExtendConfig, list[LanguagePlan] | None]:
     """The languages of the merge, every option checked before any work; a corpus marked with one
     language is the one-language merge of that language."""
-    plan = language_plan(config.lang, config.corpus, config.lang_sizes, config.new_model,
-                         widen=config.train.widen_split, mode=config.multilingual)
+    plan = language_plan(config.lang, config.corpus, config.lang_sizes, config.new_model, mode=config.multilingual)
     if plan is not None and len(plan) == 1:
         config = dataclasses.replace(config, corpus=plan[0].corpus, lang=plan[0].code,
                                      new_model_size=plan[0].size or config.new_model_size)

@@ -12,10 +12,10 @@ tokenizer is checked against the *original* base with the union of the languages
 with none of them tokenizes exactly as before. *Joint* (``--multilingual joint``) trains one model on every
 corpus with the summed budget and admits pieces of any of the languages.
 
->>> plan = language_plan("auto", ["th=a.txt", "vi=b.txt", "th=c.txt"], {"vi": 8000}, None, widen=False)
+>>> plan = language_plan("auto", ["th=a.txt", "vi=b.txt", "th=c.txt"], {"vi": 8000}, None)
 >>> [(p.code, p.corpus, p.size) for p in plan]
 [('th', ['a.txt', 'c.txt'], None), ('vi', ['b.txt'], 8000)]
->>> language_plan("auto", ["corpora/ja"], {}, None, widen=False) is None
+>>> language_plan("auto", ["corpora/ja"], {}, None) is None
 True
 >>> union_scripts([ScriptSet("th", ((0x0E01, 0x0E3A),)), ScriptSet("vi", ((0x0E30, 0x0E40), (0x1EA0, 0x1EF9)))])
 ScriptSet(name='th+vi', ranges=((3585, 3648), (7840, 7929)))
@@ -29,16 +29,18 @@ import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..console import log
 from ..corpus import CorpusStats
 from ..errors import VocabExtendError
-from ..families.interface import DEFAULT_VOCAB_SIZE, AnyFamily, Base, Extension, new_model_name
+from ..families import widen_split
+from ..families.interface import DEFAULT_VOCAB_SIZE, AnyFamily, Base, Extension, TrainOptions, new_model_name
 from ..scripts import LANGUAGES, ScriptSet, get_language
 from .inputs import (Collector, ExtendConfig, Prepared, eval_corpora, first_documents, new_model, reference_lines,
                      sampled_texts, training_documents)
-from .language import choose_language, language_report
+from .language import (check_added, choose_language, language_report, language_section, own_characters, union_scripts,
+                       widened_scripts)
 
 MODES = ("sequential", "joint")
 SEPARATORS = (",", "+")  # --lang th,vi; vocab_extend.json's lang "th+vi" (read back by pretraining) too
@@ -137,7 +139,7 @@ def _check_languages(listed: list[str], marked: dict[str, list[str]], sizes: dic
 
 
 def language_plan(lang: str, corpus: Sequence[str], sizes: dict[str, int], new_model: object, *,
-                  widen: bool, mode: str = "sequential") -> list[LanguagePlan] | None:
+                  mode: str = "sequential") -> list[LanguagePlan] | None:
     """The languages of the merge and their corpora and budgets; None when no corpus is marked with a
     language (one language, as without this module). Every bad combination is one sentence, before any work."""
     listed = listed_languages(lang)
@@ -159,25 +161,12 @@ def language_plan(lang: str, corpus: Sequence[str], sizes: dict[str, int], new_m
     if len(order) > 1 and new_model is not None:
         raise VocabExtendError("--new-model is one language's model, but the corpora are marked with several "
                                "languages: merge them without --new-model")
-    if len(order) > 1 and widen:
-        raise VocabExtendError("--widen-split widens the split for one language's script: merge one language "
-                               "with it, or drop --widen-split")
     return [LanguagePlan(code, marked[code], sizes.get(code)) for code in order]
 
 
-def union_scripts(sets: Sequence[ScriptSet]) -> ScriptSet:
-    """The characters of every language, named ``th+vi``: what a merge of several languages may change."""
-    ranges: list[list[int]] = []
-    for lo, hi in sorted(r for s in sets for r in s.ranges):
-        if ranges and lo <= ranges[-1][1] + 1:
-            ranges[-1][1] = max(ranges[-1][1], hi)
-        else:
-            ranges.append([lo, hi])
-    return ScriptSet("+".join(s.name for s in sets), tuple((lo, hi) for lo, hi in ranges))
-
-
 def _summed(extras: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Family figures of several merges: counts added up, anything else as the first merge has it."""
+    """Family figures of several merges: counts added up, tables joined (an entry as the first merge that has
+    it has it: the base scores of pieces two languages re-rank), anything else as the first merge has it."""
     combined: dict[str, Any] = {}
     for extra in extras:
         for key, value in extra.items():
@@ -185,6 +174,8 @@ def _summed(extras: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 combined[key] = value
             elif isinstance(value, int) and not isinstance(value, bool):
                 combined[key] += value
+            elif isinstance(value, dict) and isinstance(combined[key], dict):  # the first merge's entry wins
+                combined[key] = {**value, **combined[key]}
     return combined
 
 
@@ -226,12 +217,13 @@ def pieces_by_language(family: AnyFamily, added: Sequence[str], sets: Sequence[S
 
 
 def languages_section(mode: str, sets: Sequence[ScriptSet], added: dict[str, int], sizes: dict[str, int],
-                      samples: dict[str, list[str]]) -> dict[str, Any]:
-    """``report.json``'s ``languages``: per language, the pieces it added, its budget and what it owns."""
+                      languages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``report.json``'s ``languages``: per language, the pieces it added, its budget and what it owns
+    (``languages``: each one's :func:`.language.language_report`, or :func:`.language.language_section`)."""
     section: dict[str, Any] = {"mode": mode}
     for scripts in sets:
         entry = {"added_pieces": added[scripts.name], "new_model_size": sizes[scripts.name]}
-        language = language_report(scripts, samples[scripts.name])
+        language = languages[scripts.name]
         section[scripts.name] = {**entry, **(language if language["shares_base_script"] else
                                              {"name": language["name"], "scripts": language["scripts"]})}
     return section
@@ -246,21 +238,40 @@ def _budget(config: ExtendConfig, item: LanguagePlan) -> int | None:
     return item.size or config.new_model_size
 
 
+def widened_for_all(config: ExtendConfig, family: AnyFamily, base: Base, plan: Sequence[LanguagePlan],
+                    reference: Callable[[], list[str]]) -> tuple[Base, TrainOptions]:
+    """``--widen-split`` with several languages: the base's split widened once, before any training, for the
+    union of the languages' own characters (:func:`.language.widened_scripts`: a run of them is one pre-token;
+    a line without any of them cannot match the new alternative and splits as before), and training options
+    that do not widen it again."""
+    if not config.train.widen_split:
+        return base, config.train
+    sets = [own_characters(item.code, reference() if LANGUAGES[item.code].shares_base_script else ())
+            for item in plan]
+    return widen_split(family, base, widened_scripts(sets)), dataclasses.replace(config.train, widen_split=False)
+
+
 def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Sequence[LanguagePlan],
                   stats: CorpusStats) -> Prepared:
     """One new-language model per language, each merged into the base extended by the languages before it;
     the result is one extension of the original ``base``, checked with the union of their characters."""
-    working, extensions, sets = base, [], []
+    reference = functools.cache(lambda: reference_lines(config))  # read once, and only if a language needs it
+    working, train = widened_for_all(config, family, base, plan, reference)
+    extensions, sets = [], []
     samples: dict[str, list[str]] = {}
+    languages: dict[str, dict[str, Any]] = {}
     held: dict[str, list[str]] = {}
     sampled: dict[str, Any] = {}
     for item in plan:
-        own = dataclasses.replace(config, corpus=item.corpus, lang=item.code, new_model_size=_budget(config, item))
+        own = dataclasses.replace(config, corpus=item.corpus, lang=item.code, new_model_size=_budget(config, item),
+                                  train=train)
         collector = Collector(config.verify_sample, config.seed)
         held[item.code] = []
         new, scripts, _ = new_model(own, family, working, collector, stats, held[item.code])
         extension = family.merge(working, new, scripts)
         log(f"{item.code}: {len(extension.added):,} pieces merged after id {working.first_new_id - 1:,}")
+        languages[item.code] = language_section(family, working, new, extension, scripts, collector.sample,
+                                                held[item.code], reference)
         working = family.extended_base(working, extension)
         extensions.append(extension)
         sets.append(scripts)
@@ -270,7 +281,7 @@ def merge_in_turn(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     combined = combine(base.first_new_id, codes, extensions, family)
     sizes = {item.code: _budget(config, item) or DEFAULT_VOCAB_SIZE for item in plan}
     added = {code: len(extension.added) for code, extension in zip(codes, extensions)}
-    section = languages_section("sequential", sets, added, sizes, samples)
+    section = languages_section("sequential", sets, added, sizes, languages)
     corpora = eval_corpora(config, [(code, samples[code], held[code]) for code in codes])
     return Prepared(base, combined, union_scripts(sets), corpora,
                     {f"{code} training sample": samples[code] for code in codes},
@@ -297,6 +308,8 @@ def merge_jointly(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     held: dict[str, list[str]] = {}
     sets, docs = _streams(config, plan, stats, held)
     scripts = union_scripts(sets)
+    if config.train.widen_split:  # a run of any language's own characters is one pre-token
+        base = widen_split(family, base, widened_scripts(sets))
     sizes = {item.code: _budget(config, item) or DEFAULT_VOCAB_SIZE for item in plan}
     collector = Collector(config.verify_sample, config.seed)
     started = time.perf_counter()
@@ -306,7 +319,11 @@ def merge_jointly(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
         f"{time.perf_counter() - started:.1f}s")
     extension = family.merge(base, new, scripts)
     samples = per_language_samples(collector.sample, sets)
-    section = languages_section("joint", sets, pieces_by_language(family, extension.added, sets), sizes, samples)
+    added = pieces_by_language(family, extension.added, sets)
+    for s in sets:
+        check_added(s, added[s.name])
+    section = languages_section("joint", sets, added, sizes,
+                                {s.name: language_report(s, samples[s.name]) for s in sets})
     extension.metadata_extra = {**extension.metadata_extra, "languages": {
         code: {"added_pieces": section[code]["added_pieces"]} for code in sizes}}
     corpora = eval_corpora(config, [(s.name, samples[s.name], held[s.name]) for s in sets])

@@ -154,6 +154,9 @@ def render_markdown(report: Mapping[str, Any], example: tuple[str, list[str], li
         lines += ["", "Split ceiling (characters per pre-token: BPE never merges across pre-tokens, so no "
                   "vocabulary gets past it):", "", *ceilings]
     lines += _languages(report.get("languages"))
+    notes = [entry["note"] for entry in [report.get("language"), *(report.get("languages") or {}).values()]
+             if isinstance(entry, dict) and "note" in entry]  # a Latin-script language: what its rule allowed
+    lines += ["", *notes] if notes else []
     lines += ["", f"![characters per token]({PLOT_FILE})", "", "## Checks", "",
               "| check | passed | checked | failed |", "|---|---|---:|---:|"]
     for name, check in report["checks"].items():

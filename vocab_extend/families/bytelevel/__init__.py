@@ -146,10 +146,6 @@ class ByteLevelFamily:
             )
         derivation = derive_merges(tokenizer, candidates, scripts, split_digits=base.splits_digits,
                                    show_progress=True)
-        if not derivation.added:
-            raise VocabExtendError(
-                f"the new model has no tokens with {scripts.name} characters to add: check --lang and the corpus"
-            )
         return Extension(
             first_new_id=base.first_new_id,
             added=derivation.added,
@@ -159,7 +155,7 @@ class ByteLevelFamily:
             new_model=new_model,
             report_extra={"new_model_type": "bpe (tokenizers)", "intermediate_tokens": derivation.intermediates},
             metadata_extra={"trainer": "tokenizers", "intermediates": derivation.intermediates,
-                            "split_digits": base.splits_digits, **widened_metadata(base.model, scripts)},
+                            "split_digits": base.splits_digits, **widened_metadata(base.model)},
         )
 
     def extended_base(self, base: Base[LoadedBase], extension: Extension[Tokenizer, Tokenizer]) -> Base[LoadedBase]:
@@ -175,8 +171,9 @@ class ByteLevelFamily:
     def widen_split(self, base: Base[LoadedBase], scripts: ScriptSet) -> Base[LoadedBase]:
         """The base whose pre-tokenizer keeps runs of ``scripts`` whole (:mod:`.widen`); the checks still
         compare with the base as it is."""
-        return dataclasses.replace(base, model=dataclasses.replace(base.model,
-                                                                   widened=widen_split(base.model.tokenizer, scripts)))
+        widened = widen_split(base.model.tokenizer, scripts)
+        return dataclasses.replace(base, model=dataclasses.replace(base.model, widened=widened,
+                                                                   widened_for=scripts.name))
 
     def derived_settings(self, base: Base[LoadedBase]) -> JsonDict:
         return dict(base.model.derived)

@@ -33,6 +33,7 @@ class LoadedBase:
     settings: BaseSettings
     derived: dict[str, Any]
     widened: Tokenizer | None = None  # the base with --widen-split's pre-tokenizer, which training and merges use
+    widened_for: str = ""  # the languages whose characters the widened split keeps whole ("th", "th+vi")
     extended: Tokenizer | None = None  # the base extended by the languages merged before (several languages)
 
     @property

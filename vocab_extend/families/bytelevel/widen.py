@@ -113,11 +113,13 @@ def chars_per_pretoken(tokenizer: Tokenizer, lines: list[str]) -> float | None:
 WIDENED_KEY, BASE_SPLIT_KEY = "widened_split", "base_pre_tokenizer"
 
 
-def widened_metadata(loaded: Any, scripts: ScriptSet) -> dict[str, Any]:
-    """What ``vocab_extend.json`` records of a widened split (nothing when the split is the base's)."""
+def widened_metadata(loaded: Any) -> dict[str, Any]:
+    """What ``vocab_extend.json`` records of a widened split (nothing when the split is the base's): the
+    languages it was widened for (``th``, or ``th+vi`` for several) and the base's own pre-tokenizer."""
     if loaded.widened is None:
         return {}
-    return {WIDENED_KEY: scripts.name, BASE_SPLIT_KEY: json.loads(loaded.tokenizer.to_str()).get("pre_tokenizer")}
+    return {WIDENED_KEY: loaded.widened_for,
+            BASE_SPLIT_KEY: json.loads(loaded.tokenizer.to_str()).get("pre_tokenizer")}
 
 
 def widened_for(folder: Path) -> str | None:

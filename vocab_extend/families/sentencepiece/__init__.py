@@ -11,7 +11,6 @@ reading the written ``tokenizer.model``.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Hashable, Iterable, Sequence
@@ -21,13 +20,14 @@ from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
 from ...console import log
 from ...errors import VocabExtendError
+from ...jsonfile import read_json_object
 from ...scripts import ScriptSet
 from ...settings import BaseSettings, read_base_settings
 from ..files import auto_tokenizer
-from ..interface import (DEFAULT_VOCAB_SIZE, Base, Collector, Extension, HFTokenizer, JsonDict, NativeEncoder,
-                         TokenizerSource, TokenizerVocab, TrainOptions, new_model_name)
+from ..interface import (DEFAULT_VOCAB_SIZE, RANK_KEY, Base, Collector, Extension, HFTokenizer, JsonDict,
+                         NativeEncoder, TokenizerSource, TokenizerVocab, TrainOptions, new_model_name)
 from .export import gguf_vocab
-from .merge import merge_sentencepiece
+from .merge import merge_sentencepiece, restore_base_scores
 from .tokenizer_json import WHITESPACE, bos_eos, build_hf_tokenizer, derived_settings, hf_tokenizer
 from .train import TrainConfig, train_supported
 
@@ -92,7 +92,9 @@ class SentencePieceReference:
         return self.processor.encode(text, out_type=str)
 
     def entries(self) -> dict[Hashable, object]:
-        return {i: (p.piece, p.score, p.type) for i, p in enumerate(self.proto.pieces)}
+        entries: dict[Hashable, object] = {i: (p.piece, p.type) for i, p in enumerate(self.proto.pieces)}
+        entries.update({(RANK_KEY, p.piece): p.score for p in self.proto.pieces})
+        return entries
 
     def split_ceiling(self, lines: Sequence[str]) -> float | None:
         """None: SentencePiece has no pre-tokenizer whose pieces a report could count."""
@@ -241,9 +243,11 @@ class SentencePieceFamily:
         return gguf_vocab(folder, MODEL_FILE, pre)
 
     def base_of_extended(self, folder: Path, first_new_id: int) -> HFTokenizer:
-        """The base tokenizer inside an extended folder: the merged model cut to the base's pieces (which
-        are stored unchanged), with the folder's settings; no network or original file needed."""
-        proto = copy.deepcopy(parse_model(Path(folder) / MODEL_FILE, "the extended tokenizer"))
+        """The base tokenizer inside an extended folder: the merged model cut to the base's pieces (stored
+        unchanged, the scores of re-ranked ones in ``vocab_extend.json``), with the folder's settings; no
+        network or original file needed."""
+        extra = read_json_object(Path(folder) / "vocab_extend.json", missing_ok=True).get("extra") or {}
+        proto = restore_base_scores(parse_model(Path(folder) / MODEL_FILE, "the extended tokenizer"), extra)
         del proto.pieces[first_new_id:]
         proto.trainer_spec.vocab_size = first_new_id
         return hf_tokenizer(proto, read_base_settings(Path(folder)).config)

@@ -2,20 +2,25 @@
 
 The merge keeps the base model intact and appends only pieces that are safe and live:
 
-1. *Base ids kept.* Base pieces keep their ids, text, scores and types; new pieces get ids after them.
+1. *Base ids kept.* Base pieces keep their ids, text and types; new pieces get ids after them. Base pieces
+   without a character of the new language's scripts keep their scores too.
 2. *Base-language text unchanged.* A SentencePiece BPE encoder merges two adjacent symbols whenever their
-   concatenation is a piece, so an added piece can only change text that contains it. Every added piece
-   has at least one character of the new language's scripts, hence text without such characters is
-   segmented exactly as before.
+   concatenation is a piece, highest score first, so a piece's score only matters in text that contains the
+   piece. Every added piece, and every base piece whose score changes (5.), has at least one character of
+   the new language's scripts, hence text without such characters is segmented exactly as before.
 3. *Digits.* When the base splits digits, no added piece longer than one character contains a digit, so
    ``2007年`` still costs the same four digit tokens plus ``年``.
 4. *No dead pieces.* A piece is producible iff encoding its own surface alone yields that piece (context
    can only take characters away from it) and each of its characters is a piece (otherwise only
    SentencePiece, not a Hugging Face BPE, can merge it). Pieces that fail are dropped, repeatedly, until
    every added piece is producible in the final vocabulary.
-5. *Scores.* New pieces keep the new model's order and are scored above every base piece, so in new-language
-   text the new model's merges fire first and reproduce its segmentation; scores are consecutive integers,
-   exact in float32 and far from the −1e9 of whitespace-run pieces.
+5. *Scores.* The new model's pieces keep its order and are scored above every other base piece, so in
+   new-language text the new model's merges fire first and reproduce its segmentation: the added pieces, and
+   the base pieces the new model also learned that hold a character of its scripts (Mistral has 2,000 such
+   Cyrillic pieces; left at their base scores they fire after the new merges, and the new pieces built on
+   them die). Scores are consecutive integers, exact in float32 and far from the −1e9 of whitespace-run
+   pieces. ``vocab_extend.json`` keeps the base scores of re-ranked pieces (:data:`BASE_SCORES_KEY`), so the
+   base can be rebuilt from the merged folder (:func:`restore_base_scores`).
 
 >>> from vocab_extend.scripts import JAPANESE
 >>> admissible("▁東京", JAPANESE, split_digits=True)
@@ -66,18 +71,41 @@ def _new_model_order(new: sp_pb2.ModelProto) -> list[str]:
     return [p.piece for _, p in pieces]
 
 
-def _build(base: sp_pb2.ModelProto, added: list[str]) -> sp_pb2.ModelProto:
+# One entry of the merged order: a piece to append (None) or a base piece re-ranked (its id).
+Ranked = tuple[str, int | None]
+# vocab_extend.json's extra key: the base scores of the base pieces the merge re-ranked (id → score).
+BASE_SCORES_KEY = "base_scores"
+
+
+def _build(base: sp_pb2.ModelProto, ranked: list[Ranked]) -> sp_pb2.ModelProto:
+    """``base`` with ``ranked``'s new pieces appended and its base pieces re-scored, all in ``ranked``'s order
+    above every base score."""
     merged = sp_pb2.ModelProto()
     merged.CopyFrom(base)
     top = max((p.score for p in base.pieces if p.type == NORMAL), default=0.0)
     top = float(int(top))  # integer scores stay exact in float32
-    for rank, piece in enumerate(added):
+    for rank, (piece, base_id) in enumerate(ranked):
+        score = top + len(ranked) - rank
+        if base_id is not None:
+            merged.pieces[base_id].score = score
+            continue
         new_piece = merged.pieces.add()
         new_piece.piece = piece
-        new_piece.score = top + len(added) - rank
+        new_piece.score = score
         new_piece.type = NORMAL
     merged.trainer_spec.vocab_size = len(merged.pieces)
     return merged
+
+
+def restore_base_scores(proto: sp_pb2.ModelProto, extra: dict[str, object]) -> sp_pb2.ModelProto:
+    """A copy of a merged ``proto`` whose re-ranked base pieces have their base scores back (``extra``:
+    ``vocab_extend.json``'s ``extra``); cut to the base's size, it is the base again."""
+    restored = copy.deepcopy(proto)
+    scores = extra.get(BASE_SCORES_KEY) or {}
+    assert isinstance(scores, dict)
+    for base_id, score in scores.items():
+        restored.pieces[int(base_id)].score = float(score)
+    return restored
 
 
 def _surface_checker(proto: sp_pb2.ModelProto) -> spm.SentencePieceProcessor:
@@ -124,35 +152,39 @@ class _Skips:
             bucket.append(piece)
 
 
-def _candidates(base: sp_pb2.ModelProto, new: sp_pb2.ModelProto, scripts: ScriptSet, skip: _Skips) -> list[str]:
-    """The new model's pieces that may be appended (in its order), the others skipped with their reason."""
+def _candidates(base: sp_pb2.ModelProto, new: sp_pb2.ModelProto, scripts: ScriptSet,
+                skip: _Skips) -> list[Ranked]:
+    """The new model's pieces in its order: those that may be appended, and the base pieces of the new scripts
+    it learned too (re-ranked); the others skipped with their reason."""
     split_digits = base.trainer_spec.split_digits
-    in_base = {p.piece for p in base.pieces}
-    candidates: list[str] = []
+    in_base = {p.piece: i for i, p in enumerate(base.pieces)}
+    ranked: list[Ranked] = []
     for piece in _new_model_order(new):
         if piece in in_base:
             skip("already_in_base", piece)
+            base_id = in_base[piece]
+            if scripts.contains(piece) and base.pieces[base_id].type == NORMAL:
+                ranked.append((piece, base_id))
         elif not scripts.contains(piece):
             skip("no_new_script_char", piece)
         elif not admissible(piece, scripts, split_digits=split_digits):
             skip("digits", piece)
         else:
-            candidates.append(piece)
-    return candidates
+            ranked.append((piece, None))
+    return ranked
 
 
-def _live(base: sp_pb2.ModelProto, candidates: list[str], skip: _Skips) -> tuple[list[str], sp_pb2.ModelProto]:
-    """Append ``candidates``, drop the dead ones and build again until every appended piece is live."""
-    added = candidates
+def _live(base: sp_pb2.ModelProto, ranked: list[Ranked], skip: _Skips) -> tuple[list[Ranked], sp_pb2.ModelProto]:
+    """Build, drop the dead appended pieces and build again until every appended piece is live."""
     while True:
-        merged = _build(base, added)
+        merged = _build(base, ranked)
         dead = set(dead_pieces(merged, len(base.pieces)))
         if not dead:
-            return added, merged
-        for piece in added:
-            if piece in dead:
+            return ranked, merged
+        for piece, base_id in ranked:
+            if base_id is None and piece in dead:
                 skip("dead", piece)
-        added = [p for p in added if p not in dead]
+        ranked = [(piece, base_id) for piece, base_id in ranked if base_id is not None or piece not in dead]
 
 
 def merge_sentencepiece(
@@ -160,7 +192,9 @@ def merge_sentencepiece(
 ) -> Extension:
     """The safe, live pieces of ``new`` appended to ``base`` (``Extension.model`` is the merged proto).
 
-    Pure: nothing is written. See the module docstring for the rules.
+    Pure: nothing is written. See the module docstring for the rules. A new model without a piece to add gives
+    an extension that adds nothing (whether that is an error is the language's to say:
+    :func:`vocab_extend.tokenizer.language.check_added`).
     """
     if base.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
         raise VocabExtendError(
@@ -169,16 +203,15 @@ def merge_sentencepiece(
         )
     skip = _Skips(max_examples)
     candidates = _candidates(base, new, scripts, skip)
-    if not candidates:
+    ranked, merged = _live(base, candidates, skip)
+    added = [piece for piece, base_id in ranked if base_id is None]
+    appended = sum(base_id is None for _, base_id in candidates)
+    if appended and not added:
         raise VocabExtendError(
-            f"the new model has no pieces with {scripts.name} characters to add: check --lang and the corpus"
-        )
-    added, merged = _live(base, candidates, skip)
-    if not added:
-        raise VocabExtendError(
-            f"none of the new model's {len(candidates)} {scripts.name} pieces can be produced by the base's BPE "
+            f"none of the new model's {appended} {scripts.name} pieces can be produced by the base's BPE "
             "encoder (a unigram model's pieces need their halves in the vocabulary): train a BPE model instead"
         )
+    reranked = {str(base_id): base.pieces[base_id].score for _, base_id in ranked if base_id is not None}
     return Extension(
         first_new_id=len(base.pieces),
         added=added,
@@ -189,5 +222,7 @@ def merge_sentencepiece(
         report_extra={
             "new_model_pieces": len(new.pieces),
             "new_model_type": sp_pb2.TrainerSpec.ModelType.Name(new.trainer_spec.model_type).lower(),
+            "base_pieces_reranked": len(reranked),
         },
+        metadata_extra={BASE_SCORES_KEY: reranked} if reranked else {},
     )
