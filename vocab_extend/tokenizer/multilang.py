@@ -314,7 +314,8 @@ def merge_jointly(config: ExtendConfig, family: AnyFamily, base: Base, plan: Seq
     collector = Collector(config.verify_sample, config.seed)
     started = time.perf_counter()
     options = dataclasses.replace(config.train_options(), new_model_size=sum(sizes.values()))
-    new = family.train(base, sampled_texts(config, collector(docs), collector), options, collector)
+    files = dataclasses.replace(config, corpus=[spec for item in plan for spec in item.corpus])  # no LANG= marks
+    new = family.train(base, sampled_texts(files, collector(docs), collector), options, collector)
     log(f"trained one new-language model for {scripts.name}: {family.describe(new)} in "
         f"{time.perf_counter() - started:.1f}s")
     extension = family.merge(base, new, scripts)
