@@ -171,6 +171,7 @@ def main() -> None:
     print(f"base {args.model}:", flush=True)
     scores = {"base": score_kinds(base_model, base_tokenizer, kind_units)}
     init_seconds, reports = {}, {}
+    write(args, meta, extended, held, scores, reports, init_seconds, distill, began)
     for method in args.methods:
         model = copy.deepcopy(base_model)
         start = time.perf_counter()
@@ -192,15 +193,15 @@ def write(args, meta, extended, held: dict, scores: dict, reports: dict, init_se
     done = [m for m in args.methods if m in scores]
     figures = per_kind_figures(scores, done)
     targets = judge(scores, figures, done, init_seconds)
-    report = next(iter(reports.values()))
+    report = next(iter(reports.values()), None)
     out = {
         "complete": done == args.methods, "methods_done": done,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {args.device}, {args.threads} torch threads",
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "model": args.model, "smoke": args.smoke,
         "base_vocab_size": meta.base_vocab_size, "extended_vocab_size": len(extended),
-        "added_tokens": len(extended) - meta.base_vocab_size, "tied_embeddings": report.tied,
-        "mean_base_pieces_per_new_token": report.mean_pieces_per_token,
+        "added_tokens": len(extended) - meta.base_vocab_size, "tied_embeddings": report.tied if report else None,
+        "mean_base_pieces_per_new_token": report.mean_pieces_per_token if report else None,
         "training_files": {"files": list(hk.TRAIN), "note": "less the held-out share of any file that is also a "
                            "kind's file; no held-out document is in the training text (merge and distill)",
                            "merge_max_docs": args.merge_max_docs, "vocab_size_new_model": args.vocab_size},

@@ -121,3 +121,17 @@ def test_shared_kinds_are_large_enough_and_apart_from_training() -> None:
         texts = held[kind.name]
         assert sum(len(t.encode("utf-8")) for t in texts) >= 50_000, kind.name
         assert not set(texts) & trained, kind.name
+
+
+def test_extension_pays_end_figures_per_kind() -> None:
+    import extension_pays as pays
+
+    assert pays.EVAL["ja"] == "ja_wikipedia" and pays.EVAL["en"] == "en_wikipedia_news"  # the curves' old names
+    assert set(pays.EVAL.values()) == {k.name for k in hk.KINDS} and "ja" in pays.JA and "en" not in pays.JA
+    base = {c: _scores([2.0] * 4) for c in pays.EVAL}
+    mean = {c: _scores([1.9 if c == "ja" else 2.2] * 4) for c in pays.EVAL}  # better on Wikipedia only
+    end = pays.end_figures({"base": base, "mean": mean})
+    assert end["change_vs_base"]["mean"]["ja"] == {"value": -0.05, "ci95": [-0.05, -0.05]}
+    verdict = end["targets"]["ja_mean_at_most_base_at_end"]
+    assert verdict["holds_on"] == ["ja"] and sorted(verdict["fails_on"]) == sorted(c for c in pays.JA if c != "ja")
+    assert "holds on ja only" in end["summary"][0]
