@@ -52,6 +52,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kind-bytes", type=int, default=50_000, help="UTF-8 bytes scored per held-out kind")
     parser.add_argument("--unit-bytes", type=int, default=1_000, help="bytes of whole documents per resampled unit")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--kinds", nargs="+", default=[k.name for k in hk.KINDS], choices=[k.name for k in hk.KINDS],
+                        help="the held-out kinds scored (default: all)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
     parser.add_argument("--distill", default="{}", help="DistillConfig fields as JSON, e.g. '{\"steps\": 32}'")
@@ -96,10 +98,15 @@ def score_kinds(model, tokenizer, kind_units: dict[str, list[list[str]]]) -> dic
     return out
 
 
+def _names(scored: dict, lang: str) -> list[str]:
+    """The kinds of ``lang`` among those scored, in :data:`heldout_kinds.KINDS` order."""
+    return [k.name for k in hk.KINDS if k.lang == lang and k.name in scored]
+
+
 def per_kind_figures(scores: dict[str, dict], methods: list[str]) -> dict:
     """Bits per byte with spread, the change against the base, and the share of ``mean``'s gap closed."""
     base = scores["base"]
-    ja = [k.name for k in hk.KINDS if k.lang == "ja"]
+    ja = _names(base, "ja")
     out = {"bpb": {arm: {k: hk.bpb_figure(s) for k, s in kinds.items()} for arm, kinds in scores.items()},
            "bpb_change_vs_base": {m: {k: hk.change_figure(s, base[k]) for k, s in scores[m].items()}
                                   for m in methods}}
@@ -110,23 +117,23 @@ def per_kind_figures(scores: dict[str, dict], methods: list[str]) -> dict:
 
 
 def judge(scores: dict[str, dict], figures: dict, methods: list[str], init_seconds: dict) -> dict:
-    """Each target judged on every kind it concerns (:func:`heldout_kinds.verdict`)."""
-    ja = [k.name for k in hk.KINDS if k.lang == "ja"]
-    en = [k.name for k in hk.KINDS if k.lang == "en"]
+    """Each target judged on every kind it concerns (:func:`heldout_kinds.verdict`); none without such kinds."""
+    ja, en = _names(scores["base"], "ja"), _names(scores["base"], "en")
     change = figures["bpb_change_vs_base"]
     targets = {}
-    if "mean" in methods:
+    if "mean" in methods and en:
         targets["en_mean_within_1pct_of_base"] = hk.verdict({k: change["mean"][k] for k in en}, -0.01, 0.01)
         for other in ("hewitt", "random"):
-            if other in methods:
+            if other in methods and ja:
                 below = {k: hk.change_figure(scores["mean"][k], scores[other][k]) for k in ja}
                 targets[f"ja_mean_below_{other}"] = hk.verdict(below, -math.inf, 0.0)
-        if "distill" in methods:
+        if "distill" in methods and ja:
             targets["ja_distill_at_most_midpoint_of_mean_and_base"] = hk.verdict(
                 {k: figures["gap_closed"]["distill"][k] for k in ja}, 0.5, math.inf)
-    if "distill" in methods:
+    if "distill" in methods and en:
         targets["en_distill_within_half_pct_of_base"] = hk.verdict({k: change["distill"][k] for k in en},
                                                                    -0.005, 0.005)
+    if "distill" in methods:
         targets["distill_under_15_minutes"] = init_seconds["distill"] < 900
     return targets
 
@@ -163,7 +170,7 @@ def main() -> None:
     meta = read_metadata(folder)
     extended = AutoTokenizer.from_pretrained(str(folder))
     base_tokenizer = load_tokenizer(args.model)  # the model's own: the extended one keeps its ids
-    kind_units = {k: hk.units(docs, args.kind_bytes, args.unit_bytes) for k, docs in held.items()}
+    kind_units = {k: hk.units(held[k], args.kind_bytes, args.unit_bytes) for k in args.kinds}
     distill = DistillConfig(**json.loads(args.distill))
     train_texts = [t for p in train_paths for t in read_documents(p, max_bytes=distill.max_corpus_bytes)]
     base_model = load_model(args.model, device=args.device)
@@ -205,7 +212,7 @@ def write(args, meta, extended, held: dict, scores: dict, reports: dict, init_se
         "training_files": {"files": list(hk.TRAIN), "note": "less the held-out share of any file that is also a "
                            "kind's file; no held-out document is in the training text (merge and distill)",
                            "merge_max_docs": args.merge_max_docs, "vocab_size_new_model": args.vocab_size},
-        "kinds": hk.describe(hk.KINDS, held, args.kind_bytes, args.unit_bytes),
+        "kinds": hk.describe([k for k in hk.KINDS if k.name in args.kinds], held, args.kind_bytes, args.unit_bytes),
         "kinds_missing": hk.MISSING,
         "spread": "95% percentile bootstrap over units of whole documents (1,000 resamples, seeded; paired across "
                   "arms), se: standard error of the bits-per-byte ratio over units",
