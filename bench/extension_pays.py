@@ -11,8 +11,14 @@ the same block size and batch:
   mean|distill``, then ``new-rows`` (``--new-rows-steps``) and the same shared stages.
 
 Every arm is built and trained by the project's own commands (``merge``, ``init-model``, ``pretrain``), and
-evaluated by the pretraining loop every ``--eval-every`` steps on held-out Japanese and English that are not
-in the training files. A training step costs ``6 N T + 6 L T d`` FLOPs (Kaplan et al. 2020: ``T`` tokens in
+evaluated by the pretraining loop every ``--eval-every`` steps on several held-out kinds of text
+(``bench/heldout_kinds.py``: Japanese Wikipedia, short sentences and conversation, English Wikipedia/news and
+literature; the Japanese training files lose the held-out share of the two that are also kinds, so neither
+the merge, nor ``distill``, nor the training ever reads a held-out document). The curves of the Wikipedia
+kinds keep the names ``ja`` and ``en``. At the end of each arm its final model scores ``--kind-bytes`` of every
+kind in units of whole documents, so each end figure, and each extended arm's difference from the base arm,
+comes with a 95% bootstrap interval, and ``summary`` says on which kinds the extended arm ends at most the
+base. A training step costs ``6 N T + 6 L T d`` FLOPs (Kaplan et al. 2020: ``T`` tokens in
 the batch, ``L`` layers of width ``d``, ``N`` the parameters a token's forward pass multiplies by: everything
 but the input embedding lookup, so the lm_head counts with all its rows). The extended model's larger lm_head
 makes its step dearer, so the ``base`` arm runs as many more steps as give it at least the same training
@@ -56,10 +62,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed one
+sys.path.insert(0, str(ROOT / "bench"))
+import heldout_kinds as hk  # noqa: E402
 from vocab_extend.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402  (after the path is set)
 
-TRAIN = ["ja/jaquad_train_wikipedia.txt", "ja/jglue_short_sentences.txt", "ja/tatoeba_sentences.txt"]
-EVAL = {"ja": "ja/jsquad_test_wikipedia.txt", "en": "en/gum_open_license_genres.txt"}
+TRAIN = list(hk.TRAIN)
+# the curve of each held-out kind; the Wikipedia kinds keep the names the curves always had
+EVAL = {{"ja_wikipedia": "ja", "en_wikipedia_news": "en"}.get(k.name, k.name): k.name for k in hk.KINDS}
+JA = [name for name, kind in EVAL.items() if kind.startswith("ja")]
 REPLAY = "en/ud_ewt_train_web.txt"
 ARMS = ("base", "mean", "distill")
 RESULT = ROOT / "bench" / "results" / "extension_pays.json"
@@ -142,7 +152,7 @@ def plot(curves: dict[str, dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=100)
+    fig, axes = plt.subplots(len(EVAL), 2, figsize=(10, 3.2 * len(EVAL)), dpi=100)
     for row, corpus in enumerate(EVAL):
         for col, (key, label) in enumerate((("flops", "training FLOPs"), ("chars", "Japanese characters seen"))):
             ax = axes[row][col]
@@ -199,7 +209,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--micro-batch-size", type=int, default=None, help="sequences per forward pass (default: all)")
     parser.add_argument("--eval-every", type=int, default=20)
-    parser.add_argument("--eval-max-bytes", type=int, default=10_000, help="UTF-8 bytes scored per eval corpus")
+    parser.add_argument("--eval-max-bytes", type=int, default=10_000, help="UTF-8 bytes per kind at each eval")
+    parser.add_argument("--kind-bytes", type=int, default=50_000,
+                        help="UTF-8 bytes per held-out kind scored with its spread at the end of each arm (0: none)")
+    parser.add_argument("--unit-bytes", type=int, default=1_000, help="bytes of whole documents per resampled unit")
     parser.add_argument("--max-docs", type=int, default=2_000, help="documents read per training file (0: all)")
     parser.add_argument("--replay", default=REPLAY, help="English training text replayed in every arm (under --corpora)")
     parser.add_argument("--replay-weight", type=float, default=0.1,
@@ -221,6 +234,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the tokenizer and init-<arm> models already in --work-dir")
     parser.add_argument("--work-dir", type=Path, default=None, help="models and runs (default: a temporary folder)")
+    parser.add_argument("--note", default=None, help="a sentence recorded in the JSON (e.g. why the setting is reduced)")
     parser.add_argument("--json", type=Path, default=RESULT)
     args = parser.parse_args()
     if not 0 <= args.replay_weight < 1:
@@ -228,6 +242,8 @@ def parse_args() -> argparse.Namespace:
     if not args.corpora.is_dir():
         raise SystemExit(f"error: {args.corpora} does not exist: pass --corpora with a folder laid out as "
                          "<lang>/<name>.txt (bench/README.md says how to get equivalent public text)")
+    if args.replay in {k.path for k in hk.KINDS}:
+        raise SystemExit(f"error: --replay {args.replay} is held-out text (bench/heldout_kinds.py): replay another file")
     return args
 
 
@@ -266,6 +282,10 @@ def prepare(args, work: Path, train_files: list[str], eval_files: dict[str, str]
     if args.pico_model:
         args.model = pico_model(args.model, work / "pico-base")
     folder = args.tokenizer
+    if folder is not None:
+        from vocab_extend.metadata import read_metadata
+
+        hk.refuse_trained_on(read_metadata(folder).corpus, args.corpora)
     if folder is None and extended:
         folder = work / "tokenizer"
         limit = ["--max-docs", str(args.merge_max_docs)] if args.merge_max_docs else []
@@ -358,16 +378,19 @@ def fit_budget(args, flops: dict[str, int], ja_tokens: float, cpt: dict[str, flo
     """The scale of every arm's steps that makes the estimated time fit 85% of what is left of the budget:
     per arm, its steps × FLOPs per step at the probe's FLOPs/s, its evaluations (the eval tokens, at three
     times the probe's training tokens/s: a forward pass only; Japanese at 3 bytes a character, English at
-    4.5 bytes a token) and the probe's seconds outside its steps."""
+    4.5 bytes a token; every kind at every eval, and ``--kind-bytes`` of each at the end) and the probe's
+    seconds outside its steps."""
     rate = measured["tokens_per_s"]
+    kinds_en = len(EVAL) - len(JA)
 
     def estimate(stages: dict[str, list[dict]]) -> float:
         total = 0.0
         for arm in args.arms:
             steps = sum(s["steps"] for s in stages[arm])
             evals = (steps // args.eval_every if args.eval_every else 0) + 2
-            eval_tokens = args.eval_max_bytes * (1 / (3 * cpt[arm]) + 1 / 4.5)
-            total += steps * flops[arm] / measured["flops_per_s"] + evals * eval_tokens / (3 * rate)
+            per_byte = len(JA) / (3 * cpt[arm]) + kinds_en / 4.5
+            eval_tokens = (evals * args.eval_max_bytes + args.kind_bytes) * per_byte
+            total += steps * flops[arm] / measured["flops_per_s"] + eval_tokens / (3 * rate)
         return total + measured["overhead_seconds"] * len(args.arms)
 
     left = 0.85 * (args.time_budget - (time.perf_counter() - began) - 10)  # 10 s for the summary and the plot
@@ -381,8 +404,9 @@ def fit_budget(args, flops: dict[str, int], ja_tokens: float, cpt: dict[str, flo
 
 
 def run_arm(args, arm: str, model: str, stages: list[dict], work: Path, files: dict, cpt: float,
-            flops: int) -> tuple[dict, dict]:
-    """Train one arm; its curves (bits per byte against steps, FLOPs, characters) and its run figures."""
+            flops: int) -> tuple[dict, dict, str]:
+    """Train one arm; its curves (bits per byte against steps, FLOPs, characters), its run figures and the
+    folder of its final model."""
     from vocab_extend.pretrain import pretrain
     from vocab_extend.pretrain.outputs import read_metrics
 
@@ -390,7 +414,7 @@ def run_arm(args, arm: str, model: str, stages: list[dict], work: Path, files: d
     config = arm_config(args, model, stages, out, work, files)
     print(f"arm {arm}: stages {stages}, {flops:.4g} FLOPs per step, {cpt:.3f} chars/token", flush=True)
     start = time.perf_counter()
-    pretrain(config)
+    final_model = pretrain(config)
     seconds = time.perf_counter() - start
     records = read_metrics(out)
     evals = [r for r in records if r["kind"] == "eval"]
@@ -407,9 +431,10 @@ def run_arm(args, arm: str, model: str, stages: list[dict], work: Path, files: d
            "flops_per_step": flops, "train_chars_per_token": round(cpt, 4),
            "final_loss": train[-1]["loss"] if train else None, "wall_seconds": round(seconds, 1),
            "median_tokens_per_s": {s: round(statistics.median(v), 1) for s, v in by_stage.items()},
-           "en_end_vs_start": round(curve["bpb"]["en"][-1] / curve["bpb"]["en"][0] - 1, 5)}
+           "en_end_vs_start": round(curve["bpb"]["en"][-1] / curve["bpb"]["en"][0] - 1, 5),
+           "end_vs_start": {c: round(v[-1] / v[0] - 1, 5) for c, v in curve["bpb"].items()}}
     print(f"arm {arm}: bpb " + json.dumps(curve["bpb"]) + f" in {seconds:.0f}s", flush=True)
-    return curve, run
+    return curve, run, str(final_model)
 
 
 def outcome(args, curves: dict, runs: dict) -> tuple[dict, dict, dict]:
@@ -418,13 +443,58 @@ def outcome(args, curves: dict, runs: dict) -> tuple[dict, dict, dict]:
     if "base" in curves:
         for arm in [a for a in curves if a != "base"]:
             comparisons[arm] = {c: compare(curves["base"], curves[arm], c) for c in EVAL}
-            targets[f"ja_{arm}_at_most_base_at_equal_flops"] = comparisons[arm]["ja"]["b_at_most_a_at_end"]
+            for c in JA:
+                targets[f"{c}_{arm}_at_most_base_at_equal_flops"] = comparisons[arm][c]["b_at_most_a_at_end"]
     for arm in curves:
-        targets[f"en_{arm}_end_within_2pct_of_start"] = abs(runs[arm]["en_end_vs_start"]) <= 0.02
+        for c in [c for c in EVAL if c not in JA]:
+            targets[f"{c}_{arm}_end_within_2pct_of_start"] = abs(runs[arm]["end_vs_start"][c]) <= 0.02
     final = {arm: {"steps": c["steps"][-1], "flops": c["flops"][-1], "chars": c["chars"][-1],
                    "bpb_start": {k: v[0] for k, v in c["bpb"].items()},
                    "bpb_end": {k: v[-1] for k, v in c["bpb"].items()}} for arm, c in curves.items()}
     return comparisons, targets, final
+
+
+def score_end(args, folder: str, kind_units: dict[str, list[list[str]]]) -> dict[str, hk.UnitScores]:
+    """An arm's final model on ``--kind-bytes`` of every held-out kind, in units (for the spread)."""
+    from vocab_extend.model.loading import load_model
+    from vocab_extend.tokenizer.loader import load_tokenizer
+
+    model, tokenizer = load_model(folder, device=args.device), load_tokenizer(folder)
+    scores = {curve: hk.score(model, tokenizer, kind_units[kind]) for curve, kind in EVAL.items()}
+    print("  end, per kind: " + json.dumps({c: s.totals()["bpb"] for c, s in scores.items()}), flush=True)
+    return scores
+
+
+def end_figures(scores: dict[str, dict[str, hk.UnitScores]]) -> dict:
+    """Each arm's end bits per byte per kind with its interval; each extended arm's change against the base
+    arm on the same units, and on which Japanese kinds it ends at most the base (:func:`heldout_kinds.verdict`)."""
+    out: dict = {"bpb": {arm: {c: hk.bpb_figure(s) for c, s in kinds.items()} for arm, kinds in scores.items()},
+                 "change_vs_base": {}, "targets": {}, "summary": []}
+    if "base" not in scores:
+        return out
+    for arm in [a for a in scores if a != "base"]:
+        changes = {c: hk.change_figure(s, scores["base"][c]) for c, s in scores[arm].items()}
+        out["change_vs_base"][arm] = changes
+        verdict = hk.verdict({c: changes[c] for c in JA}, -math.inf, 0.0)
+        out["targets"][f"ja_{arm}_at_most_base_at_end"] = verdict
+        shown = ", ".join(f"{c} {f['value']:+.1%}" + (f" [{f['ci95'][0]:+.1%}, {f['ci95'][1]:+.1%}]" if f["ci95"] else "")
+                          for c, f in changes.items())
+        out["summary"].append(f"{arm} against base at the end (bits per byte change): {shown}; "
+                              f"at most the base on Japanese: {verdict['summary']}")
+    return out
+
+
+def held_out_files(args, work: Path) -> tuple[list[str], dict[str, str], dict]:
+    """The training shares and every held-out kind written under ``work``; the kinds' units for the end
+    scoring and their description."""
+    train_docs, held = hk.load(args.corpora)
+    train_files = hk.write_training(train_docs, work / "train-shares")
+    paths = hk.write_training({f"{kind}.txt": held[kind] for kind in EVAL.values()}, work / "heldout")
+    kinds = {"kinds": hk.describe(hk.KINDS, held, args.kind_bytes, args.unit_bytes), "kinds_missing": hk.MISSING,
+             "curve_of_kind": {kind: curve for curve, kind in EVAL.items()},
+             "units": {k: hk.units(held[k], args.kind_bytes, args.unit_bytes) for k in EVAL.values()}
+             if args.kind_bytes else {}}
+    return train_files, {curve: path for curve, path in zip(EVAL, paths)}, kinds
 
 
 def main() -> None:
@@ -438,11 +508,11 @@ def main() -> None:
     began, load_at_start = time.perf_counter(), os.getloadavg()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pays-"))
     work.mkdir(parents=True, exist_ok=True)
-    train_files = [str(args.corpora / f) for f in TRAIN]
+    train_files, eval_files, kinds = held_out_files(args, work)
     replay = [f"en={args.corpora / args.replay}"] if args.replay_weight > 0 else []
     files = {"train": [f"ja={f}" for f in train_files] + replay,
              "weights": {"ja": 1 - args.replay_weight, "en": args.replay_weight} if replay else {},
-             "eval": {name: str(args.corpora / f) for name, f in EVAL.items()}}
+             "eval": eval_files}
     models, init_seconds = prepare(args, work, train_files, files["eval"])
     if args.prepare_only:
         print(f"prepared {', '.join(models)} in {work} ({time.perf_counter() - began:.0f}s)", flush=True)
@@ -470,9 +540,13 @@ def main() -> None:
         ja_seen = sum(s["steps"] for s in stages[extended_arms[0]]) * args.block_size * args.batch_size
         plan["epochs_planned"] = round(ja_seen * (1 - args.replay_weight) / ja_tokens, 3)
 
-    curves, runs = {}, {}
+    curves, runs, end = {}, {}, {}
     for arm in args.arms:
-        curves[arm], runs[arm] = run_arm(args, arm, models[arm], stages[arm], work, files, cpt[arm], flops[arm])
+        curves[arm], runs[arm], final_model = run_arm(args, arm, models[arm], stages[arm], work, files, cpt[arm],
+                                                      flops[arm])
+        if kinds["units"]:
+            end[arm] = score_end(args, final_model, kinds["units"])
+        plan["held_out"] = {**{k: v for k, v in kinds.items() if k != "units"}, "end_of_run": end_figures(end)}
         done = arm == args.arms[-1]
         write_figures(args, shapes, flops, plan, init_seconds, curves, runs, began, load_at_start, done)
 
@@ -481,6 +555,7 @@ def write_figures(args, shapes: dict, flops: dict, plan: dict, init_seconds: dic
                   began: float, load_at_start: tuple, done: bool) -> None:
     """The JSON (after every arm, ``"complete": false`` until the last) and, at the end, the plot."""
     comparisons, targets, final = outcome(args, curves, runs)
+    held_out = plan.get("held_out")
     replay = args.replay_weight > 0
     plot_path = args.json.with_suffix(".png")
     if done:
@@ -498,18 +573,20 @@ def write_figures(args, shapes: dict, flops: dict, plan: dict, init_seconds: dic
         "training_files": TRAIN, "replay": {"file": args.replay, "weight": args.replay_weight} if replay else None,
         "max_docs_per_file": args.max_docs or None, "eval_corpora": EVAL,
         "eval_max_bytes": args.eval_max_bytes, "eval_every": args.eval_every,
-        "block_size": args.block_size, "batch_size": args.batch_size, "plan": plan,
+        "block_size": args.block_size, "batch_size": args.batch_size,
+        "plan": {k: v for k, v in plan.items() if k != "held_out"}, "note": args.note,
         "flops": {"formula": "6*N*T + 6*L*T*d per step; N = parameters other than the input embeddings "
                              "(the lm_head with all its rows), T = block_size*batch_size, L layers, d width",
                   "shapes": shapes, "per_step": flops},
         "init_seconds": init_seconds, "runs": runs, "curves": curves, "final": final,
-        "equal_flops": comparisons, "targets": targets,
+        "equal_flops": comparisons, "targets": targets, "held_out": held_out,
+        "summary": held_out["end_of_run"]["summary"] if held_out else [],
         "wall_seconds": round(time.perf_counter() - began, 1),
         "plot": plot_path.name if done else None,
     }
     atomic_write_json(args.json, figures)
     if done:
-        print(json.dumps({"final": final, "targets": targets,
+        print(json.dumps({"final": final, "targets": targets, "summary": figures["summary"],
                           "crossing": {a: c["ja"]["crossing"] for a, c in comparisons.items()}}, indent=2))
         print(f"wrote {args.json} and {plot_path}", flush=True)
 
