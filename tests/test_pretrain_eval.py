@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import statistics
 import sys
@@ -102,11 +103,11 @@ def test_all_results_json_sums_up_the_run(tmp_path, cache_dir):
     assert summary["eval_step"] == 3 and summary["eval_bpb"] == evals[-1]["bpb"] and summary["wall_time_s"] > 0
     assert {name: text["label"] for name, text in summary["eval_text"].items()} == {"en": "eval", "ja": "held out"}
     assert summary["resumed_from_step"] is None
-    report = (out / "report.md").read_text(encoding="utf-8")
+    table = (out / "report.md").read_text(encoding="utf-8").split("## Bits per byte")[1].split("\n\n")[1]
     ja = evals[-1]
-    row = next(line for line in report.splitlines() if line.startswith("| ja |"))
+    row = next(line for line in table.splitlines() if line.startswith("| ja |"))
     assert row.startswith(f"| ja | held out, {ja['documents']['ja']:,} documents, {ja['bytes']['ja']:,} bytes |")
-    assert next(line for line in report.splitlines() if line.startswith("| en |")).startswith("| en | eval, ")
+    assert next(line for line in table.splitlines() if line.startswith("| en |")).startswith("| en | eval, ")
 
 
 # ------------------------------------------------------------------------------ report_to: wandb
@@ -128,6 +129,7 @@ class FakeRun:
 def fake_wandb(monkeypatch):
     calls: list = []
     module = types.ModuleType("wandb")
+    module.__spec__ = importlib.machinery.ModuleSpec("wandb", None)  # libraries that look for it find it
     module.init = lambda **kwargs: calls.append(("init", kwargs)) or FakeRun(calls)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "wandb", module)
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -137,7 +139,8 @@ def fake_wandb(monkeypatch):
 
 def test_wandb_gets_the_scalars_offline_and_the_summary(tmp_path, cache_dir, fake_wandb):
     out = tmp_path / "run"
-    pretrain(run_config(cache_dir, out, eval_max_bytes=1500, report_to=["tensorboard", "wandb"]))
+    pretrain(run_config(cache_dir, out, eval_max_bytes=1500, report_to=["tensorboard", "wandb"],
+                     tensorboard=True))
     (init, kwargs) = fake_wandb[0]
     assert init == "init" and kwargs["mode"] == "offline" and kwargs["dir"] == str(out)
     assert kwargs["project"] == "vocab-extend" and kwargs["config"]["data"]["block_size"] == 32

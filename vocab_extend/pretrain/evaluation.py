@@ -17,6 +17,8 @@ budget depends on the run's planned steps only, so a resumed run scores the same
 4096
 >>> EvalConfig(max_bytes=20_000).budget(20 * 4 * 128), EvalConfig(max_bytes=20_000).budget(256)
 (20000, 4000)
+>>> EvalConfig(max_bytes=1_500).describe_budget(384)
+'eval: the first 1,500 bytes of each eval corpus (2 per training token × 384 tokens, raised to eval_min_bytes 4,000, capped at eval_max_bytes 1,500; --eval-bytes-per-token null scores eval_max_bytes 1,500)'
 """
 
 from __future__ import annotations
@@ -86,10 +88,10 @@ class EvalConfig:
             return f"eval: {amount} of each eval corpus (eval_max_bytes; eval_bytes_per_token is null)"
         sized = round(self.bytes_per_token * train_tokens)
         why = f"{self.bytes_per_token:g} per training token × {train_tokens:,} tokens"
-        if budget == self.max_bytes and sized > budget:
+        if sized < self.min_bytes:
+            why += f", raised to eval_min_bytes {self.min_bytes:,}"
+        if budget is not None and budget < max(sized, self.min_bytes):
             why += f", capped at eval_max_bytes {budget:,}"
-        elif budget == self.min_bytes and sized < budget:
-            why += f", raised to eval_min_bytes {budget:,}"
         return (f"eval: {amount} of each eval corpus ({why}; --eval-bytes-per-token null scores "
                 f"eval_max_bytes{'' if self.max_bytes is None else f' {self.max_bytes:,}'})")
 
