@@ -109,7 +109,7 @@ def test_a_run_from_an_init_model_folder_reports_whether_extending_paid(made, tm
 
     from conftest import SAMPLE_EN, SAMPLE_JA
     from vocab_extend.model.evaluate.bpb import bits_per_byte
-    from vocab_extend.pretrain import pretrain
+    from vocab_extend.pretrain import paid, pretrain
     from vocab_extend.pretrain.config import config_from_dict
     from vocab_extend.tokenizer.loader import load_tokenizer
 
@@ -133,7 +133,7 @@ def test_a_run_from_an_init_model_folder_reports_whether_extending_paid(made, tm
     row = next(line for line in section.splitlines() if line.startswith("| en |"))
     assert row.startswith(f"| en | {expected.bpb:.4f} |") and row.count("|") == 6
     # the decode speed-up is measured on the corpus whose token count fell most: both decode the same text
-    text = "\n".join(read_documents(str(SAMPLE_JA / "news.txt")))[:400]
+    text = "\n".join(read_documents(str(SAMPLE_JA / "news.txt")))[:paid.DECODE_CHARS]
     base_steps = len(load_tokenizer("mistral-7b-v0.1")(text, add_special_tokens=False)["input_ids"])
     ext_steps = len(load_tokenizer(str(run / "model"))(text, add_special_tokens=False)["input_ids"])
     assert ext_steps < base_steps

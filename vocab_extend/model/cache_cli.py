@@ -16,6 +16,7 @@ import argparse
 import time
 
 from .cache import Entry, ago, clean, gguf_dir, list_entries
+from .evaluate.stored import clean_scores, list_scores, scores_dir
 
 INTERRUPTED = "interrupted: the entries listed as removed so far are gone; the others are intact"
 
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"removed {_entries(len(removed))} ({_mib(sum(e.bytes for e in removed))}) from {folder}")
         for entry in kept:
             print(f"kept {entry.path.name}: another vocab-extend process is using it; run --clean again later")
+        scores = clean_scores()
+        if scores:
+            print(f"removed {_entries(len(scores))} ({_mib(sum(e.bytes for e in scores))}) from {scores_dir()}")
         return 0
     entries = list_entries()
     print(folder if folder.is_dir() else f"{folder} (empty: nothing converted yet)")
@@ -55,4 +59,17 @@ def run(args: argparse.Namespace) -> int:
     if entries:
         print(f"{_entries(len(entries))}, {_mib(sum(e.bytes for e in entries))}; `vocab-extend cache --clean` "
               "removes them (the next load of a GGUF model converts it again)")
+    _list_scores()
     return 0
+
+
+def _list_scores() -> None:
+    """The stored base-model scores (:mod:`.evaluate.stored`), after the converted models."""
+    scores = list_scores()
+    if scores:
+        print(scores_dir())
+        width = max(len(e.path.name) for e in scores)
+        for entry in scores:
+            print(_line(entry, width))
+        print(f"{_entries(len(scores))}, {_mib(sum(e.bytes for e in scores))} of stored scores (the next "
+              "comparison with a base model computes them again once removed)")

@@ -45,7 +45,7 @@ from .model_folder import write_model_folder
 from .optim import make_optimizer
 from .outputs import token_reduction_rows
 from .report import run_card, write_report
-from .paid import compare_with_base, paid_section
+from .paid import compare_with_base
 from .parallel import Parallel, Wrapped, clip_grad_norm, gradient_sync
 from .run_dir import MODEL_DIR, check_resume, claim_output, prepare_output, run_config_text
 from .stages import PreparedStage, Stage, StageConfig, stage_for
@@ -128,7 +128,8 @@ class Trainer:
         self.metrics = MetricsLogger(config.logging, config.total_steps, self.dist, self.out, start,
                                      resumed=self.resume_from is not None)
         self.validator = Validator(config.eval, config.total_steps, self.dist, self.tokenizer, self.eval_docs,
-                                   self.metrics, self.parallel.eval_autocast)
+                                   self.metrics, self.parallel.eval_autocast,
+                                   train_tokens=config.total_steps * config.data.batch_size * config.data.block_size)
         if self.continue_from is not None:
             self.metrics.message(f"continuing {self.continue_from} from its last checkpoint, {self.resume_from.name} "
                                  f"(step {start}; the steps after it are trained again), in {self.out}")
@@ -289,9 +290,10 @@ class Trainer:
                 reduction = token_reduction_rows(self.tokenizer, base, self.eval_docs)
             except VocabExtendError as exc:
                 self.metrics.message(f"note: no token-reduction table ({exc})")
-        compared = compare_with_base(self.config.model.name, self.config.eval, self.tokenizer_dir, self.eval_docs,
-                                     self.metrics.last_eval(), self.dist.device, (model, self.tokenizer), reduction)
-        write_report(self.out, self.config, reduction, paid_section(compared, reduction) if compared else None)
+        compared = compare_with_base(self.config.model.name, self.validator.config, self.tokenizer_dir, self.eval_docs,
+                                     self.metrics.last_eval(), self.dist.device, (model, self.tokenizer), reduction,
+                                     self.metrics.progress)
+        write_report(self.out, self.config, reduction, compared, self.metrics)
 
 
 def pretrain(config: PretrainConfig, *, resume: bool = False, continue_from: str | Path | None = None) -> Path:

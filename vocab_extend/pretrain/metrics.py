@@ -1,13 +1,19 @@
-"""The run's log: ``metrics.jsonl`` (+ TensorBoard), the progress bar and log lines, on rank 0 only.
+"""The run's log: ``metrics.jsonl`` (+ the ``report_to`` trackers), the progress bar and log lines, on rank 0 only.
 
 :class:`MetricsLogger` writes a training record every ``log_every`` steps and at the last step; the
-``logging`` section (:class:`LoggingConfig`) says how often and where.
+``logging`` section (:class:`LoggingConfig`) says how often and where (:mod:`.trackers`: TensorBoard, W&B).
+
+>>> LoggingConfig().targets(), LoggingConfig(tensorboard=False).targets()
+(['tensorboard'], [])
+>>> LoggingConfig(report_to=["tensorboard", "wandb"], tensorboard=False).targets()
+['wandb']
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +22,7 @@ from tqdm.auto import tqdm
 from ..errors import VocabExtendError
 from .dist import Dist
 from .outputs import MetricsLog
+from .trackers import check_available, open_trackers, report_targets
 
 
 @dataclass
@@ -25,24 +32,35 @@ class LoggingConfig:
     FLAT: ClassVar[dict[str, str]] = {"every": "log_every"}  # flat (top-level) names, as in older configs
 
     every: int = 1  # steps between training records
-    progress: bool = True  # a progress bar on stderr
-    tensorboard: bool = True  # also write TensorBoard scalars
+    progress: bool = True  # progress bars (training, every evaluation) on stderr
+    report_to: list[str] | str = field(default_factory=lambda: ["tensorboard"])  # tensorboard, wandb (offline), none
+    tensorboard: bool = True  # older key: false takes tensorboard out of report_to
 
     def check(self) -> None:
         if not isinstance(self.every, int) or self.every < 1:
             raise VocabExtendError(f"log_every must be a positive whole number, not {self.every!r}")
+        check_available(self.targets())
+
+    def targets(self) -> list[str]:
+        """The trackers the run reports to: ``report_to``, less TensorBoard when ``tensorboard`` is false."""
+        names = report_targets(self.report_to)
+        return names if self.tensorboard else [n for n in names if n != "tensorboard"]
 
 
 class MetricsLogger:
-    """``metrics.jsonl`` (+ TensorBoard), the progress bar and log lines, on rank 0 only."""
+    """``metrics.jsonl`` (+ the trackers), the progress bar and log lines, on rank 0 only."""
 
     def __init__(self, config: LoggingConfig, total_steps: int, dist: Dist, out: Path, start_step: int,
                  resumed: bool) -> None:
-        self.dist, self.every, self.total = dist, config.every, total_steps
-        self.log = MetricsLog(out, resume_step=start_step if resumed else None,
-                              tensorboard=config.tensorboard) if dist.main else None
+        self.dist, self.every, self.total, self.started = dist, config.every, total_steps, time.perf_counter()
+        self.progress = dist.main and config.progress  # whether bars are shown (evaluations' too)
+        resume_step = self.resumed_from = start_step if resumed else None
+        self.log = None
+        if dist.main:
+            self.log = MetricsLog(out, resume_step=resume_step,
+                                  trackers=open_trackers(config.targets(), out, resume_step))
         self.bar = tqdm(total=self.total, initial=start_step, desc="pretraining", unit="step",
-                        disable=not (dist.main and config.progress), dynamic_ncols=True)
+                        disable=not self.progress, dynamic_ncols=True)
         self._last_eval: dict[str, float] | None = None
 
     def message(self, text: str) -> None:
@@ -65,6 +83,15 @@ class MetricsLogger:
             self.log.write(record)
             if record.get("kind") == "eval":
                 self._last_eval = dict(record.get("bpb") or {})
+
+    def elapsed(self) -> float:
+        """Seconds since this process started logging the run (before its step-0 evaluation)."""
+        return time.perf_counter() - self.started
+
+    def summary(self, values: dict[str, Any]) -> None:
+        """The run summary (:mod:`.summary`) for the trackers that keep one (W&B)."""
+        if self.log is not None:
+            self.log.summary(values)
 
     def last_eval(self) -> dict[str, float] | None:
         """Bits per byte of the latest evaluation written in this process, for the model card."""

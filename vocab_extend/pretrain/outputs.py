@@ -1,4 +1,5 @@
-"""What a run logs: ``metrics.jsonl`` and TensorBoard scalars (``report.md`` is :mod:`.report`'s).
+"""What a run logs: ``metrics.jsonl``, mirrored to the ``report_to`` trackers (:mod:`.trackers`; ``report.md`` is
+:mod:`.report`'s).
 
 ``metrics.jsonl`` holds one JSON object per line. Training records::
 
@@ -10,7 +11,11 @@ training corpus).
 
 Eval records::
 
-    {"kind": "eval", "step": 12, "bpb": {"ja": 2.41, "en": 1.37}, "loss": {"ja": 5.2, "en": 3.9}}
+    {"kind": "eval", "step": 12, "bpb": {"ja": 2.41, "en": 1.37}, "loss": {"ja": 5.2, "en": 3.9},
+     "bytes": {"ja": 4096, "en": 4096}, "documents": {"ja": 31, "en": 22}}
+
+``bytes`` and ``documents`` say how much of each eval corpus was scored (the run's eval budget); they are
+sizes, not scalars, and are not sent to the trackers.
 
 On resume, records after the checkpoint's step are dropped, so the file reads as one uninterrupted run.
 """
@@ -20,6 +25,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Mapping
+
+from .trackers import Tracker, scalar_tags
 
 METRICS = "metrics.jsonl"
 
@@ -32,37 +39,28 @@ def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
 
 
 class MetricsLog:
-    """Appends records to ``metrics.jsonl`` and mirrors scalars to TensorBoard (main process only)."""
+    """Appends records to ``metrics.jsonl`` and mirrors their scalars to ``trackers`` (main process only)."""
 
-    def __init__(self, output_dir: Path, *, resume_step: int | None, tensorboard: bool) -> None:
+    def __init__(self, output_dir: Path, *, resume_step: int | None, trackers: list[Tracker]) -> None:
         self.path = Path(output_dir) / METRICS
         kept = [r for r in read_metrics(output_dir) if resume_step is not None and r["step"] <= resume_step]
         self.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            purge = None if resume_step is None else resume_step + 1
-            self.writer = SummaryWriter(str(Path(output_dir) / "tensorboard"), purge_step=purge)
+        self.trackers = trackers
 
     def write(self, record: Mapping[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")  # metrics stay valid JSON
-        if self.writer is None:
-            return
-        step = record["step"]
-        for key, value in record.items():
-            if key in ("step", "kind", "stage"):
-                continue
-            if isinstance(value, Mapping):
-                for name, v in value.items():
-                    self.writer.add_scalar(f"{record['kind']}/{key}/{name}", v, step)
-            elif isinstance(value, (int, float)):
-                self.writer.add_scalar(f"{record['kind']}/{key}", value, step)
+        tags = scalar_tags(record)
+        for tracker in self.trackers:
+            tracker.scalars(tags, record["step"])
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        for tracker in self.trackers:
+            tracker.summary(values)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def token_reduction_rows(tokenizer, base_tokenizer, corpora: Mapping[str, list[str]]) -> list[dict[str, Any]]:

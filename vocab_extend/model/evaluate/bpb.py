@@ -172,6 +172,8 @@ def bits_per_byte(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     progress: bool = True,
+    desc: str = "bits per byte",
+    leave: bool = True,
 ) -> BpbResult:
     """Bits per byte of ``model`` on ``texts``, each text scored as its own document.
 
@@ -182,7 +184,8 @@ def bits_per_byte(
     model's ``max_position_embeddings`` capped at 1024. ``max_bytes`` keeps the
     first ``max_bytes`` UTF-8 bytes of the corpus (see :func:`truncate_to_bytes`); bytes are counted on the
     texts actually scored. The model runs in eval mode under ``torch.no_grad`` on ``device`` (default: where
-    its parameters are) and gets its previous train/eval mode back; logits are upcast to float32.
+    its parameters are) and gets its previous train/eval mode back; logits are upcast to float32. With
+    ``progress``, a bar named ``desc`` counts the scored tokens, with their rate and the time left.
     """
     texts = truncate_to_bytes(texts, max_bytes)
     if not texts:
@@ -204,8 +207,8 @@ def bits_per_byte(
     nll_sum, tokens = 0.0, 0
     try:
         with torch.no_grad(), tqdm(
-            total=sum(count for _, count in chunks), desc="bits per byte", unit=" tok",
-            disable=not progress, mininterval=1.0,
+            total=sum(count for _, count in chunks), desc=desc, unit=" tok", disable=not progress,
+            mininterval=1.0, leave=leave,
         ) as bar:
             for i in range(0, len(chunks), batch_size):
                 batch_nll, batch_tokens = _batch_nll(model, chunks[i : i + batch_size], target)

@@ -16,6 +16,7 @@ import time
 from typing import Any, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 
 def cache_argument(model: torch.nn.Module, cache: Any) -> dict[str, Any]:
@@ -26,9 +27,10 @@ def cache_argument(model: torch.nn.Module, cache: Any) -> dict[str, Any]:
 
 
 def decode_seconds(model: torch.nn.Module, rows: Sequence[Sequence[int]], start: int, pad: int,
-                   device: Any = "cpu") -> float:
+                   device: Any = "cpu", progress: str | None = None) -> float:
     """Seconds to decode ``rows`` (right-padded with ``pad``) one token per step with a KV cache, after a
-    ``start`` token; a batch takes as many steps as its longest row."""
+    ``start`` token; a batch takes as many steps as its longest row. With ``progress``, a bar of that name
+    counts the steps (its update costs microseconds against the milliseconds of a step)."""
     from transformers import DynamicCache
 
     width = max(len(r) for r in rows)
@@ -42,17 +44,20 @@ def decode_seconds(model: torch.nn.Module, rows: Sequence[Sequence[int]], start:
     began = time.perf_counter()
     with torch.inference_mode():
         cache = DynamicCache()
-        for step in range(width):
+        for step in tqdm(range(width), desc=progress, unit=" step", disable=progress is None, leave=False,
+                         mininterval=1.0):
             model(input_ids=ids[:, step:step + 1], use_cache=True, **cache_argument(model, cache))
     synchronize()
     return time.perf_counter() - began
 
 
-def measure(model: torch.nn.Module, tokenizer, text: str, start: int, device: Any = "cpu") -> dict[str, Any]:
-    """Characters, tokens and seconds of a batch-1 teacher-forced decode of ``text`` (after a short warm-up)."""
+def measure(model: torch.nn.Module, tokenizer, text: str, start: int, device: Any = "cpu",
+            progress: str | None = None) -> dict[str, Any]:
+    """Characters, tokens and seconds of a batch-1 teacher-forced decode of ``text`` (after a short warm-up);
+    ``progress`` names a bar of the decode's steps."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     decode_seconds(model, [ids[:4] or [start]], start, start, device)  # first-call costs out of the timing
-    seconds = decode_seconds(model, [ids], start, start, device)
+    seconds = decode_seconds(model, [ids], start, start, device, progress)
     return {"chars": len(text), "tokens": len(ids), "seconds": round(seconds, 4)}
 
 

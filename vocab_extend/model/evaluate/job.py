@@ -40,6 +40,7 @@ def evaluate_corpora(args: argparse.Namespace, corpora: list[tuple[str, str]]) -
         result = bits_per_byte(
             model, tokenizer, documents[name], max_bytes=args.max_bytes, block_size=block_size,
             stride=stride, batch_size=args.batch_size, device=device, progress=not args.no_progress,
+            desc=f"bits per byte of {name}",
         )
         results[name] = {"corpus": spec, **asdict(result)}
         print(f"{name}: {result.bpb:.4f} bits/byte  ({result.tokens} tokens, {result.bytes} bytes, "
