@@ -12,7 +12,9 @@ Each stage (:mod:`.stages`) gets a fresh AdamW and a schedule of linear warmup t
 ``lr * min_lr_ratio`` over the steps the stage runs. :meth:`Trainer.train` only sequences the steps; the
 components decide when to log (:mod:`.metrics`), evaluate (:mod:`.evaluation`) and checkpoint
 (:mod:`.checkpoint`). A stage's own shape (LoRA adapters, split rows, FSDP shards) is undone when the stage
-ends, before any checkpoint of that step, so a checkpoint at a stage boundary holds a plain model.
+ends, before any checkpoint of that step, so a checkpoint at a stage boundary holds a plain model; only the
+checkpoint at the run's last step is taken before, in the stage's shape with its optimiser, and a run that
+starts from it ends that stage from it, then goes on with the next (or the same stage, longer).
 """
 
 from __future__ import annotations
