@@ -201,6 +201,12 @@ def test_checkpoints_kept_never_exceed_keep_checkpoints(cache_dir, tmp_path):  #
     assert all(ckpt.verify(p) is None for p in ckpt.list_checkpoints(out))
 
 
+def test_checkpoint_at_end_false_skips_the_last_steps_checkpoint(cache_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    pretrain(run_config(cache_dir, out, stages="full:3", checkpoint_at_end=False))
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002"] and (out / "model").is_dir()
+
+
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     """A 4 MiB tmpfs: room for the run's config and metrics, not for a checkpoint of the pico model."""
