@@ -337,7 +337,7 @@ def test_outputs_metrics_report_and_model(cache_dir, tmp_path):
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "Token reduction" in report and "| ja |" in report and "bpb.png" in report
     assert (out / "bpb.png").stat().st_size > 0 and list((out / "tensorboard").iterdir())
-    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000002"]
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000004"]  # the last step's; keep 1
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(out / "model")
@@ -412,6 +412,7 @@ def test_resume_refuses_settings_that_change_the_losses(cache_dir, tmp_path):
     with pytest.raises(VocabExtendError, match="has finished"):
         pretrain(pico_config(cache_dir, out, stages="full:4", save_every=2), resume=True)
     shutil.rmtree(out / "model")  # as if the run had stopped after its checkpoint at step 2
+    shutil.rmtree(out / "checkpoints" / "step-00000004")
     with pytest.raises(VocabExtendError, match="started with stages full:4, not full:6"):
         pretrain(pico_config(cache_dir, out, stages="full:6", save_every=2), resume=True)
     with pytest.raises(VocabExtendError, match="started with batch_size 4, not 8"):

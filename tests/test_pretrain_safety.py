@@ -20,7 +20,9 @@ from test_pretrain import cache_dir, losses, pico_config  # noqa: F401  (cache_d
 from vocab_extend.errors import StorageError, VocabExtendError
 from vocab_extend.locks import waiting_lock
 from vocab_extend.pretrain import checkpoint as ckpt
+from vocab_extend.pretrain import loop as loop_module
 from vocab_extend.pretrain import pretrain
+from vocab_extend.pretrain.outputs import read_metrics
 
 SETTINGS = dict(stages="full:6", save_every=2, keep_checkpoints=3)
 
@@ -31,10 +33,10 @@ def run_config(cache: Path, out: Path, **extra):
 
 @pytest.fixture(scope="module")
 def reference(cache_dir, tmp_path_factory) -> Path:  # noqa: F811
-    """An uninterrupted run: checkpoints at steps 2 and 4, the final model after step 6."""
+    """An uninterrupted run: checkpoints at steps 2, 4 and its last step, 6, then the final model."""
     out = tmp_path_factory.mktemp("reference") / "run"
     pretrain(run_config(cache_dir, out))
-    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002", "step-00000004"]
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002", "step-00000004", "step-00000006"]
     return out
 
 
@@ -48,7 +50,34 @@ def stopped_copy(reference: Path, tmp_path: Path) -> Path:
     out = tmp_path / "run"
     shutil.copytree(reference, out)
     shutil.rmtree(out / "model")
+    shutil.rmtree(out / "checkpoints" / "step-00000006")
     return out
+
+
+def eval_records(out: Path) -> list[dict]:
+    return [r for r in read_metrics(out) if r["kind"] == "eval"]
+
+
+@pytest.mark.parametrize("stopped", ["after evaluating", "while evaluating"])
+def test_a_run_stopped_after_its_final_checkpoint_resumes_to_the_end_without_training(
+        reference, cache_dir, tmp_path, monkeypatch, stopped):  # noqa: F811
+    """Killed after the checkpoint at the last step, before model/ was written (say while comparing with
+    the base model, or while evaluating at that step): --resume writes model/ and trains no step; the
+    evaluation at the last step is made once, with the figures of the uninterrupted run."""
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    shutil.rmtree(out / "model")
+    if stopped == "while evaluating":  # the log has no evaluation at step 6 yet
+        kept = [line for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+                if '"kind": "eval"' not in line]
+        (out / "metrics.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    assert [r["step"] for r in eval_records(reference)] == [6] and not (out / "model").exists()
+    monkeypatch.setattr(loop_module.Trainer, "_step", lambda *args: pytest.fail("a step was trained again"))
+    pretrain(run_config(cache_dir, out), resume=True)
+    assert same_model(out, reference) and losses(out) == losses(reference)
+    assert eval_records(out) == eval_records(reference)
+    card = (out / "model" / "README.md").read_text(encoding="utf-8")  # its bits per byte included
+    assert "bits per byte" in card.lower() and card == (reference / "model" / "README.md").read_text(encoding="utf-8")
 
 
 def leftovers(out: Path) -> list[str]:
@@ -168,8 +197,14 @@ def test_a_partial_checkpoint_left_by_a_killed_run_is_swept_on_resume(reference,
 def test_checkpoints_kept_never_exceed_keep_checkpoints(cache_dir, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     pretrain(run_config(cache_dir, out, stages="full:9", keep_checkpoints=2))
-    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000006", "step-00000008"]
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000008", "step-00000009"]  # 9: the last step
     assert all(ckpt.verify(p) is None for p in ckpt.list_checkpoints(out))
+
+
+def test_checkpoint_at_end_false_skips_the_last_steps_checkpoint(cache_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    pretrain(run_config(cache_dir, out, stages="full:3", checkpoint_at_end=False))
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000002"] and (out / "model").is_dir()
 
 
 @pytest.fixture

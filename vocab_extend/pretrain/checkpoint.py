@@ -9,18 +9,23 @@ run's resolved config, which the resume guard reads). DCP reshards on load, so a
 processes resumes on 1 and the other way round.
 
 It is written under a temporary name (``.tmp-step-*``), ``manifest.json`` (size and SHA-256 of every other
-file) last, then renamed into place: even ``kill -9`` never leaves a checkpoint that looks whole, and one
-damaged later fails :func:`verify`, so ``--resume`` falls back to the newest one that verifies.
+file, :mod:`.manifest`) last, then renamed into place: even ``kill -9`` never leaves a checkpoint that looks
+whole, and one damaged later fails :func:`verify`, so ``--resume`` falls back to the newest one that verifies.
 :class:`Checkpointer` is the run's one entry point: when to save, free space, writing, resuming, RNG.
 
->>> step_of(Path("checkpoints/step-00000040"))
-40
+Checkpoints come every ``every`` steps and, with ``at_end`` (the default), at the run's last step too, taken
+before that stage's shape is undone, with its optimiser, schedule, RNG states and data position: a finished
+run then goes on from its very end (``--continue-from``), and a run killed after that checkpoint finishes
+on ``--resume`` without training a step. A checkpoint at a stage's end that is not the run's end holds the
+plain model only (the next stage starts a fresh optimiser).
+
+>>> [step for step in range(1, 11) if saves_at(CheckpointConfig(every=4), 10, step)]  # every 4 of 10 steps
+[4, 8, 10]
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -35,16 +40,15 @@ import torch
 from ..console import log
 from ..errors import StorageError, VocabExtendError, free_space, human_size, storage_error
 from .dist import Dist, quiet
+from .manifest import (CHECKPOINTS, MANIFEST, PREFIX, checkpoint_size, list_checkpoints, step_of, verify,
+                       write_manifest)
 from .safe_state import (SCHEDULER, SafeEmptyPlanner, SafePlanner, SafeReader, check_loadable, read_state_file,
                          rng_state, set_rng_state, write_json)
 from .stream import load_state as load_stream_state
 from .stream import save_state as save_stream_state
 
-CHECKPOINTS = "checkpoints"
 MODEL_KEY, OPTIM_KEY = "model", "optimizer"
-PREFIX = "step-"
 STAGING_PREFIX = ".tmp-" + PREFIX
-MANIFEST = "manifest.json"  # written last: its presence marks a complete checkpoint
 RUN_CONFIG = "run_config.yaml"
 
 
@@ -61,77 +65,20 @@ def quiet_dcp() -> Iterator[None]:
 class CheckpointConfig:
     """The ``checkpoint`` section."""
 
-    FLAT: ClassVar[dict[str, str]] = {"every": "save_every", "keep": "keep_checkpoints"}  # older flat names
+    # flat (top-level) names, as in older configs; each is also a --key option
+    FLAT: ClassVar[dict[str, str]] = {"every": "save_every", "keep": "keep_checkpoints", "at_end": "checkpoint_at_end"}
 
-    every: int = 50  # steps; 0: only the final model
-    keep: int = 2  # complete checkpoints kept (the newest)
+    every: int = 50  # steps; 0: no checkpoint at all, only the final model
+    keep: int = 2  # complete checkpoints kept (the newest; the one at the last step counts)
+    at_end: bool = True  # also a checkpoint at the last step, so --continue-from starts at the end (false: save disk)
 
     def check(self) -> None:
         if self.every is not None and self.every < 0:
             raise VocabExtendError(f"save_every must be zero or more, not {self.every!r}")
         if self.keep is not None and self.keep < 1:
             raise VocabExtendError(f"keep_checkpoints must be positive, not {self.keep!r}")
-
-
-def step_of(path: Path) -> int:
-    return int(path.name[len(PREFIX):])
-
-
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    """Checkpoints of a run that were written whole (they have a manifest), oldest first; not verified."""
-    folder = Path(output_dir) / CHECKPOINTS
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir()
-             if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit()
-             and (p / MANIFEST).is_file()]
-    return sorted(found, key=step_of)
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def write_manifest(staging: Path) -> int:
-    """Record the size and SHA-256 of every file in ``staging`` (rank 0, after every rank wrote its files);
-    returns the checkpoint's size in bytes."""
-    files = {}
-    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-        files[path.relative_to(staging).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
-    text = json.dumps({"files": files}, indent=1, sort_keys=True) + "\n"
-    (staging / MANIFEST).write_text(text, encoding="utf-8")
-    return sum(f["size"] for f in files.values())
-
-
-def checkpoint_size(path: Path) -> int | None:
-    """The size in bytes of a complete checkpoint, from its manifest."""
-    try:
-        files = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))["files"]
-        return sum(int(f["size"]) for f in files.values())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def verify(path: Path) -> str | None:
-    """Why the checkpoint at ``path`` cannot be trusted (a missing, truncated or changed file), or ``None``."""
-    path = Path(path)
-    try:
-        files = json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"]
-        items = [(str(name), int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return f"its {MANIFEST} is unreadable"
-    for name, size, sha in items:
-        file = path / name
-        if not file.is_file():
-            return f"{name} is missing"
-        if file.stat().st_size != size:
-            return f"{name} has {file.stat().st_size:,} bytes, not {size:,}"
-        if _sha256(file) != sha:
-            return f"{name} has changed since it was written"
-    if "state.json" not in files:
-        return "it has no state.json"
-    return None
+        if not isinstance(self.at_end, bool):
+            raise VocabExtendError(f"checkpoint_at_end must be true or false, not {self.at_end!r}")
 
 
 def resume_point(output_dir: Path, dist: Dist) -> tuple[Path | None, int]:
@@ -283,10 +230,29 @@ def load_rng_state(path: Path, rank: int) -> None:
         set_rng_state(state)
 
 
+def saves_at(config: CheckpointConfig, total_steps: int, step: int) -> str | None:
+    """The checkpoint step ``step`` (counted from 1) of a ``total_steps``-step run writes: ``"end"`` at the
+    last step (with ``at_end``), ``"every"`` every ``every`` steps before it, else ``None``.
+
+    >>> every_4 = CheckpointConfig(every=4)
+    >>> [(s, saves_at(every_4, 10, s)) for s in range(1, 11) if saves_at(every_4, 10, s)]
+    [(4, 'every'), (8, 'every'), (10, 'end')]
+    >>> [s for s in range(1, 11) if saves_at(CheckpointConfig(every=4, at_end=False), 10, s)]
+    [4, 8]
+    >>> [s for s in range(1, 11) if saves_at(CheckpointConfig(every=0), 10, s)]
+    []
+    """
+    if not config.every:
+        return None
+    if step == total_steps:
+        return "end" if config.at_end else None
+    return "every" if step % config.every == 0 and step < total_steps else None
+
+
 class Checkpointer:
-    """The run's checkpoints: one every ``every`` steps before the last (the final model is the run's
-    ``model/`` folder), each checked for free space first and written whole or not at all; on ``--resume``
-    the model, optimiser, schedule, RNG and stream position read back."""
+    """The run's checkpoints: one every ``every`` steps and (``at_end``) one at the last step, each checked
+    for free space first and written whole or not at all; on ``--resume`` the model, optimiser, schedule,
+    RNG and stream position read back. The final model is the run's ``model/`` folder either way."""
 
     def __init__(self, config: CheckpointConfig, dist: Dist, out: Path, resume_from: Path | None,
                  total_steps: int, run_config: str) -> None:
@@ -297,10 +263,18 @@ class Checkpointer:
             check_loadable(resume_from, dist.rank)
         self.start_step: int = self.state["step"] if self.state else 0
         self.blocks = None  # the training blocks, whose stream position (if streamed) a checkpoint keeps
-        if self.state is not None and self.start_step >= total_steps:  # after the resume guard's checks
+        past_end = self.start_step > total_steps or (self.start_step == total_steps and self.plain_model)
+        if self.state is not None and past_end:  # after the resume guard's checks
             raise VocabExtendError(
                 f"--resume: {resume_from} is at step {self.start_step}, but this run has only {total_steps} "
                 "steps: resume with the max_steps the run was started with")
+
+    @property
+    def plain_model(self) -> bool:
+        """Whether the checkpoint resumed from holds the plain model only (taken where a stage ended and
+        the next starts a fresh optimiser); else it holds its stage's model, optimiser, schedule and RNG,
+        which resume that stage, or finish it when the checkpoint is at its last step."""
+        return self.state is not None and bool(self.state.get("boundary", True))
 
     def restore_data(self, blocks) -> None:
         """Seek the streamed training corpora to the checkpoint's position (nothing for cached corpora)."""
@@ -308,8 +282,9 @@ class Checkpointer:
         if self.resume_from is not None:
             load_stream_state(blocks, self.resume_from)
 
-    def should_save(self, step: int) -> bool:
-        return bool(self.every) and step % self.every == 0 and step < self.total
+    def saves_at(self, step: int) -> str | None:
+        """:func:`saves_at` for this run: ``"end"``, ``"every"`` or ``None``."""
+        return saves_at(self.config, self.total, step)
 
     def save(self, step: int, trained: torch.nn.Module, optimizer, scheduler, stage_index: int, *,
              boundary: bool, extra: dict[str, Any] | None = None) -> None:
@@ -320,7 +295,7 @@ class Checkpointer:
         """
         dist = self.dist
         staging = staging_path(self.out, step)
-        needed = self._needed(trained, None if boundary else optimizer)
+        needed = self._needed(trained, optimizer, boundary)
         if dist.main:
             self._check_space(step, needed)
             clear(staging)
@@ -350,10 +325,16 @@ class Checkpointer:
         write_manifest(staging)
         publish(staging, self.config.keep)
 
-    def _needed(self, trained: torch.nn.Module, optimizer) -> int:
+    def _needed(self, trained: torch.nn.Module, optimizer, boundary: bool) -> int:
+        """The newest checkpoint's size when it is of the same kind (plain model only, or with the optimiser),
+        else an estimate from the model (and the optimiser)."""
         latest = list_checkpoints(self.out)
         size = checkpoint_size(latest[-1]) if latest else None
-        return size if size is not None else estimate_size(trained, optimizer)
+        try:
+            same_kind = size is not None and bool(read_state(latest[-1]).get("boundary", True)) == boundary
+        except (OSError, ValueError, AttributeError):
+            same_kind = False
+        return size if same_kind and size is not None else estimate_size(trained, None if boundary else optimizer)
 
     def _last_good(self) -> str:
         saved = list_checkpoints(self.out)

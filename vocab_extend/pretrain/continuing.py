@@ -1,11 +1,13 @@
 """``--continue-from RUN``: a finished run goes on with more steps or stages, in a new output folder.
 
 A finished run (its ``model/`` written) continues from its newest checkpoint that verifies, read as
-``--resume`` reads one: model, optimiser, schedule, every rank's RNG states and the data position. A run's
-last checkpoint comes before its last step (the final model is ``model/``), so the steps after it are trained
-again, from the same state on the same data: the new folder holds one run from step 1 (its log starts with
-a copy of RUN's records up to the checkpoint). RUN itself is only read, so the new folder must be another
-one, neither inside RUN nor holding it.
+``--resume`` reads one: model, optimiser, schedule, every rank's RNG states and the data position. A run
+checkpointed (``save_every`` > 0) with ``checkpoint.at_end`` (the default) has a checkpoint at its last step,
+so the continued run trains only the new steps. A run without one (``at_end: false``, or written before
+there was one) continues from its last checkpoint before the end, and the steps after it are trained again,
+from the same state on the same data (:func:`start_line` says which). Either way the new folder holds one
+run from step 1 (its log starts with a copy of RUN's records up to the checkpoint). RUN itself is only
+read, so the new folder must be another one, neither inside RUN nor holding it.
 
 What may change is the length: ``--max-steps`` (in all, not added) or ``--stages``. The stages RUN ran stay
 as they ran, in the same order with the same settings; only the last may run longer, and stages may follow
@@ -67,6 +69,21 @@ def prepare_continue(config: PretrainConfig, run: Path, resume: bool, dist: Dist
     check_continue(config, run, checkpoint)
     prepare_output(config, False, dist)
     return out, checkpoint
+
+
+def start_line(run: Path, checkpoint: Path, step: int, out: Path) -> str:
+    """The line a continued run starts with: where it starts, and which steps of RUN it trains again.
+
+    A run of 4 steps with a checkpoint at step 4 trains no step again; with its last one at step 2
+    (``at_end: false``, or an older run), steps 3-4 are trained again.
+    """
+    ran = sum(steps for _, _, steps in _saved_plan(run, checkpoint))
+    if step >= ran:
+        return (f"continuing {run} from its checkpoint at its last step, {checkpoint.name} (step {step}; no step is "
+                f"trained again), in {out}")
+    again = f"step {ran} is" if step + 1 == ran else f"steps {step + 1}-{ran} are"
+    return (f"continuing {run} from its last checkpoint, {checkpoint.name} (step {step}; it has none at its last "
+            f"step, {ran}, so {again} trained again), in {out}")
 
 
 def check_continue(config: PretrainConfig, run: Path, checkpoint: Path) -> None:

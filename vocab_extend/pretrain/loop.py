@@ -12,7 +12,9 @@ Each stage (:mod:`.stages`) gets a fresh AdamW and a schedule of linear warmup t
 ``lr * min_lr_ratio`` over the steps the stage runs. :meth:`Trainer.train` only sequences the steps; the
 components decide when to log (:mod:`.metrics`), evaluate (:mod:`.evaluation`) and checkpoint
 (:mod:`.checkpoint`). A stage's own shape (LoRA adapters, split rows, FSDP shards) is undone when the stage
-ends, before any checkpoint of that step, so a checkpoint at a stage boundary holds a plain model.
+ends, before any checkpoint of that step, so a checkpoint at a stage boundary holds a plain model; only the
+checkpoint at the run's last step is taken before, in the stage's shape with its optimiser, and a run that
+starts from it ends that stage from it, then goes on with the next (or the same stage, longer).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..staging import staging_folder
 from ..tokenizer.loader import load_base_tokenizer, load_tokenizer
 from .checkpoint import Checkpointer, list_checkpoints
 from .config import PretrainConfig, load_config
-from .continuing import prepare_continue, run_config_file
+from .continuing import prepare_continue, run_config_file, start_line
 from .data import build_data, corpus_groups, eval_documents, exclusion_set
 from .dist import exit_refused, micro_batches, setup_dist
 from .evaluation import Validator
@@ -43,7 +45,7 @@ from .mixture import MixedBlocks
 from .model import base_vocab_size, build_merged_tokenizer, build_model, check_fit, tokenizer_source
 from .model_folder import write_model_folder
 from .optim import make_optimizer
-from .outputs import token_reduction_rows
+from .outputs import read_metrics, token_reduction_rows
 from .report import run_card, write_report
 from .paid import compare_with_base
 from .parallel import Parallel, Wrapped, clip_grad_norm, gradient_sync
@@ -69,6 +71,7 @@ class Trainer:
         self.config = config
         self.dist = setup_dist(config.parallel.device)
         self.continue_from = None if continue_from is None else Path(continue_from)
+        self.logged_eval: dict[str, float] | None = None  # the last evaluation, when only the log holds it
         if self.continue_from is not None:  # a finished run goes on from its checkpoint, into a new folder
             self.out, self.resume_from = prepare_continue(config, self.continue_from, resume, self.dist)
         else:
@@ -130,11 +133,11 @@ class Trainer:
         self.validator = Validator(config.eval, config.total_steps, self.dist, self.tokenizer, self.eval_docs,
                                    self.metrics, self.parallel.eval_autocast,
                                    train_tokens=config.total_steps * config.data.batch_size * config.data.block_size)
-        if self.continue_from is not None:
-            self.metrics.message(f"continuing {self.continue_from} from its last checkpoint, {self.resume_from.name} "
-                                 f"(step {start}; the steps after it are trained again), in {self.out}")
+        if self.continue_from is not None and self.resume_from is not None and self.dist.main:
+            self.metrics.message(start_line(self.continue_from, self.resume_from, start, self.out))
         elif self.resume_from is not None:
-            self.metrics.message(f"resuming from {self.resume_from} (step {start})")
+            done = " (the last step: nothing is left to train)" if start == config.total_steps else ""
+            self.metrics.message(f"resuming from {self.resume_from} (step {start}){done}")
         if self.blocks.tokens is not None:
             self.metrics.message(
                 f"training data: {self.blocks.num_blocks:,} blocks of {config.data.block_size} tokens "
@@ -147,8 +150,8 @@ class Trainer:
         seed, dist, start = self.config.seed, self.dist, self.checkpointer.start_step
         resuming_here = self.checkpointer.state is not None and first <= start
         mid_stage = resuming_here and start > first  # the checkpoint holds this stage's shape of the model
-        if resuming_here and not mid_stage:
-            self.checkpointer.load_model(model)
+        if resuming_here and not mid_stage and self.checkpointer.plain_model:
+            self.checkpointer.load_model(model)  # else the stage before ended at the checkpoint and gave it
         if not mid_stage:  # the same LoRA initialisation on every rank, resumed or not
             torch.manual_seed(seed + 1000 * index)
         stage = stage_for(config)
@@ -164,9 +167,10 @@ class Trainer:
         else:  # a stage starts: fresh optimiser, per-rank seeded RNG (dropout), as in an uninterrupted run
             torch.manual_seed(seed + 1000 * index + 1 + dist.rank)
         left = first + steps - max(start, first)
+        ran = f"{left} steps" + (f" (of {steps}, resumed)" if left < steps else "")
         self.metrics.message(
-            f"stage {index + 1}/{len(self.config.stage_plan())}: {config.name}, {left} steps"
-            + (f" (of {steps}, resumed)" if left < steps else "") + f", {prepared.trainable:,} trainable parameters"
+            f"stage {index + 1}/{len(self.config.stage_plan())}: {config.name}, "
+            + (f"{ran}, {prepared.trainable:,} trainable parameters" if left else "ended at the checkpoint")
             + (f", sharded over {dist.world} processes" if wrapped.sharded else ""))
         wrapped.module.train()
         return Running(stage, model, wrapped, prepared, optimizer, scheduler)
@@ -193,34 +197,53 @@ class Trainer:
         if self.checkpointer.state is None and self.validator.should_validate(0):
             self.validator.validate(model, 0)
         for index, (stage, first, steps) in enumerate(self.config.stage_plan()):
-            if first + steps <= step:
-                continue
+            end = first + steps
+            if end < step or (end == step and self.checkpointer.plain_model):
+                continue  # ran before the checkpoint (one of the plain model at its end starts the next stage)
             run = self._start_stage(model, index, stage, first, steps)
-            while step < first + steps:
+            if step == end:  # the checkpoint was taken at this stage's last step, in its shape: end the stage
+                model = self._end_stage(run)
+            while step < end:
                 record = self._step(run.wrapped.module, run.prepared.params, run.optimizer, run.scheduler, step,
                                     per_rank, micro)
                 record["stage"] = stage.name
                 self._stop_if_diverged(record)
                 step += 1
                 self.metrics.train_step(record)
-                boundary = step == first + steps
-                if boundary:
+                saving = self.checkpointer.saves_at(step)
+                if saving == "end":  # before the stage's shape is undone: with its optimiser, schedule and RNG
+                    self._save(step, run, index, boundary=False)
+                if step == end:
                     model = run.model = self._end_stage(run)
                     run.wrapped = Wrapped(model)
-                self._after_step(step, run, index, boundary)
+                if self.validator.should_validate(step):
+                    self.validator.validate(run.model, step)
+                if saving == "every":  # at a stage's end: the plain model, as the next stage starts afresh
+                    self._save(step, run, index, boundary=step == end)
             del run
+        if self.checkpointer.start_step == self.config.total_steps:
+            self._validate_after_final_checkpoint(model)
         self.model = model
         return self._finish(model)
 
-    def _after_step(self, step: int, run: Running, index: int, boundary: bool) -> None:
-        """Evaluate and checkpoint when their components say so (``run.wrapped`` is plain at a boundary)."""
-        if self.validator.should_validate(step):
-            self.validator.validate(run.model, step)
-        if self.checkpointer.should_save(step):
-            extra = {"data_position": step * self.config.data.batch_size,
-                     "parallelism": self.config.parallel.parallelism}
-            self.checkpointer.save(step, run.wrapped.module, run.optimizer, run.scheduler, index, boundary=boundary,
-                                   extra=extra)
+    def _save(self, step: int, run: Running, index: int, boundary: bool) -> None:
+        """A checkpoint of step ``step`` (``run.wrapped`` is the plain model at a boundary)."""
+        extra = {"data_position": step * self.config.data.batch_size, "parallelism": self.config.parallel.parallelism}
+        self.checkpointer.save(step, run.wrapped.module, run.optimizer, run.scheduler, index, boundary=boundary,
+                               extra=extra)
+
+    def _validate_after_final_checkpoint(self, model: torch.nn.Module) -> None:
+        """A run resumed from its checkpoint at the last step trains nothing. The evaluation at that step
+        comes after the checkpoint, so it is done here unless the log holds it (the run was stopped later,
+        while comparing or writing ``model/``); its figures go on the model card either way."""
+        total = self.config.total_steps
+        logged = []
+        if self.dist.main:
+            logged = [r for r in read_metrics(self.out) if r["kind"] == "eval" and r["step"] == total]
+        if not self.dist.from_main(bool(logged)) and self.validator.should_validate(total):
+            self.validator.validate(model, total)
+        elif logged:
+            self.logged_eval = dict(logged[-1].get("bpb") or {})
 
     def _stop_if_diverged(self, record: dict[str, Any]) -> None:
         """A non-finite loss or gradient norm ends the run with one sentence (every rank sees the same value:
@@ -272,7 +295,7 @@ class Trainer:
         if self.dist.main:
             with staging_folder(target, overwrite=True) as tmp:
                 write_model_folder(tmp, model, self.tokenizer, Path(self.tokenizer_dir),
-                                   run_card(config, Path(self.tokenizer_dir), self.metrics.last_eval()))
+                                   run_card(config, Path(self.tokenizer_dir), self._last_eval()))
             self._report(model)
             self.metrics.message(f"wrote {target} and {self.out / 'report.md'}")
             if config.push_to_hub:
@@ -280,6 +303,10 @@ class Trainer:
         self.metrics.close()
         self.dist.barrier()
         return target
+
+    def _last_eval(self) -> dict[str, float] | None:
+        """Bits per byte of the run's last evaluation (read from the log when this process made none)."""
+        return self.metrics.last_eval() or self.logged_eval
 
     def _report(self, model: torch.nn.Module) -> None:
         """``report.md``: token reduction, bits per byte, and the comparison with the base model."""
@@ -291,7 +318,7 @@ class Trainer:
             except VocabExtendError as exc:
                 self.metrics.message(f"note: no token-reduction table ({exc})")
         compared = compare_with_base(self.config.model.name, self.validator.config, self.tokenizer_dir, self.eval_docs,
-                                     self.metrics.last_eval(), self.dist.device, (model, self.tokenizer), reduction,
+                                     self._last_eval(), self.dist.device, (model, self.tokenizer), reduction,
                                      self.metrics.progress)
         write_report(self.out, self.config, reduction, compared, self.metrics)
 
