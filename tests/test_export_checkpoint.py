@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 import yaml
 
 from conftest import ROOT
@@ -87,8 +88,9 @@ def check_export_gives_the_run_logits(run: Path, recorded: dict[int, torch.Tenso
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     checkpoints = list_checkpoints(run)
-    assert [p.name for p in checkpoints] == ["step-00000001", "step-00000002", "step-00000003"]
-    assert sorted(recorded) == [1, 2, 3]
+    # every step, the last one's too (the run's final checkpoint)
+    assert [p.name for p in checkpoints] == ["step-00000001", "step-00000002", "step-00000003", "step-00000004"]
+    assert sorted(recorded) == [1, 2, 3, 4]
     text = "東京は日本の首都です。"
     reference = AutoTokenizer.from_pretrained(run / "model")  # the run's tokenizer, as its model/ holds it
     for checkpoint in checkpoints:
@@ -108,6 +110,10 @@ def check_export_gives_the_run_logits(run: Path, recorded: dict[int, torch.Tenso
         assert f"checkpoint `{checkpoint.name}`" in card and f"tokens seen: {step * 4 * 32:,}" in card
     # the logits differ from step to step: the comparison tells checkpoints apart
     assert not torch.allclose(recorded[1], recorded[3], atol=1e-3)
+    # the last step's checkpoint holds the weights of the run's own model/
+    final = load_file(tmp_path / f"export-{checkpoints[-1].name}" / "model.safetensors")
+    written = load_file(run / "model" / "model.safetensors")
+    assert final.keys() == written.keys() and all(torch.equal(final[k], written[k]) for k in final)
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +195,7 @@ def test_what_is_not_a_checkpoint_is_one_sentence(single_run, tmp_path, capsys):
     run = single_run[0]
     out = tmp_path / "out"
     assert "does not exist" in refused(capsys, tmp_path / "nowhere", out)
-    assert "newest is" in refused(capsys, run, out) and "step-00000003" in refused(capsys, run, out)
+    assert "newest is" in refused(capsys, run, out) and "step-00000004" in refused(capsys, run, out)
     (tmp_path / "folder").mkdir()
     assert "not a checkpoint written by" in refused(capsys, tmp_path / "folder", out)
     staging = tmp_path / ".tmp-step-00000004"
