@@ -6,7 +6,8 @@ Packing for pretraining (documents → EOS-separated ids → ``block_size`` bloc
 every figure and interval of the command) in characters/s, each against the raw floor: ``Tokenizer.
 encode_batch`` of ``tokenizers`` on the same documents, already in memory, in batches of 10,000 documents
 on all cores (tokens counted, nothing else done). Each figure runs in a process of its own (its peak RSS is
-that process's), after its imports; within a run the floor runs right before each of ours, back to back, so
+that process's), timed after its imports (measure's time includes loading its tokenizer; packing's starts
+with the tokenizer loaded, as pretraining has it); within a run the floor runs right before each of ours, back to back, so
 a ratio compares two timings taken under the same load. Reported: the median over ``--runs`` runs of the
 throughputs and of the per-run ratios, wall and CPU (all threads) seconds, peak RSS and the load average
 seen before each run (other users share the cores).
@@ -76,7 +77,7 @@ def _pack(corpus: Path, tokenizer: Path) -> dict[str, object]:
 def _measure(corpus: Path, tokenizer: Path) -> dict[str, object]:
     from vocab_extend.tokenizer.measure import measure_tokenizers
 
-    import transformers  # noqa: F401  (imported before the clock, as the floor imports tokenizers)
+    from transformers import AutoTokenizer  # noqa: F401  (imports before the clock, as the floor's are)
 
     start = _usage()
     row = measure_tokenizers({"t": str(tokenizer)}, {"ja": str(corpus)}, progress=False)["ja"]["t"]
@@ -139,7 +140,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps({"raw": _raw, "pack": _pack, "measure": _measure}[args.one](args.corpus, Path(args.tokenizer))))
+        one = {"raw": _raw, "pack": _pack, "measure": _measure}[args.one]
+        print(json.dumps(one(args.corpus, Path(args.tokenizer))))
         return
     with tempfile.TemporaryDirectory() as tmp:
         corpus, tokenizer = _corpus(args.shared, args.mb, Path(tmp)), _tokenizer(args.tokenizer, Path(tmp))

@@ -3,9 +3,9 @@
 :class:`BatchEncoder` gives exactly the ids of ``tokenizer(texts, add_special_tokens=False,
 split_special_tokens=True)["input_ids"]`` (no special tokens added; text that spells a special token, such as
 ``"</s>"``, is text). For a tokenizer whose call is the plain one of a ``tokenizers``-backed (fast) tokenizer
-it calls the Rust encoder itself (a copy of the backend, padding and truncation off as the call sets them):
-``encode_batch_fast`` runs on all cores in the library's own threads, without the GIL, and the ids go to one
-numpy array without a per-token Python object being kept. Any other tokenizer goes through its call.
+it calls the Rust encoder itself, set as that call sets it for these arguments (special-token text is text;
+no padding, no truncation): ``encode_batch_fast`` runs on all cores in the library's own threads, without
+the GIL, and each batch's ids are read into one numpy array. Any other tokenizer goes through its call.
 
 :func:`ahead` runs a function over a stream of batches one batch ahead, in a background thread (or a pool of
 processes), so reading the next documents and using the last ids overlap the encoding; at most ``depth``
@@ -45,19 +45,12 @@ def _plain_fast_call(tokenizer: Any) -> bool:
 
 
 def rust_backend(tokenizer: Any) -> Any:
-    """A private copy of the ``tokenizers.Tokenizer`` behind ``tokenizer`` set as its call sets it for
-    ``split_special_tokens=True`` (special-token text is text; no padding, no truncation), or ``None`` when
-    the call is not the plain one of a fast tokenizer."""
+    """The ``tokenizers.Tokenizer`` behind ``tokenizer``, or ``None`` when its call is not the plain one of a
+    fast tokenizer."""
     from tokenizers import Tokenizer
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if not isinstance(backend, Tokenizer) or not _plain_fast_call(tokenizer):
-        return None
-    copy = Tokenizer.from_str(backend.to_str())
-    copy.encode_special_tokens = True
-    copy.no_padding()
-    copy.no_truncation()
-    return copy
+    return backend if isinstance(backend, Tokenizer) and _plain_fast_call(tokenizer) else None
 
 
 def flatten(sequences: Sequence[Any], eos: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -92,8 +85,14 @@ class BatchEncoder:
 
     def run(self, texts: list[str]) -> Sequence[Any]:
         """One call of the encoder on ``texts``: ``tokenizers`` encodings, or id lists."""
-        if self.backend is not None:
-            return self.backend.encode_batch_fast(texts, add_special_tokens=False)
+        backend = self.backend
+        if backend is not None:  # set as the tokenizer's own call sets it, on every call, for these arguments
+            backend.encode_special_tokens = True
+            if backend.truncation is not None:
+                backend.no_truncation()
+            if backend.padding is not None:
+                backend.no_padding()
+            return backend.encode_batch_fast(texts, add_special_tokens=False)
         return self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
     def ids(self, texts: list[str]) -> list[list[int]]:
