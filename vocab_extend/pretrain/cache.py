@@ -1,4 +1,8 @@
-"""Entries of the packed-data cache that verify: a damaged entry is rebuilt, never trained on.
+"""Entries of the packed-data cache: written in batches, and verified, so a damaged entry is rebuilt, never
+trained on.
+
+:func:`write_blocks` writes the packed blocks as they come (a few batches in memory at any corpus size) to
+an Arrow file, then saves it as a ``datasets`` dataset (``load_from_disk`` reads it, memory-mapped).
 
 Every entry (a folder ``cache_dir/<key>`` holding a saved ``datasets`` dataset) carries
 ``vocab_extend_cache.json``: the size and hash of each of its files, and what building it noted (records
@@ -26,13 +30,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 import xxhash
 
 from ..errors import human_sizes
 
 RECORD = "vocab_extend_cache.json"
+PACKED = "packed"  # the folder write_blocks saves the dataset in
 _CHUNK = 1 << 22
 # entry folder -> (file, size, mtime) of what this process has hashed and found whole
 _VERIFIED: dict[str, tuple[tuple[str, int, int], ...]] = {}
@@ -95,3 +101,33 @@ def entry_problem(folder: Path, *, hash_files: bool = True) -> str | None:
             return f"{name} cannot be read ({os.strerror(exc.errno) if exc.errno else exc})"
     _VERIFIED[str(folder)] = tuple(seen)
     return None
+
+
+def write_blocks(blocks: Iterable[np.ndarray], folder: Path, *, fingerprint: str) -> int:
+    """Write ``blocks`` (``(rows, block_size)`` int32 arrays, as they come) to ``folder``, then save them as
+    a dataset of one ``input_ids`` column in ``folder/packed`` (fingerprint ``fingerprint``); returns the
+    number of rows. Only the batch being written is in memory; the saved copy is read memory-mapped."""
+    import datasets
+    import pyarrow as pa
+    from datasets.arrow_writer import ArrowWriter
+    from datasets.table import MemoryMappedTable
+
+    features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
+    path = folder / "blocks.arrow"
+    rows = 0
+    with ArrowWriter(features=features, path=str(path)) as writer:
+        for batch in blocks:
+            if len(batch):
+                width = batch.shape[1]
+                offsets = pa.array(np.arange(0, batch.size + 1, width, dtype=np.int32))
+                column = pa.ListArray.from_arrays(offsets, pa.array(batch.reshape(-1)))
+                writer.write_table(pa.table({"input_ids": column}))
+                rows += len(batch)
+        writer.finalize()
+    if rows == 0:
+        return 0
+    table = MemoryMappedTable.from_file(str(path))
+    dataset = datasets.Dataset(table, info=datasets.DatasetInfo(features=features), split=datasets.Split.TRAIN,
+                               fingerprint=fingerprint)
+    dataset.save_to_disk(str(folder / PACKED))
+    return rows

@@ -1,7 +1,9 @@
-"""Training data: documents → tokens (``datasets.map``, batched, multiprocess) → packed blocks, cached on disk.
+"""Training data: documents → tokens → packed blocks, cached on disk, streamed through in bounded memory.
 
 Each document is encoded without special tokens and followed by EOS; the token stream is cut into blocks of
-``block_size`` tokens (the tail of each batch of documents that does not fill a block is dropped). The
+``block_size`` tokens (the tail of each group of 10,000 documents that does not fill a block is dropped;
+:func:`~.stream.pack_blocks`). Documents are read, encoded (by the tokenizers library on all cores) and
+written to disk in batches (:func:`~.cache.write_blocks`), so memory stays bounded at any corpus size. The
 packed dataset is saved under ``cache_dir/<key>``, where the key hashes the tokenizer, the corpus files
 (path, size, modification time), the exclusions and the block size, so a second run loads it instantly.
 
@@ -26,19 +28,19 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..corpus import CorpusStats, iter_documents, parse_named_spec, resolve_files
 from ..console import log
 from ..errors import VocabExtendError
 from ..heldout import doc_key, heldout
 from ..locks import waiting_lock
-from .cache import entry_problem, read_record, record_entry
+from .cache import PACKED, entry_problem, read_record, record_entry, write_blocks
 from .evaluation import EvalConfig
 from .mixture import MixedBlocks, Mixture, check_weights
-from .stream import StreamedBlocks
+from .stream import PackCounts, StreamedBlocks, pack_blocks
 
 CACHE_VERSION = "3"  # 3: entries carry a record of their files' sizes and hashes (.cache)
-_PACK_DOCS = 10_000  # documents per packing batch
 
 
 @dataclass
@@ -54,7 +56,9 @@ class DataConfig:
     batch_size: int = 8  # global batch, in sequences of block_size tokens; shared by the ranks
     streaming: bool = False  # stream the training corpora (larger than memory); no on-disk cache
     shuffle_buffer: int = 10_000  # streaming only
-    num_proc: int | None = None  # tokenization processes; default: up to 8, one per 2,000 documents
+    # tokenization processes for a tokenizer not backed by the tokenizers library (default: one per core, up
+    # to 8); a tokenizers-backed one (every fast tokenizer) encodes on all cores in the library's own threads
+    num_proc: int | None = None
     cache_dir: str | None = None  # packed-dataset cache; default: the datasets cache
 
     def check(self) -> None:
@@ -184,22 +188,6 @@ def cache_key(data: DataConfig, tokenizer, exclude: frozenset[int]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:24]
 
 
-def _tokenize(batch: dict[str, list[str]], tokenizer, eos: int) -> dict[str, list[list[int]]]:
-    # text that spells a special token ("</s>") is text, as it is to SentencePiece
-    encoded = tokenizer(batch["text"], add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    return {"input_ids": [list(ids) + [eos] for ids in encoded]}
-
-
-def _pack(batch: dict[str, list[list[int]]], block_size: int) -> dict[str, list[np.ndarray]]:
-    flat = np.fromiter((t for ids in batch["input_ids"] for t in ids), dtype=np.int32)
-    usable = len(flat) // block_size * block_size
-    return {"input_ids": list(flat[:usable].reshape(-1, block_size))}
-
-
-def _default_num_proc(documents: int) -> int:
-    return max(1, min(8, os.cpu_count() or 1, documents // 2000))
-
-
 def default_cache_dir() -> Path:
     import datasets
 
@@ -241,8 +229,6 @@ def build_training_blocks(data: DataConfig, seed: int, tokenizer, exclude: froze
     barrier outside this function and then load it. ``streaming: true`` gives a
     :class:`~.stream.StreamedBlocks` instead (read in whole batches of ``batch_size``, default the run's).
     """
-    import datasets
-
     eos = tokenizer.eos_token_id
     if eos is None:
         raise VocabExtendError("the tokenizer has no EOS token to separate documents: set eos_token")
@@ -310,47 +296,29 @@ def _ensure_entry(data: DataConfig, tokenizer, exclude: frozenset[int], target: 
 
 def _build_packed(data: DataConfig, tokenizer, exclude: frozenset[int], root: Path, key: str, target: Path,
                   eos: int) -> None:
-    """Tokenize and pack the training corpora into the cache entry ``target`` (written whole or not at all)."""
-    import datasets
-
-    stats = CorpusStats()  # filled in as the generator below reads (in this process)
-    kwargs = dict(exclude=exclude, fraction=data.heldout_fraction, text_field=data.text_field, max_docs=data.max_docs,
-                  stats=stats)
-    features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
+    """Tokenize and pack the training corpora into the cache entry ``target`` (written whole or not at all),
+    in batches: memory holds a few batches of documents and blocks, whatever the corpora's size."""
+    stats = CorpusStats()  # filled in as the documents are read
+    documents = training_documents(data.train, exclude=exclude, fraction=data.heldout_fraction,
+                                   text_field=data.text_field, max_docs=data.max_docs, stats=stats)
+    counts = PackCounts()
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
-        docs = datasets.Dataset.from_generator(
-            _doc_records, gen_kwargs={"specs": tuple(data.train), "kwargs": kwargs},
-            cache_dir=str(tmp / "raw"), fingerprint=f"{key}-docs",
-        )
-        if len(docs) == 0:
+        with tqdm(desc="packing", unit=" tokens", unit_scale=True, leave=False) as bar:
+            blocks = pack_blocks(documents, tokenizer, eos, data.block_size, num_proc=data.num_proc, counts=counts,
+                                 progress=bar.update)
+            written = write_blocks(blocks, tmp, fingerprint=f"{key}-pack")
+        if counts.documents == 0:
             raise VocabExtendError(f"the training corpora {', '.join(data.train)} have no documents left for training")
-        num_proc = data.num_proc or _default_num_proc(len(docs))
-        tokens = docs.map(
-            _tokenize, batched=True, remove_columns=["text"], num_proc=num_proc if num_proc > 1 else None,
-            fn_kwargs={"tokenizer": tokenizer, "eos": eos}, new_fingerprint=f"{key}-tok",
-            desc="tokenizing",
-        )
-        packed = tokens.map(
-            _pack, batched=True, batch_size=_PACK_DOCS, fn_kwargs={"block_size": data.block_size},
-            features=features, new_fingerprint=f"{key}-pack", desc="packing",
-        )
-        if len(packed) == 0:
-            total = sum(len(ids) for ids in tokens["input_ids"])
+        if written == 0:
             raise VocabExtendError(
-                f"the training corpora hold {total} tokens, less than one block of {data.block_size}: "
+                f"the training corpora hold {counts.tokens} tokens, less than one block of {data.block_size}: "
                 "add text or lower block_size"
             )
-        packed.save_to_disk(str(tmp / "packed"))
-        record_entry(tmp / "packed", {"skipped": stats.skipped_non_utf8})
-        os.replace(tmp / "packed", target)
+        record_entry(tmp / PACKED, {"skipped": stats.skipped_non_utf8})
+        os.replace(tmp / PACKED, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _doc_records(specs: tuple[str, ...], kwargs: dict[str, Any]) -> Iterator[dict[str, str]]:
-    for text in training_documents(specs, **kwargs):
-        yield {"text": text}
 
 
 def exclusion_set(eval_docs: dict[str, list[str]]) -> frozenset[int]:

@@ -1,4 +1,20 @@
-"""Streamed training blocks that resume in O(1): the stream's state is part of every checkpoint.
+"""Documents → packed blocks, in bounded memory: for the cache (:func:`pack_blocks`) and streamed (O(1) resume).
+
+:func:`pack_blocks` gives the blocks of the on-disk cache: documents are read in order, encoded in batches
+(:class:`~vocab_extend.tokenizer.batches.BatchEncoder`: the tokenizers library on all cores, one batch
+ahead of the reading in a background thread), each followed by EOS; each group of :data:`PACK_DOCS`
+documents is cut into ``block_size`` blocks and the tail that does not fill one is dropped. The ids are
+exactly those of encoding each document alone and concatenating:
+
+>>> from transformers import PreTrainedTokenizerFast
+>>> from tokenizers import Tokenizer, models, pre_tokenizers
+>>> tok = Tokenizer(models.WordLevel({"<eos>": 0, "a": 1, "b": 2, "[UNK]": 3}, unk_token="[UNK]"))
+>>> tok.pre_tokenizer = pre_tokenizers.Whitespace()
+>>> hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+>>> [b.tolist() for b in pack_blocks(["a b", "b c a"], hf, 0, 3)]
+[[[1, 2, 0], [2, 3, 1]]]
+
+With ``streaming: true`` the corpora are not cached but streamed during training:
 
 ``streaming: true`` reads the training corpora once per epoch, never all at once: documents are read in
 order (eval documents and the held-out share left out, as in :mod:`.data`), tokenized in batches, each
@@ -19,18 +35,89 @@ current file, without tokenizing them.
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..console import log
 from ..corpus import _SURROGATE, CorpusStats, iter_documents, parse_named_spec, resolve_files
 from ..errors import VocabExtendError
+from ..tokenizer.batches import IDS, BatchEncoder, ahead, flatten
 
-TOKENIZE_DOCS = 256  # documents per tokenizer call
+TOKENIZE_DOCS = 256  # documents per tokenizer call (streaming)
+PACK_DOCS = 10_000  # documents per packing group: the tail of each group that does not fill a block is dropped
+ENCODE_CHARS = 1 << 19  # characters per encoder call when packing (a longer document is a call of its own)
 STATE_FILE = "stream.npz"
+
+
+@dataclass
+class PackCounts:
+    """What :func:`pack_blocks` read: documents, and tokens (EOS included)."""
+
+    documents: int = 0
+    tokens: int = 0
+
+
+def _batches(documents: Iterable[str]) -> Iterator[tuple[list[str], bool]]:
+    """``documents`` in encoder calls of at most :data:`ENCODE_CHARS` characters (or one document), each
+    flagged when it ends a group of :data:`PACK_DOCS` documents (or the documents)."""
+    batch: list[str] = []
+    size = count = 0
+    for text in documents:
+        batch.append(text)
+        size, count = size + len(text), count + 1
+        if count == PACK_DOCS or size >= ENCODE_CHARS:
+            ends_group = count == PACK_DOCS
+            yield batch, ends_group
+            batch, size, count = [], 0, 0 if ends_group else count
+    if batch:
+        yield batch, True
+
+
+_WORKER: list[BatchEncoder] = []  # a process of the pool: its encoder
+
+
+def _start_worker(tokenizer: Any) -> None:
+    _WORKER[:] = [BatchEncoder(tokenizer)]
+
+
+def _encode_in_worker(batch: tuple[list[str], bool]) -> Any:
+    return _WORKER[0].run(batch[0])
+
+
+def _encoded(tokenizer: Any, batches: Iterable[tuple[list[str], bool]],
+             num_proc: int | None) -> Iterator[tuple[tuple[list[str], bool], Any, float]]:
+    """``(batch, its encodings, seconds)`` in order, encoded one batch ahead: in a background thread by the
+    tokenizers library (on all cores), or, for another tokenizer, by ``num_proc`` processes."""
+    encoder = BatchEncoder(tokenizer)
+    workers = num_proc or max(1, min(8, os.cpu_count() or 1))
+    if encoder.fast or workers == 1:
+        yield from ahead(lambda batch: encoder.run(batch[0]), batches)
+        return
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(tokenizer,)) as pool:
+        yield from ahead(_encode_in_worker, batches, executor=pool, depth=2 * workers)
+
+
+def pack_blocks(documents: Iterable[str], tokenizer: Any, eos: int, block_size: int, *,
+                num_proc: int | None = None, counts: PackCounts | None = None,
+                progress: Callable[[int], object] | None = None) -> Iterator[np.ndarray]:
+    """The packed blocks of ``documents`` as ``(rows, block_size)`` int32 arrays, batch by batch (see the
+    module docstring); ``counts`` (when given) counts what was read, ``progress`` gets each batch's tokens."""
+    counts = counts if counts is not None else PackCounts()
+    carry = np.zeros(0, dtype=IDS)  # this group's tokens not yet in a block
+    for (texts, ends_group), encodings, _ in _encoded(tokenizer, _batches(documents), num_proc):
+        ids, _ = flatten(encodings, eos)
+        counts.documents, counts.tokens = counts.documents + len(texts), counts.tokens + len(ids)
+        if progress is not None:
+            progress(len(ids))
+        tokens = np.concatenate([carry, ids]) if len(carry) else ids
+        usable = len(tokens) // block_size * block_size
+        carry = tokens[usable:].copy() if not ends_group else carry[:0]
+        yield tokens[:usable].reshape(-1, block_size)
 
 
 @dataclass
@@ -59,7 +146,7 @@ class StreamedBlocks:
         self.specs = [parse_named_spec(v)[1] for v in specs]
         self.files = [[spec] if spec.startswith("hf:") else [str(f) for f in resolve_files(spec)]
                       for spec in self.specs]
-        self.tokenizer, self.eos = tokenizer, tokenizer.eos_token_id
+        self.encoder, self.eos = BatchEncoder(tokenizer), tokenizer.eos_token_id
         self.block_size, self.batch_size, self.buffer_size = block_size, batch_size, max(1, buffer_size)
         self.keep, self.text_field, self.max_docs = keep, text_field, max_docs
         self.rng = np.random.default_rng(seed)
@@ -155,8 +242,7 @@ class StreamedBlocks:
                 break
         self.position = last
         if texts:
-            ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-            flat = np.fromiter((t for seq in ids for t in [*seq, self.eos]), dtype=np.int32)
+            flat, _ = flatten(self.encoder.run(texts), self.eos)
             self.pending = np.concatenate([self.pending, flat])
         if boundary:  # a whole epoch gave no block (its last documents are tokenized by now): it never will
             if self._epoch_blocks == 0 and self.filled == 0 and self.cursor == 0 and len(self.pending) < self.block_size:

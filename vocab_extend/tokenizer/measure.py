@@ -2,7 +2,9 @@
 
 Any number of tokenizers (base files such as SentencePiece ``.model`` files, Hugging Face folders or
 ``tokenizer.json`` files, Hub ids, bundled aliases) on any corpora; the first tokenizer is the reference for ``reduction``
-(1 − tokens / reference tokens). Tokens are counted without BOS/EOS. A corpus that is the training text of a
+(1 − tokens / reference tokens). Tokens are counted without BOS/EOS. Each corpus is streamed once, in batches
+that every tokenizer encodes in turn (a Hugging Face tokenizer by its Rust encoder, on all cores, one batch
+ahead of the counting: :mod:`.batches`); only per-document counts are kept, never the corpus. A corpus that is the training text of a
 merged tokenizer (its ``vocab_extend.json`` records it) is labelled ``training text``, with a note that
 held-out figures are the ones to quote; every other row carries its size and a 95% bootstrap interval over
 documents (seeded: the same inputs give the same JSON).
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_json
-from ..corpus import parse_named_spec, read_documents
+from ..console import log
+from ..corpus import CorpusStats as ReadStats, iter_documents, parse_named_spec
 from ..errors import VocabExtendError
 from ..families import byte_piece_rule, get_family
 from ..heldout import bootstrap_interval
@@ -29,21 +33,28 @@ from ..locks import output_lock
 from ..metadata import METADATA_FILE, read_metadata
 from ..plots import plot_chars_per_token
 from ..staging import check_output_file
+from .batches import BatchEncoder, ahead, chunks, flatten
 from .labels import AS_GIVEN, QUOTE_NOTE, TRAINED_ON, TRAINING_TEXT, is_training_text, training_files
 from .loader import family_source, load_tokenizer
 
-BATCH = 1024
+BATCH = 1024  # documents per encoder call
+BATCH_CHARS = 1 << 19  # ... and at most this many characters (a longer document is a call of its own)
 
 
 @dataclass
 class Encoder:
-    """A tokenizer reduced to what measuring needs."""
+    """A tokenizer reduced to what measuring needs: ``run`` encodes a batch (id lists, or ``tokenizers``
+    encodings)."""
 
     name: str
-    encode_batch: Callable[[list[str]], list[list[int]]]
+    run: Callable[[list[str]], Sequence[Any]]
     fallback_ids: frozenset[int]  # ids that stand for a lone byte rather than text
     vocab_size: int
     engine: str = "tokenizers"  # what encodes: "sentencepiece", "transformers" or "tokenizers"
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """The id list of each text."""
+        return [list(getattr(s, "ids", s)) for s in self.run(texts)]
 
 
 @dataclass
@@ -70,13 +81,13 @@ def _fallback_ids(vocab: Mapping[str, int], backend: object) -> frozenset[int]:
 
 
 def _from_hf(name: str, spec: str) -> Encoder:
+    """The tokenizer's own ids (``split_special_tokens``: special-token text is text), by its Rust encoder
+    when it has one (engine ``tokenizers``), else by its call (``transformers``)."""
     tok = load_tokenizer(spec)
     vocab = tok.get_vocab()
-
-    def encode(texts: list[str]) -> list[list[int]]:
-        return tok(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-
-    return Encoder(name, encode, _fallback_ids(vocab, tok.backend_tokenizer), len(vocab), "transformers")
+    encoder = BatchEncoder(tok)
+    return Encoder(name, encoder.run, _fallback_ids(vocab, tok.backend_tokenizer), len(vocab),
+                   "tokenizers" if encoder.fast else "transformers")
 
 
 def _named(values: list[str], what: str) -> dict[str, str]:
@@ -102,26 +113,65 @@ def load_encoder(name: str, spec: str) -> Encoder:
     return Encoder(name, native.encode_batch, native.fallback_ids, native.vocab_size, native.engine)
 
 
-def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int | None = None,
-                   progress: bool = True, per_document: list[int] | None = None) -> CorpusStats:
-    """Encode ``texts`` in batches and count; ``per_document`` (when given) gets each document's tokens."""
-    tokens = fallback = 0
-    seconds = 1e-9  # encoding only: counting byte-fallback tokens is not the tokenizer's time
-    with tqdm(total=len(texts), desc=f"encoding with {encoder.name}", unit=" docs", disable=not progress,
-              leave=False) as bar:
-        for i in range(0, len(texts), BATCH):
-            batch = list(texts[i : i + BATCH])
+@dataclass
+class _Tally:
+    """One tokenizer's counts on one corpus, batch by batch."""
+
+    fallback_ids: np.ndarray  # a lookup: id -> stands for a lone byte
+    per_document: list[np.ndarray] = field(default_factory=list)  # tokens of each document, per batch
+    fallback: int = 0
+    seconds: float = 1e-9  # encoding only: counting byte-fallback tokens is not the tokenizer's time
+
+    def add(self, encoded: Sequence[Any], seconds: float) -> None:
+        ids, lengths = flatten(encoded)
+        self.per_document.append(lengths)
+        self.seconds += seconds
+        if len(ids) and int(ids.max()) >= len(self.fallback_ids):  # an id past the vocabulary: never a byte
+            self.fallback_ids = np.pad(self.fallback_ids, (0, int(ids.max()) + 1 - len(self.fallback_ids)))
+        self.fallback += int(np.count_nonzero(self.fallback_ids[ids]))
+
+    def tokens(self) -> np.ndarray:
+        return np.concatenate(self.per_document) if self.per_document else np.zeros(0, dtype=np.int64)
+
+
+def _lookup(ids: frozenset[int], size: int) -> np.ndarray:
+    table = np.zeros(max(size, max(ids, default=-1) + 1), dtype=bool)
+    table[list(ids)] = True
+    return table
+
+
+def _encode_all(encoders: Sequence[Encoder]) -> Callable[[list[str]], list[tuple[Sequence[Any], float]]]:
+    """Encodes a batch with every tokenizer in turn, timing each."""
+    def encode(texts: list[str]) -> list[tuple[Sequence[Any], float]]:
+        results = []
+        for encoder in encoders:
             start = time.perf_counter()
-            encoded = encoder.encode_batch(batch)
-            seconds += time.perf_counter() - start
-            for ids in encoded:
-                tokens += len(ids)
-                if per_document is not None:
-                    per_document.append(len(ids))
-                fallback += sum(1 for t in ids if t in encoder.fallback_ids)
-            bar.update(len(batch))
-    chars = sum(len(t) for t in texts)
-    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+            encoded = encoder.run(texts)
+            results.append((encoded, time.perf_counter() - start))
+        return results
+    return encode
+
+
+def count_corpus(encoders: Sequence[Encoder], documents: Iterable[str], *, progress: bool = True,
+                 desc: str = "encoding") -> tuple[np.ndarray, int, list[_Tally]]:
+    """Stream ``documents`` once, in batches every tokenizer encodes (one batch ahead of the counting):
+    ``(characters of each document, UTF-8 bytes in all, each tokenizer's tally)``."""
+    tallies = [_Tally(_lookup(e.fallback_ids, e.vocab_size)) for e in encoders]
+    chars: list[np.ndarray] = []
+    n_bytes = 0
+    with tqdm(desc=desc, unit=" docs", disable=not progress, leave=False) as bar:
+        for texts, results, _ in ahead(_encode_all(encoders), chunks(documents, BATCH, BATCH_CHARS)):
+            chars.append(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+            n_bytes += len("\n".join(texts).encode("utf-8")) - (len(texts) - 1)
+            for tally, (encoded, seconds) in zip(tallies, results):
+                tally.add(encoded, seconds)
+            bar.update(len(texts))
+    return (np.concatenate(chars) if chars else np.zeros(0, dtype=np.int64)), n_bytes, tallies
+
+
+def corpus_stats(tally: _Tally, chars: int, n_bytes: int, reference_tokens: int | None, engine: str) -> CorpusStats:
+    """The figures of one tokenizer on one corpus from its tally."""
+    tokens = int(tally.tokens().sum())
     tokens_safe = max(tokens, 1)
     return CorpusStats(
         tokens=tokens,
@@ -129,13 +179,25 @@ def measure_corpus(encoder: Encoder, texts: Sequence[str], reference_tokens: int
         bytes=n_bytes,
         chars_per_token=chars / tokens_safe,
         bytes_per_token=n_bytes / tokens_safe,
-        byte_fallback_share=fallback / tokens_safe,
+        byte_fallback_share=tally.fallback / tokens_safe,
         reduction=1 - tokens / reference_tokens if reference_tokens else 0.0,
-        chars_per_second=chars / seconds,
-        bytes_per_second=n_bytes / seconds,
-        tokens_per_second=tokens / seconds,
-        engine=encoder.engine,
+        chars_per_second=chars / tally.seconds,
+        bytes_per_second=n_bytes / tally.seconds,
+        tokens_per_second=tokens / tally.seconds,
+        engine=engine,
     )
+
+
+def corpus_documents(spec: str, **kwargs: Any) -> Iterator[str]:
+    """The documents of ``spec`` (``iter_documents``' keywords), streamed; after the last one, a corpus with
+    none is one sentence, and lines skipped as not UTF-8 are noted."""
+    stats = ReadStats()
+    yield from iter_documents(spec, stats=stats, **kwargs)
+    if not stats.documents:
+        extra = f" ({stats.skipped_non_utf8} lines were not UTF-8)" if stats.skipped_non_utf8 else ""
+        raise VocabExtendError(f"corpus {spec} is empty: it has no non-blank text lines{extra}")
+    if stats.skipped_non_utf8:  # every command that reads a corpus says what it left out, as merge does
+        log(f"note: skipped {stats.skipped_non_utf8:,} lines of {spec} that are not valid UTF-8")
 
 
 def trained_on(tokenizers: Mapping[str, str]) -> set[Path]:
@@ -153,8 +215,8 @@ def trained_on(tokenizers: Mapping[str, str]) -> set[Path]:
     return training_files(specs)
 
 
-def _labelled(stats: CorpusStats, label: str, chars: list[int], tokens: list[int],
-              reference: list[int] | None) -> dict[str, object]:
+def _labelled(stats: CorpusStats, label: str, chars: np.ndarray, tokens: np.ndarray,
+              reference: np.ndarray | None) -> dict[str, object]:
     """A row of the results: the figures, the label, the documents and, on text not trained on, the 95%
     bootstrap intervals over documents of chars/token and (against the first tokenizer) of the reduction."""
     row: dict[str, object] = {**asdict(stats), "label": label, "documents": len(chars)}
@@ -183,16 +245,16 @@ def measure_tokenizers(
     trained = trained_on(tokenizers)
     results: dict[str, dict[str, dict[str, object]]] = {}
     for corpus_name, spec in corpora.items():
-        texts = read_documents(spec, max_docs=max_docs, text_field=text_field, allow_skipped=allow_invalid_lines)
+        documents = corpus_documents(spec, max_docs=max_docs, text_field=text_field, allow_skipped=allow_invalid_lines)
+        chars, n_bytes, tallies = count_corpus(encoders, documents, progress=progress, desc=f"encoding {corpus_name}")
         label = TRAINING_TEXT if is_training_text(spec, trained) else AS_GIVEN
-        chars = [len(text) for text in texts]
-        reference: list[int] | None = None
+        reference = tallies[0].tokens()
         results[corpus_name] = {}
-        for encoder in encoders:
-            tokens: list[int] = []
-            stats = measure_corpus(encoder, texts, None if reference is None else sum(reference), progress, tokens)
-            results[corpus_name][encoder.name] = _labelled(stats, label, chars, tokens, reference)
-            reference = reference if reference is not None else tokens
+        for index, (encoder, tally) in enumerate(zip(encoders, tallies)):
+            stats = corpus_stats(tally, int(chars.sum()), n_bytes, int(reference.sum()) if index else None,
+                                 encoder.engine)
+            row = _labelled(stats, label, chars, tally.tokens(), reference if index else None)
+            results[corpus_name][encoder.name] = row
     return results
 
 
