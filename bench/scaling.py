@@ -174,10 +174,24 @@ def _predicted_rss_gb(arm: str, size_mb: float, results: dict[str, Any]) -> tupl
     return PRIOR_GB_PER_MB[arm] * size_mb, f"{PRIOR_GB_PER_MB[arm]} GB per MB (issue 20 at 20 MB)"
 
 
+def _commit() -> str | None:
+    """The checkout's commit (with ``+changes`` when files differ from it): the code a run measured."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                                "vocab_extend", "bench/*.py"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def _one_arm(arm: str, corpus: Generated, work: Path, args: argparse.Namespace,
              source: Source) -> dict[str, Any]:
     out = work / arm
+    commit = _commit()
     run = run_measured(arm_command(arm, corpus, out, args), work / f"{arm}.log", int(args.max_rss_gb * 1e9))
+    run["commit"] = commit
     if run["exit"] != 0:
         tail = (work / f"{arm}.log").read_text(encoding="utf-8", errors="replace")[-800:]
         run["log_tail"] = tail
