@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     folder = _source_folder(args.corpora)
     source = load_source(folder)
     setting = sample_setting(args)
-    results, earlier = split_earlier(read_json_object(args.json, missing_ok=True) or {}, setting)
+    previous = read_json_object(args.json, missing_ok=True) or {}
+    results, earlier = split_earlier(previous, setting)
 
     def save(label: str, entry: dict[str, Any]) -> None:
         results[label] = entry
@@ -357,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
             "sizes": dict(sorted(results.items(), key=lambda item: item[1]["size_mb"])),
             "done_when": done_when(results),
             "earlier_settings": earlier,
+            "notes": previous.get("notes", {}),  # written by hand, kept as they are
         }
         atomic_write_json(args.json, figures)
         plot(results, args.plot, ARMS)
