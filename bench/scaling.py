@@ -10,18 +10,25 @@ then each arm runs as its own process, back to back on the same cores, and its w
 - ``ours-bytelevel``: the same with ``--base smollm2-135m``;
 - ``floor-sentencepiece``: ``SentencePieceTrainer.train`` with the options our merge passes it
   (``trainer_options`` of ``vocab_extend/families/sentencepiece/train.py``);
+- ``floor-sentencepiece-file``: the same trainer reading the corpus file itself and sampling it its own way
+  (``input_sentence_size``: as many shuffled sentences as the merge's sample has documents);
 - ``floor-bytelevel``: ``tokenizers``' ``train_from_iterator`` with the BPE trainer settings of
   ``vocab_extend/families/bytelevel/train.py``, inside SmolLM2's normaliser and pre-tokenizer.
 
-The floors train on the text the merge trains on: the corpus without the merge's held-out share (same
-content hash, same fraction) and, once the merge samples (``merge --sample-chars``), the sample of the
-merge's own sampler (``--sampler MODULE:FUNCTION``, called as ``sampler(docs, chars, seed)``). The merged
-tokenizer's chars/token is measured on every held-out kind (documents the generator never used).
+``floor-sentencepiece`` and ``floor-bytelevel`` train on exactly the text the merge trains on: the merge's own
+``training_documents`` (the corpus without its content-hashed held-out share) through the merge's own sampler
+(``vocab_extend.tokenizer.sampling.BudgetSampler``, same budget, same seed; ``--sampler MODULE:FUNCTION``,
+called as ``sampler(docs, chars, seed)``, overrides it), read and sampled inside the floor's measured process
+(its JSON says how long that took and how long the trainer). ``--sample-chars`` is passed to the merge; without
+it the merge runs with its defaults and the floors sample the default budget. Each merge's phase seconds come
+from its ``run.json``. The merged tokenizer's chars/token is measured on every held-out kind (documents the
+generator never used). ``done_when`` checks issue 20's lines on the largest size.
 
 An arm whose peak RSS, extrapolated linearly from the largest size already measured (or from the figures
-in issue 20 before any), would pass ``--max-rss-gb`` is skipped and the JSON says so; a run that passes it
-anyway is killed at the limit and recorded as such. Figures of earlier runs in ``--json`` are kept (sizes
-not rerun stay).
+in issue 20 before any), would pass ``--max-rss-gb`` is skipped and the JSON says so (unless ``--force``: a
+sampling merge is bounded, so pass it when the sample, not the corpus, sets the memory); a run that passes
+it anyway is killed at the limit and recorded as such. Figures of earlier runs in ``--json`` are kept (sizes
+not rerun stay; those measured with another sampling setting move to ``earlier_settings``).
 
     python bench/scaling.py --sizes 1MB --json /tmp/smoke.json --plot /tmp/smoke.png     # about a minute
     nice python bench/scaling.py --sizes 20MB,100MB --corpora ../shared/corpora
@@ -35,7 +42,6 @@ import functools
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,19 +54,22 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from scaling_corpus import Source, generate, load_source, parse_size  # noqa: E402
-from scaling_floor import BASES, floor_bytelevel, floor_sentencepiece, floor_setup  # noqa: E402
+from scaling_corpus import Generated, Source, generate, load_source, parse_size  # noqa: E402
+from scaling_floor import BASES, FLOORS, floor_setup  # noqa: E402
+from scaling_report import done_when, machine, plot, split_earlier  # noqa: E402
 
-from vocab_extend.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from vocab_extend.atomic import atomic_write_json  # noqa: E402
 from vocab_extend.jsonfile import read_json_object  # noqa: E402
+from vocab_extend.tokenizer.sampling import DEFAULT_SAMPLE_CHARS  # noqa: E402
 
-ARMS = ("ours-sentencepiece", "floor-sentencepiece", "ours-bytelevel", "floor-bytelevel")
+ARMS = ("ours-sentencepiece", "floor-sentencepiece", "floor-sentencepiece-file", "ours-bytelevel",
+        "floor-bytelevel")
 # Peak RSS (GB) per MB of corpus at 20 MB in issue 20, used to skip an arm before any size was measured.
-PRIOR_GB_PER_MB = {"ours-sentencepiece": 0.035, "floor-sentencepiece": 0.029, "ours-bytelevel": 0.095,
-                   "floor-bytelevel": 0.096}
+PRIOR_GB_PER_MB = {"ours-sentencepiece": 0.035, "floor-sentencepiece": 0.029, "floor-sentencepiece-file": 0.029,
+                   "ours-bytelevel": 0.095, "floor-bytelevel": 0.096}
 TIME = "/usr/bin/time"
-# Where the merge's sampler is expected once the merge samples (``--sampler`` overrides it).
-DEFAULT_SAMPLER = "vocab_extend.tokenizer.sample:sample_documents"
+# The merge's sampler, through an adapter called as f(docs, chars, seed) (``--sampler`` overrides it).
+DEFAULT_SAMPLER = "scaling_floor:merge_sample"
 
 
 def _merge_samples() -> bool:
@@ -123,16 +132,25 @@ def run_measured(command: list[str], log_path: Path, max_rss: int) -> dict[str, 
             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
 
 
-def arm_command(arm: str, corpus: Path, out: Path, args: argparse.Namespace) -> list[str]:
-    """The command line of one arm."""
-    sample = ["--sample-chars", str(args.sample_chars)] if args.sample_chars is not None else []
-    who, family = arm.split("-")
+def floor_sample_chars(args: argparse.Namespace) -> int:
+    """The budget the floors sample: ``--sample-chars``, or the merge's default when it is not given."""
+    return DEFAULT_SAMPLE_CHARS if args.sample_chars is None else args.sample_chars
+
+
+def arm_command(arm: str, corpus: Generated, out: Path, args: argparse.Namespace) -> list[str]:
+    """The command line of one arm. ``floor-sentencepiece-file`` asks SentencePiece for as many sentences as
+    the merge's sample holds documents, at the corpus's mean document length."""
+    who, family = arm.split("-", 1)
     if who == "ours":
+        sample = [] if args.sample_chars is None else ["--sample-chars", str(args.sample_chars)]
         base = [] if family == "sentencepiece" else ["--base", BASES[family]]
         return [sys.executable, "-c", "import sys; from vocab_extend.cli import main; sys.exit(main())", "merge",
-                "--corpus", str(corpus), "--output-dir", str(out), "--overwrite", *base, *sample]
-    return [sys.executable, str(Path(__file__).resolve()), "--floor", family, "--floor-corpus", str(corpus),
-            "--floor-out", str(out), "--floor-setup", str(args.floor_setup), "--sampler", args.sampler, *sample]
+                "--corpus", corpus.path, "--output-dir", str(out), "--overwrite", *base, *sample]
+    budget = floor_sample_chars(args)
+    sentences = round(budget * corpus.documents / corpus.chars) if budget else corpus.documents
+    return [sys.executable, str(Path(__file__).resolve()), "--floor", family, "--floor-corpus", corpus.path,
+            "--floor-out", str(out), "--floor-setup", str(args.floor_setup), "--sampler", args.sampler,
+            "--sample-chars", str(budget), "--floor-sentences", str(max(sentences, 1))]
 
 
 def heldout_chars_per_token(folder: Path, held_out: dict[str, list[str]]) -> dict[str, float]:
@@ -156,10 +174,24 @@ def _predicted_rss_gb(arm: str, size_mb: float, results: dict[str, Any]) -> tupl
     return PRIOR_GB_PER_MB[arm] * size_mb, f"{PRIOR_GB_PER_MB[arm]} GB per MB (issue 20 at 20 MB)"
 
 
-def _one_arm(arm: str, corpus: Path, work: Path, args: argparse.Namespace,
+def _commit() -> str | None:
+    """The checkout's commit (with ``+changes`` when files differ from it): the code a run measured."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                                "vocab_extend", "bench/*.py"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
+def _one_arm(arm: str, corpus: Generated, work: Path, args: argparse.Namespace,
              source: Source) -> dict[str, Any]:
     out = work / arm
+    commit = _commit()
     run = run_measured(arm_command(arm, corpus, out, args), work / f"{arm}.log", int(args.max_rss_gb * 1e9))
+    run["commit"] = commit
     if run["exit"] != 0:
         tail = (work / f"{arm}.log").read_text(encoding="utf-8", errors="replace")[-800:]
         run["log_tail"] = tail
@@ -171,6 +203,10 @@ def _one_arm(arm: str, corpus: Path, work: Path, args: argparse.Namespace,
         report = read_json_object(out / "report.json")
         run["report_heldout_row"] = {k: v for k, v in report["corpora"].items() if k.endswith("(held out)")}
         run["added_pieces"] = report["added_pieces"]
+        run["sample"] = report.get("sample")
+        record = read_json_object(out / "run.json", missing_ok=True) or {}
+        run["phase_seconds"] = record.get("phase_seconds")
+        run["run_json_peak_rss_mb"] = record.get("peak_rss_mb")
     else:
         lines = (work / f"{arm}.log").read_text(encoding="utf-8").strip().splitlines()
         run["floor"] = json.loads(lines[-1])
@@ -183,9 +219,11 @@ def _median_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     figures = {k: round(statistics.median(r[k] for r in ok), 3) for k in ("wall_s", "cpu_s", "peak_rss_gb")}
     if "floor" in ok[0]:
-        figures["train_wall_s"] = round(statistics.median(r["floor"]["train_wall_s"] for r in ok), 2)
-    if "heldout_chars_per_token" in ok[0]:
-        figures["heldout_chars_per_token"] = ok[0]["heldout_chars_per_token"]
+        for key in ("train_wall_s", "read_and_sample_s"):
+            figures[key] = round(statistics.median(r["floor"].get(key, 0.0) for r in ok), 2)
+    for key in ("heldout_chars_per_token", "phase_seconds"):
+        if ok[0].get(key):
+            figures[key] = ok[0][key]
     figures["loadavg_1min"] = [r["loadavg_before"][0] for r in ok]
     return figures
 
@@ -197,6 +235,10 @@ def _ratios(figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
         if ours and floor:
             ratios[family] = {k: round(ours[k] / floor[k], 3) for k in ("wall_s", "cpu_s", "peak_rss_gb")}
             ratios[family]["wall_s_vs_floor_train_only"] = round(ours["wall_s"] / floor["train_wall_s"], 3)
+        if ours and (reading := figures.get(f"floor-{family}-file")):
+            ratios[family]["wall_s_vs_floor_reading_the_file"] = round(ours["wall_s"] / reading["wall_s"], 3)
+            ratios[family]["peak_rss_gb_vs_floor_reading_the_file"] = round(
+                ours["peak_rss_gb"] / reading["peak_rss_gb"], 3)
     return ratios
 
 
@@ -227,53 +269,12 @@ def run_size(label: str, source: Source, args: argparse.Namespace, results: dict
         for arm in [a for a in args.arms if a not in skipped]:
             print(f"  {label} run {index + 1}: {arm}", file=sys.stderr)
             work = Path(tempfile.mkdtemp(prefix=f"{arm}-", dir=args.scratch))
-            runs.setdefault(arm, []).append(_one_arm(arm, Path(generated.path), work, args, source))
+            runs.setdefault(arm, []).append(_one_arm(arm, generated, work, args, source))
             print(f"    {json.dumps({k: v for k, v in runs[arm][-1].items() if k != 'log_tail'})}", file=sys.stderr)
             save(_entry(size_mb, corpus, runs, skipped))
     entry = _entry(size_mb, corpus, runs, skipped)
     save(entry)
     return entry
-
-
-def plot(results: dict[str, Any], path: Path) -> None:
-    """Peak RSS and wall seconds against corpus size, one line per arm (solid: ours, dashed: the floor)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    entries = sorted(results.values(), key=lambda e: e["size_mb"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for ax, key, label in ((axes[0], "peak_rss_gb", "peak RSS (GB)"), (axes[1], "wall_s", "wall time (s)")):
-        for arm in ARMS:
-            points = [(e["size_mb"], e["figures"][arm][key]) for e in entries if arm in e.get("figures", {})]
-            if points:
-                ours = arm.startswith("ours")
-                ax.plot(*zip(*points), marker="o" if ours else "s", linestyle="-" if ours else "--",
-                        fillstyle="full" if ours else "none", label=arm,
-                        color="tab:blue" if arm.endswith("sentencepiece") else "tab:orange")
-        ax.set_xscale("log")
-        ax.set_xlabel("synthetic Japanese corpus (MB)")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("vocab-extend merge against the library's own trainer (same text, same cores)")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    atomic_write_bytes(path, buffer.getvalue())
-    plt.close(fig)
-
-
-def machine() -> dict[str, Any]:
-    """The machine the figures were taken on (cores shared with other jobs: see each run's load average)."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    memory = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(memory / 1e9, 1),
-            "python": platform.python_version(),
-            "note": "CPU only; the cores are shared with other jobs, so each run records the load average"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -289,11 +290,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-rss-gb", type=float, default=16.0, help="skip (or kill) an arm past this peak RSS")
     parser.add_argument("--force", action="store_true", help="run arms predicted to pass --max-rss-gb")
     parser.add_argument("--sample-chars", type=int, default=None,
-                        help="passed to the merge; the floors train on its sample (a merge with --sample-chars)")
+                        help="passed to the merge (default: none, the merge's default budget); the floors train "
+                             "on the merge's sample of the same budget")
     parser.add_argument("--sampler", default=DEFAULT_SAMPLER, help="the merge's sampler, MODULE:FUNCTION")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "scaling.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "results" / "scaling.png")
-    parser.add_argument("--floor", choices=tuple(BASES), help=argparse.SUPPRESS)
+    parser.add_argument("--floor", choices=tuple(FLOORS), help=argparse.SUPPRESS)
+    parser.add_argument("--floor-sentences", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--floor-corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-setup", type=Path, help=argparse.SUPPRESS)
@@ -312,38 +315,53 @@ def _source_folder(corpora: Path) -> Path:
     return ROOT / "corpora" / "ja"
 
 
+def sample_setting(args: argparse.Namespace) -> str:
+    """What the merge and the floors train on, as the JSON names it (figures of another setting are kept apart)."""
+    budget = floor_sample_chars(args)
+    default = " (the merge's default)" if args.sample_chars is None else ""
+    return (f"the merge's content-hashed sample of {budget:,} characters{default} of its training documents "
+            f"(the corpus without its held-out share); the floors train on exactly that sample"
+            if budget else "the merge's whole training text (--sample-chars 0)")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.floor:
         args.floor_out.mkdir(parents=True, exist_ok=True)
-        train = floor_sentencepiece if args.floor == "sentencepiece" else floor_bytelevel
-        print(json.dumps(train(args.floor_corpus, args.floor_out, args)))
+        print(json.dumps(FLOORS[args.floor](args.floor_corpus, args.floor_out, args)))
         return
-    samples = _merge_samples()
-    if samples != (args.sample_chars is not None):
-        raise SystemExit("error: the merge samples its corpus: pass --sample-chars (its default, for defaults) so "
-                         "the floors train on the same sample" if samples else
-                         "error: --sample-chars needs a merge that samples (merge --sample-chars)")
+    if not _merge_samples():
+        raise SystemExit("error: this bench needs a merge that samples its corpus (merge --sample-chars)")
     args.scratch = args.scratch or Path(tempfile.mkdtemp(prefix="vocab-extend-scaling-"))
     args.scratch.mkdir(parents=True, exist_ok=True)
     args.floor_setup = floor_setup(args.scratch / "floor-setup")
     folder = _source_folder(args.corpora)
     source = load_source(folder)
+    setting = sample_setting(args)
     previous = read_json_object(args.json, missing_ok=True) or {}
-    results: dict[str, Any] = dict(previous.get("sizes", {}))
+    results, earlier = split_earlier(previous, setting)
+
     def save(label: str, entry: dict[str, Any]) -> None:
         results[label] = entry
         figures = {
             "machine": machine(), "generator": {"source": folder.name, "held_out": source.held_out_figures(),
                                                 "pool_documents": len(source.pool)},
-            "floor_text": (f"the merge's sample of --sample-chars {args.sample_chars}" if samples else
-                           "the merge's whole training text (the corpus without its content-hashed held-out "
-                           "share): this merge does not sample"),
+            "floor_text": setting,
+            "floors": {"floor-sentencepiece": "SentencePiece's trainer on the merge's sample (read and sampled "
+                                              "by the merge's own code, in the floor's process)",
+                       "floor-sentencepiece-file": "SentencePiece's trainer reading the corpus file itself, "
+                                                   "sampling as many shuffled sentences as the merge's sample "
+                                                   "has documents (input_sentence_size)",
+                       "floor-bytelevel": "tokenizers' BPE trainer on the merge's sample (read and sampled as "
+                                          "for floor-sentencepiece)"},
             "median_of": "--runs runs per arm and size (see each size's runs)",
             "sizes": dict(sorted(results.items(), key=lambda item: item[1]["size_mb"])),
+            "done_when": done_when(results),
+            "earlier_settings": earlier,
+            "notes": previous.get("notes", {}),  # written by hand, kept as they are
         }
         atomic_write_json(args.json, figures)
-        plot(results, args.plot)
+        plot(results, args.plot, ARMS)
 
     for label in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         run_size(label, source, args, results, functools.partial(save, label))

@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import scaling  # noqa: E402
 import scaling_corpus  # noqa: E402
+import scaling_floor  # noqa: E402
+import scaling_report  # noqa: E402
 
 SOURCE = ROOT / "corpora" / "ja"  # the bundled sample: always there
 SIZE = 60_000
@@ -114,3 +116,70 @@ def test_an_arm_is_skipped_when_its_extrapolated_rss_passes_the_limit() -> None:
     assert predicted == pytest.approx(100.0) and "20 MB" in how
     predicted, _ = scaling._predicted_rss_gb("ours-sentencepiece", 100.0, results)  # no figure: issue 20's
     assert predicted == pytest.approx(scaling.PRIOR_GB_PER_MB["ours-sentencepiece"] * 100)
+
+
+def _sample_by_rule(corpus: Path, fraction: float, budget: int, seed: int) -> list[str]:
+    """The merge's training sample by the documented rules, computed here independently: documents are the
+    non-blank lines; the held-out share is a BLAKE2b-64 content hash below ``fraction`` × 2⁶⁴; the sample is
+    the documents of smallest seeded, personalised BLAKE2b-64 key, in key order, while they fit the budget (all
+    of them, in reading order, when they all fit)."""
+    docs = []
+    for line in corpus.read_text(encoding="utf-8").splitlines():
+        doc = line.strip()
+        key = int.from_bytes(hashlib.blake2b(doc.encode("utf-8"), digest_size=8).digest(), "big")
+        if doc and key >= fraction * 2**64:
+            docs.append(doc)
+
+    def sample_key(doc: str) -> int:
+        digest = hashlib.blake2b(doc.encode("utf-8"), digest_size=8, salt=seed.to_bytes(8, "big"),
+                                 person=b"vx-train-sample").digest()
+        return int.from_bytes(digest, "big")
+
+    if sum(map(len, docs)) <= budget:
+        return docs
+    picked, chars = [], 0
+    for doc in sorted(docs, key=sample_key):
+        if picked and chars + len(doc) > budget:
+            break
+        picked.append(doc)
+        chars += len(doc)
+    return picked
+
+
+def test_the_floors_train_on_the_merge_s_own_sample(generated) -> None:
+    corpus, _, _, _ = generated  # 60 KB: below the small-corpus minimum, so the default 5% is held out
+    sampled = scaling_floor.training_text(corpus, 8_000, scaling.DEFAULT_SAMPLER)
+    assert sampled == _sample_by_rule(corpus, 0.05, 8_000, 0)
+    assert 0 < sum(map(len, sampled)) <= 8_000
+    whole = _sample_by_rule(corpus, 0.05, 10**12, 0)
+    assert sum(map(len, sampled)) < sum(map(len, whole)) / 2
+    assert list(scaling_floor.training_text(corpus, 0, scaling.DEFAULT_SAMPLER)) == whole  # streamed, all
+
+
+def test_the_file_floor_asks_for_as_many_sentences_as_the_sample_has_documents(tmp_path: Path) -> None:
+    corpus = scaling_corpus.Generated(str(tmp_path / "c.txt"), 100, 100, documents=50, chars=5_000, sha256="",
+                                      seed=0, distinct_clause_share=1.0)
+    args = scaling.parse_args(["--sample-chars", "1000"])
+    args.floor_setup = tmp_path
+    command = scaling.arm_command("floor-sentencepiece-file", corpus, tmp_path / "out", args)
+    assert command[command.index("--floor-sentences") + 1] == "10"  # 1,000 characters at 100 per document
+    assert command[command.index("--floor") + 1] == "sentencepiece-file"
+    defaults = scaling.parse_args([])
+    defaults.floor_setup = tmp_path
+    ours = scaling.arm_command("ours-bytelevel", corpus, tmp_path / "out", defaults)
+    assert "--sample-chars" not in ours  # defaults: the merge's own budget ...
+    floor = scaling.arm_command("floor-bytelevel", corpus, tmp_path / "out", defaults)
+    assert floor[floor.index("--sample-chars") + 1] == str(scaling.DEFAULT_SAMPLE_CHARS)  # ... the floors' too
+
+
+def test_done_when_reads_the_largest_size_against_100_mb() -> None:
+    def entry(size: float, rss: float, wall_ratio: float) -> dict:
+        return {"size_mb": size, "figures": {"ours-sentencepiece": {"peak_rss_gb": rss}},
+                "ratios_ours_over_floor": {"sentencepiece": {"wall_s": wall_ratio}}}
+
+    checks = scaling_report.done_when({"100MB": entry(100.0, 2.0, 1.0), "1GB": entry(1000.0, 2.3, 1.3)})
+    line = checks["sentencepiece"]
+    assert checks["size_mb"] == 1000.0 and line["rss_at_most_4gb"]
+    assert line["rss_over_100mb"] == pytest.approx(1.15) and not line["rss_within_10pct_of_100mb"]
+    assert line["wall_over_floor"] == 1.3 and not line["wall_at_most_1_2x"]
+    assert "bytelevel" not in checks

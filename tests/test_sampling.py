@@ -3,6 +3,7 @@ the input, bounded in memory while a corpus of any size streams through it, and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import tracemalloc
@@ -171,6 +172,24 @@ def test_held_out_text_kept_for_the_report_is_bounded(tmp_path: Path, monkeypatc
     trained = list(training_documents(config, CorpusStats(), held))
     assert 0 < sum(map(len, held)) <= 1_000 + max(map(len, held))
     assert len(trained) + len(held) < 3_000  # the rest of the share is still kept out of training
+
+
+def test_held_out_documents_kept_for_the_report_are_the_first_of_the_share(tmp_path: Path) -> None:
+    """At most HELDOUT_KEEP documents of the held-out share are kept for the report (verification encodes each
+    of them): the first ones in reading order, found here by the held-out rule computed independently (a
+    BLAKE2b-64 content hash below fraction × 2⁶⁴); the rest of the share is still kept out of training."""
+    fraction = 0.2
+    docs = list(documents(int(inputs.HELDOUT_KEEP / fraction * 1.5), low=5, high=10))
+    corpus = tmp_path / "ja.txt"
+    corpus.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    share = [doc for doc in docs if int.from_bytes(hashlib.blake2b(doc.encode("utf-8"), digest_size=8).digest(),
+                                                   "big") < fraction * 2**64]
+    assert len(share) > inputs.HELDOUT_KEEP and sum(map(len, share)) < inputs.HELDOUT_KEEP_CHARS
+    held: list[str] = []
+    trained = list(training_documents(ExtendConfig(corpus=[str(corpus)], heldout_fraction=fraction),
+                                      CorpusStats(), held))
+    assert held == share[:inputs.HELDOUT_KEEP]
+    assert len(trained) == len(docs) - len(share)
 
 
 def test_eval_corpora_are_read_up_to_their_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
