@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from tqdm.auto import tqdm
 
+from ..console import ticking
 from ..errors import VocabExtendError
 from .dist import Dist
 from .outputs import MetricsLog
@@ -61,6 +62,8 @@ class MetricsLogger:
                                   trackers=open_trackers(config.targets(), out, resume_step))
         self.bar = tqdm(total=self.total, initial=start_step, desc="pretraining", unit="step",
                         disable=not self.progress, dynamic_ncols=True)
+        self._ticker = ticking(self.bar)  # a step can take many seconds on a CPU: the bar's clock keeps moving
+        self._ticker.__enter__()
         self._last_eval: dict[str, float] | None = None
 
     def message(self, text: str) -> None:
@@ -98,6 +101,7 @@ class MetricsLogger:
         return self._last_eval
 
     def close(self) -> None:
+        self._ticker.__exit__(None, None, None)
         self.bar.close()
         if self.log is not None:
             self.log.close()

@@ -26,6 +26,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ...console import ticking
 from ...errors import VocabExtendError
 from ..sizing import check_vocabulary_fits
 
@@ -209,7 +210,7 @@ def bits_per_byte(
         with torch.no_grad(), tqdm(
             total=sum(count for _, count in chunks), desc=desc, unit=" tok", disable=not progress,
             mininterval=1.0, leave=leave,
-        ) as bar:
+        ) as bar, ticking(bar):  # a batch can take many seconds on a CPU: the bar's clock keeps moving
             for i in range(0, len(chunks), batch_size):
                 batch_nll, batch_tokens = _batch_nll(model, chunks[i : i + batch_size], target)
                 nll_sum += batch_nll
