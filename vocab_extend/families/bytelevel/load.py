@@ -17,6 +17,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from ...console import log
 from ...errors import VocabExtendError, error_summary, load_errors
 from ...settings import NO_MAX_LENGTH, SPECIAL_KEYS, BaseSettings, read_base_settings
 from ..interface import TokenizerSource
@@ -84,7 +85,8 @@ def _read_base(path_text: str, mtime_ns: int, size: int, name: str) -> tuple[str
 
     path = Path(path_text)
     try:
-        if path.suffix == ".gguf":
+        if path.suffix == ".gguf":  # transformers reads every field of the file: seconds, so say so first
+            log(f"reading the tokenizer of {name} from its GGUF file ({size / 2**20:,.0f} MB)")
             hf = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         elif path.name == "tokenizer.json":
             hf = transformers.PreTrainedTokenizerFast.from_pretrained(str(path.parent))
