@@ -43,10 +43,7 @@ def run(args: argparse.Namespace) -> int:
     distill = DistillConfig(contexts_per_token=args.distill_contexts, steps=args.distill_steps, seed=args.seed)
     config = InitConfig(method=args.method, pad_to_multiple_of=args.pad_to_multiple_of, seed=args.seed,
                         corpus=args.corpus, distill=distill)
-    # the job's libraries (torch, transformers) load once the options are known to be right: seconds on a
-    # busy machine, so say what is happening first
-    print(f"init-model: loading {args.model} and the tokenizer in {args.tokenizer}", file=sys.stderr, flush=True)
-    from ..card import push_folder
+    from ..card import push_folder  # the job's libraries load once the options are known to be right
     from .job import init_model
 
     report = init_model(args.model, args.tokenizer, args.output_dir, config, overwrite=args.overwrite,
