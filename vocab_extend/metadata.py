@@ -61,6 +61,13 @@ class MergeMetadata:
         (Path(folder) / METADATA_FILE).write_text(text, encoding="utf-8")
 
 
+def metadata_fields(folder: str | Path) -> dict[str, Any]:
+    """The fields of the folder's ``vocab_extend.json`` as written, ``{}`` when there is none (a model card
+    says what a run started from when it can, and nothing when the tokenizer was not written by a merge)."""
+    return read_json_object(Path(folder) / METADATA_FILE, missing_ok=True,
+                            fix="write the folder again with `vocab-extend merge`")
+
+
 def read_metadata(folder: str | Path) -> MergeMetadata:
     path = Path(folder) / METADATA_FILE
     if not path.is_file():

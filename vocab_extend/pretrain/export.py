@@ -25,7 +25,6 @@ runs/none/checkpoints/step-00000040 does not exist: give a checkpoint folder suc
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +34,12 @@ import torch
 import yaml
 
 from ..errors import VocabExtendError
-from ..metadata import METADATA_FILE
+from ..metadata import metadata_fields
 from ..model.card import read_tokenizer_report, render_card
 from ..staging import check_not_an_input, check_output_dir, staging_folder
 from ..tokenizer.loader import load_tokenizer
-from .checkpoint import CHECKPOINTS, MANIFEST, MODEL_KEY, PREFIX, RUN_CONFIG, STAGING_PREFIX, load_model_weights, verify
+from .checkpoint import (CHECKPOINTS, MANIFEST, MODEL_KEY, PREFIX, RUN_CONFIG, STAGING_PREFIX, load_model_weights,
+                         read_state, verify)
 from .config import PretrainConfig, config_from_dict
 from .dist import quiet
 from .model import base_vocab_size, build_model, tokenizer_source
@@ -144,7 +144,7 @@ def open_checkpoint(path: str | Path) -> CheckpointSource:
     damage = verify(path)
     if damage is not None:
         raise VocabExtendError(f"checkpoint {path} is damaged ({damage}): export another checkpoint of the run")
-    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    state = read_state(path)
     config = _run_config(path)
     step, index, plan = int(state["step"]), int(state.get("optimizer_stage", 0)), config.stage_plan()
     if not 0 <= index < len(plan) or not plan[index][1] < step <= plan[index][1] + plan[index][2]:
@@ -228,8 +228,7 @@ def _bpb_at(source: CheckpointSource) -> dict[str, float] | None:
 def checkpoint_card(source: CheckpointSource) -> Any:
     """The model card: the run and step it comes from, the stage, tokens seen, what the run started from."""
     config, data = source.config, source.config.data
-    meta_path = Path(source.tokenizer_dir) / METADATA_FILE
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    meta = metadata_fields(source.tokenizer_dir)
     lang, name = meta.get("lang") or "und", config.model.name
     run = f"the run `{source.run_dir}`" if source.run_dir is not None else "a pretraining run"
     ended = ", the end of that stage" if source.boundary else ""

@@ -11,12 +11,11 @@ trained on either), with the documents and bytes scored (the run's eval budget).
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..metadata import METADATA_FILE
+from ..metadata import metadata_fields
 from ..model.card import read_tokenizer_report, render_card
 from .config import PretrainConfig
 from .evaluation import heldout_names
@@ -139,8 +138,7 @@ def _bpb_section(evals: list[dict[str, Any]], heldout: list[str]) -> list[str]:
 def run_card(config: PretrainConfig, tokenizer_dir: Path, bpb: Mapping[str, float] | None):
     """The model card of a run's ``model/``: what it started from, its stages and tokens seen, the merge's
     token reduction and the last bits per byte."""
-    meta_path = Path(tokenizer_dir) / METADATA_FILE
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    meta = metadata_fields(tokenizer_dir)
     lang = meta.get("lang") or "und"
     data, name = config.data, config.model.name
     tokens = config.total_steps * data.batch_size * data.block_size
