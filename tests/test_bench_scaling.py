@@ -121,8 +121,8 @@ def test_an_arm_is_skipped_when_its_extrapolated_rss_passes_the_limit() -> None:
 def _sample_by_rule(corpus: Path, fraction: float, budget: int, seed: int) -> list[str]:
     """The merge's training sample by the documented rules, computed here independently: documents are the
     non-blank lines; the held-out share is a BLAKE2b-64 content hash below ``fraction`` × 2⁶⁴; the sample is
-    the documents of smallest seeded, personalised BLAKE2b-64 key, in key order, while they fit the budget (all
-    of them, in reading order, when they all fit)."""
+    the distinct documents of smallest seeded, personalised BLAKE2b-64 key, in key order, while they fit the
+    budget (all of them, copies included, in reading order, when they all fit)."""
     docs = []
     for line in corpus.read_text(encoding="utf-8").splitlines():
         doc = line.strip()
@@ -138,7 +138,7 @@ def _sample_by_rule(corpus: Path, fraction: float, budget: int, seed: int) -> li
     if sum(map(len, docs)) <= budget:
         return docs
     picked, chars = [], 0
-    for doc in sorted(docs, key=sample_key):
+    for doc in sorted(set(docs), key=sample_key):
         if picked and chars + len(doc) > budget:
             break
         picked.append(doc)

@@ -231,3 +231,31 @@ def test_bad_sample_chars_on_the_command_line(value: str, expected: str, tmp_pat
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and expected in errors[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_corpus_sampled_in_parts_gives_the_sample_of_the_whole(tmp_path: Path) -> None:
+    """Each part sampled on its own (started with the cut-off known so far) and the parts absorbed in reading
+    order: the same sample, order and counts as one sampler reading everything, copies included."""
+    docs = list(documents(3_000))
+    docs += random.Random(3).choices(docs, k=600)  # copies, some read long after their first
+    for budget in (300, 20_000, 10**6):
+        whole = BudgetSampler(budget).add_all(docs)
+        expected = whole.documents()
+        for cuts in ([1_000, 2_000], [10, 3_500], [1_800]):
+            merged = BudgetSampler(budget)
+            for start, end in zip([0, *cuts], [*cuts, len(docs)]):
+                part = BudgetSampler(budget, cutoff=merged.cutoff).add_all(docs[start:end])
+                merged.absorb(part.part())
+            assert merged.documents() == expected
+            assert merged.stats == whole.stats
+            assert merged.smallest(50) == whole.smallest(50)
+    assert whole.stats.whole and expected == docs  # within the budget: everything, copies and order kept
+
+
+def test_a_sampled_corpus_keeps_one_copy_of_each_document() -> None:
+    docs = list(documents(2_000))
+    copies = docs + docs[:500]
+    sampler = BudgetSampler(20_000).add_all(copies)
+    picked = sampler.documents()
+    assert picked == smallest_keys_within(docs, 20_000)  # the budget is filled with distinct text
+    assert sampler.stats.duplicates == len(set(picked) & set(docs[:500])) > 0

@@ -92,10 +92,12 @@ def _add_output_and_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SentencePiece bases: sentences sampled from a large corpus for training (default "
                              f"{defaults.input_sentence_size:,}; 0: all)")
     parser.add_argument("--verify-sample", metavar="N", type=int, default=2_000,
-                        help="training-corpus lines sampled for the final verification (default 2,000)")
+                        help="training-corpus lines for the final verification: the N distinct lines of the "
+                             "training sample of smallest content hash (default 2,000)")
     parser.add_argument("--seed", metavar="N", type=int, default=0,
-                        help="seed of the sampled training lines (verified, and the training-sample row), of the "
-                             "training sample of a corpus over --sample-chars and of SentencePiece's sampling "
+                        help="seed of the content hash that picks the verified training lines (and the "
+                             "training-sample row) and the training sample of a corpus over --sample-chars, and of "
+                             "SentencePiece's sampling "
                              "(default 0); the held-out share is chosen by content hash and does not depend on it")
     parser.add_argument("--heldout-fraction", metavar="SHARE", type=float, default=None,
                         help="share of the corpus kept out of training and reported as '<lang> (held out)' "

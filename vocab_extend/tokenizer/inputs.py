@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +33,12 @@ from ..scripts import ScriptSet
 from ..sources import DEFAULT_BASE
 from .checks import BASE_LANGUAGE_PROBES
 from .language import choose_language, widened_scripts
+from . import scan
 from .phases import phase
-from .sampling import DEFAULT_SAMPLE_CHARS, BudgetSampler, SampleStats
+from .sampling import DEFAULT_SAMPLE_CHARS, KEEP_CHARS, BudgetSampler, Collector, SampleStats
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CORPORA = PACKAGE_ROOT / "corpora"
-# Corpora up to this many characters are kept in memory (the SentencePiece support check); larger ones are not.
-KEEP_CHARS = 50_000_000
 # Documents read before training to detect the language (and to fail early on a corpus without any).
 DETECT_DOCS = 2_000
 # Share of the training documents kept out of training and reported on (content-hashed, see heldout.py) ...
@@ -111,40 +109,6 @@ def default_heldout_fraction(specs: Sequence[str]) -> float:
         return DEFAULT_HELDOUT_FRACTION
     small = SMALL_CORPUS_MIN_BYTES <= size < SMALL_CORPUS_BYTES
     return SMALL_CORPUS_HELDOUT_FRACTION if small else DEFAULT_HELDOUT_FRACTION
-
-
-class Collector:
-    """Passes documents through while keeping a seeded sample of ``sample_size`` documents (the verification
-    sample) and counting what passed; ``everything`` is what the support check may re-read: the training
-    sample (:func:`sampled_texts`), or, when the corpus streams whole to the trainer, all of it while it is
-    within :data:`KEEP_CHARS`."""
-
-    def __init__(self, sample_size: int, seed: int) -> None:
-        self.sample: list[str] = []
-        self.everything: list[str] | None = []
-        self.sample_size = sample_size
-        self.seen = 0
-        self.chars = 0
-        self.sampling: SampleStats | None = None  # what was read and sampled, once training read it
-        self._kept_chars = 0
-        self._rng = random.Random(seed)
-
-    def __call__(self, docs: Iterable[str]) -> Iterator[str]:
-        for doc in docs:
-            self.seen += 1
-            self.chars += len(doc)
-            if len(self.sample) < self.sample_size:
-                self.sample.append(doc)
-            else:
-                j = self._rng.randrange(self.seen)
-                if j < self.sample_size:
-                    self.sample[j] = doc
-            if self.everything is not None:
-                self._kept_chars += len(doc)
-                self.everything.append(doc)
-                if self._kept_chars > KEEP_CHARS:
-                    self.everything = None
-            yield doc
 
 
 def training_documents(config: ExtendConfig, stats: CorpusStats,
@@ -261,11 +225,18 @@ def new_model(config: ExtendConfig, family: AnyFamily, base: Base, collector: Co
         scripts = choose_language(config.lang, texts, lambda: reference_lines(config))
         widened = widen_split(family, base, widened_scripts([scripts])) if config.train.widen_split else base
         return new, scripts, widened
-    head = first_documents(config, docs, held_out)
+    files = parallel_files(config)
+    if files is None:
+        head = first_documents(config, docs, held_out)
+    else:  # the language is checked on the first documents before the corpus is read on every core
+        probe: list[str] = []
+        head = first_documents(config, training_documents(config, CorpusStats(), probe), probe)
     scripts = choose_language(config.lang, head, lambda: reference_lines(config))
     if config.train.widen_split:
         base = widen_split(family, base, widened_scripts([scripts]))
-    texts = sampled_texts(config, itertools.chain(head, docs), collector)
+    texts = None if files is None else parallel_texts(config, files, collector, stats, held_out)
+    if texts is None:
+        texts = sampled_texts(config, itertools.chain(head, docs) if files is None else docs, collector)
     with phase("training"):
         new = family.train(base, texts, config.train_options(), collector)
     if collector.sampling is None:  # the corpus streamed whole to the trainer
@@ -305,14 +276,52 @@ def sampled_texts(config: ExtendConfig, docs: Iterator[str], collector: Collecto
     if not config.sample_chars:
         return docs
     collector.everything = None  # the sample is what the support check re-reads
+    collector.keyed = False  # ... and it gives the verification sample
     sampler = BudgetSampler(config.sample_chars, config.seed)
     with phase("reading and sampling"):
         sampler.add_all(reading_progress(docs, corpus_bytes(config), config.train.show_progress))
         sample = sampler.documents()
+    return _adopted(collector, sampler, sample)
+
+
+def _adopted(collector: Collector, sampler: BudgetSampler, sample: list[str]) -> list[str]:
+    """``sample``, after telling ``collector`` what was read and sampled and giving it the verification sample."""
+    collector.chosen = sampler.smallest(collector.sample_size)
     collector.sampling = sampler.stats
     collector.everything = sample if sampler.stats.sampled_chars <= KEEP_CHARS else None
     log(sampler.stats.sentence())
     return sample
+
+
+def parallel_files(config: ExtendConfig) -> list[Path] | None:
+    """The training corpus's files when they are read on every core (:mod:`.scan`): a sampled corpus of
+    plain UTF-8 text files of :data:`.scan.PARALLEL_MIN_BYTES` or more, without ``--max-docs``, on a machine
+    with more than one core; None otherwise."""
+    if not config.sample_chars or config.max_docs is not None or any(s.startswith("hf:") for s in config.corpus):
+        return None
+    files = [path for spec in config.corpus for path in resolve_files(spec)]
+    big = sum(path.stat().st_size for path in files) >= scan.PARALLEL_MIN_BYTES
+    return files if big and scan.worker_count(2) > 1 and scan.plain_text_files(files) else None
+
+
+def parallel_texts(config: ExtendConfig, files: list[Path], collector: Collector, stats: CorpusStats,
+                   held_out: list[str]) -> list[str] | None:
+    """The training sample of ``files`` read on every core, with ``collector``, ``stats`` and ``held_out``
+    filled as the sequential reader fills them; None (nothing filled) when the corpus needs that reader."""
+    with phase("reading and sampling"):
+        found = scan.scan_sample(files, fraction=config.heldout_fraction or 0.0, budget=config.sample_chars,
+                                 seed=config.seed, keep=HELDOUT_KEEP, keep_chars=HELDOUT_KEEP_CHARS,
+                                 show_progress=config.train.show_progress)
+        if found is None:
+            log("note: reading the corpus in one process (a part of it could not be read on several)")
+            return None
+        sample = found.sampler.documents()
+    held_out.extend(found.held_out)
+    stats.documents += found.documents
+    stats.lines += found.documents
+    stats.files.extend(str(path) for path in files)
+    collector.seen, collector.chars = found.sampler.stats.read_documents, found.sampler.stats.read_chars
+    return _adopted(collector, found.sampler, sample)
 
 
 def corpus_bytes(config: ExtendConfig) -> int | None:
