@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
                                                 "pool_documents": len(source.pool)},
             "floor_text": setting,
             "floors": {"floor-sentencepiece": "SentencePiece's trainer on the merge's sample (read and sampled "
-                                              "by the merge's own code, in the floor's process)",
+                                              "by the merge's own code, in the floor's one process; the merge "
+                                              "reads a large plain-text corpus on every core)",
                        "floor-sentencepiece-file": "SentencePiece's trainer reading the corpus file itself, "
                                                    "sampling as many shuffled sentences as the merge's sample "
                                                    "has documents (input_sentence_size)",

@@ -252,10 +252,13 @@ def test_a_corpus_sampled_in_parts_gives_the_sample_of_the_whole(tmp_path: Path)
     assert whole.stats.whole and expected == docs  # within the budget: everything, copies and order kept
 
 
-def test_a_sampled_corpus_keeps_one_copy_of_each_document() -> None:
+def test_a_sampled_corpus_counts_a_line_once_and_trains_on_all_its_copies() -> None:
     docs = list(documents(2_000))
-    copies = docs + docs[:500]
+    copies = docs + docs[:500] + docs[:100]
+    random.Random(0).shuffle(copies)
     sampler = BudgetSampler(20_000).add_all(copies)
-    picked = sampler.documents()
-    assert picked == smallest_keys_within(docs, 20_000)  # the budget is filled with distinct text
-    assert sampler.stats.duplicates == len(set(picked) & set(docs[:500])) > 0
+    distinct = smallest_keys_within(docs, 20_000)  # the budget is filled with distinct text
+    assert sampler.documents() == [doc for doc in distinct for _ in range(copies.count(doc))]
+    assert sampler.stats.sampled_documents == len(distinct) and sampler.stats.sampled_chars <= 20_000
+    assert sampler.stats.duplicates == sum(copies.count(doc) - 1 for doc in distinct) > 0
+    assert sampler.smallest(10) == distinct[:10]

@@ -73,10 +73,11 @@ def test_every_core_reads_what_one_process_reads(tmp_path: Path, budget: int,
     assert parallel["held"] and parallel["everything"]
 
 
-def test_a_sampled_corpus_trains_on_each_distinct_document_once(tmp_path: Path,
+def test_a_sampled_corpus_trains_on_its_distinct_lines_of_smallest_key_with_their_copies(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The oracle, computed here from the file alone: non-blank lines; held out where a BLAKE2b-64 content hash
-    is below 0.2 × 2⁶⁴; then the distinct lines of smallest seeded, personalised BLAKE2b-64 key that fit."""
+    is below 0.2 × 2⁶⁴; then the distinct lines of smallest seeded, personalised BLAKE2b-64 key that fit, each
+    as many times as the corpus has it."""
     files = _write_corpus(tmp_path / "corpus")
     docs = [line.rstrip("\r") for path in files for line in path.read_text(encoding="utf-8").split("\n")]
     docs = [doc for doc in docs if doc.strip() and int.from_bytes(
@@ -93,7 +94,7 @@ def test_a_sampled_corpus_trains_on_each_distinct_document_once(tmp_path: Path,
         picked.append(doc)
         chars += len(doc)
     found = _read(tmp_path / "corpus", 20_000, True, monkeypatch)
-    assert found["read on every core"] and found["texts"] == picked
+    assert found["read on every core"] and found["texts"] == [doc for doc in picked for _ in range(docs.count(doc))]
     assert found["sampling"]["duplicates"] == sum(docs.count(doc) - 1 for doc in picked) > 0
     assert found["verification"] == picked[:300]
 
