@@ -144,7 +144,16 @@ def summary_lines(figures: dict, targets: dict) -> list[str]:
         ci = f["ci95"]
         return f"{f['value']:.0%}" + (f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else "")
 
-    lines = [f"{m} closes of the step-0 gap of mean: " + ", ".join(f"{k} {pct(f)}" for k, f in kinds.items())
+    def closed(method: str, kind: str, figure: dict) -> str:
+        """The share closed; where ``mean`` is already below the base there is no gap to close, and a share
+        would read backwards: both changes against the base instead."""
+        change = figures["bpb_change_vs_base"]
+        if change["mean"][kind]["value"] >= 0:
+            return f"{kind} {pct(figure)}"
+        return (f"{kind}: no gap (mean {pct(change['mean'][kind])} against the base, {method} "
+                f"{pct(change[method][kind])})")
+
+    lines = [f"{m} closes of the step-0 gap of mean: " + ", ".join(closed(m, k, f) for k, f in kinds.items())
              for m, kinds in figures.get("gap_closed", {}).items()]
     lines += [f"{name}: {t['summary']}" if isinstance(t, dict) else f"{name}: {t}" for name, t in targets.items()]
     return lines

@@ -135,3 +135,20 @@ def test_extension_pays_end_figures_per_kind() -> None:
     verdict = end["targets"]["ja_mean_at_most_base_at_end"]
     assert verdict["holds_on"] == ["ja"] and sorted(verdict["fails_on"]) == sorted(c for c in pays.JA if c != "ja")
     assert "holds on ja only" in end["summary"][0]
+
+
+def test_the_summary_never_reads_a_gain_below_the_base_as_a_gap_closed_backwards() -> None:
+    """Where ``mean`` is already below the base, ``(mean - distill) / (mean - base)`` is negative for a distill
+    arm that is better still: the summary gives both changes against the base instead of that share."""
+    import embedding_init
+
+    def figure(value: float) -> dict:
+        return {"value": value, "ci95": [value - 0.01, value + 0.01]}
+
+    figures = {"bpb_change_vs_base": {"mean": {"wiki": figure(0.20), "short": figure(-0.21)},
+                                      "distill": {"wiki": figure(0.10), "short": figure(-0.22)}},
+               "gap_closed": {"distill": {"wiki": figure(0.5), "short": figure(-0.04)}}}
+    line = embedding_init.summary_lines(figures, {})[0]
+    assert "wiki 50% [49%, 51%]" in line
+    assert "short: no gap (mean -21% [-22%, -20%] against the base, distill -22% [-23%, -21%])" in line
+    assert "-4%" not in line
