@@ -135,3 +135,15 @@ def test_a_file_in_another_encoding_is_refused_in_one_sentence(tmp_path: Path, m
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "not valid UTF-8" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("encoded", [b"\xef\xbb\xbf" + "一行目\n".encode(), "一行目\n".encode("utf-16"),
+                                     "line one\n".encode("utf-16-le") * 20])
+def test_files_the_line_reader_decodes_its_own_way_are_not_read_on_every_core(tmp_path: Path, encoded: bytes,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.txt").write_bytes(encoded)
+    (tmp_path / "b.txt").write_bytes("二行目\n".encode())
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+    config = ExtendConfig(corpus=[str(tmp_path)], sample_chars=1_000)
+    assert not scan.plain_text_files([tmp_path / "a.txt"]) and scan.plain_text_files([tmp_path / "b.txt"])
+    assert inputs.parallel_files(config) is None

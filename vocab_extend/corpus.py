@@ -164,8 +164,9 @@ def _loads(text: str, path: Path, line: int = 1) -> object:
         raise nesting_error(path, text, line) from None
 
 
-def _detect(head: bytes, path: Path) -> tuple[str, str | None]:
-    """(codec, label) for a file starting with ``head``; label ``None`` for plain UTF-8."""
+def detect_encoding(head: bytes, path: Path) -> tuple[str, str | None]:
+    """(codec, label) for a file starting with ``head``; label ``None`` for plain UTF-8 (UTF-16 without a mark
+    is one sentence)."""
     for bom, codec, label in _BOMS:
         if head.startswith(bom):
             return codec, label
@@ -196,7 +197,7 @@ def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str | None]:
     """The file's lines without their line ends; ``None`` for a line that cannot be decoded."""
     try:
         with _open_binary(path) as fh:
-            codec, label = _detect(fh.read(_SNIFF_BYTES), path)
+            codec, label = detect_encoding(fh.read(_SNIFF_BYTES), path)
             fh.seek(0)
             if label is not None:
                 stats.encodings[str(path)] = label
@@ -265,7 +266,7 @@ def _load_json(path: Path) -> object:
             raw = fh.read()
     except Exception as exc:
         raise _read_error(path, exc) from None
-    codec, _label = _detect(raw[:_SNIFF_BYTES], path)
+    codec, _label = detect_encoding(raw[:_SNIFF_BYTES], path)
     try:
         return _loads(raw.decode(codec), path)
     except (UnicodeDecodeError, ValueError) as exc:

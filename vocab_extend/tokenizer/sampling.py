@@ -156,7 +156,7 @@ class SampleStats:
 class SamplePart:
     """What a sampler passes on to another (:meth:`BudgetSampler.part`, :meth:`BudgetSampler.absorb`): its
     documents with their keys (in reading order, copies included, while ``whole``; else distinct, any order,
-    with the copies of each left out in ``copies``), and what it read."""
+    with the number of further copies of each read in ``copies``), and what it read."""
 
     entries: list[tuple[int, str]] = field(default_factory=list)
     whole: bool = True
@@ -182,7 +182,7 @@ class BudgetSampler:
         self._whole: list[tuple[int, str]] | None = [] if cutoff is None else None  # reading order, while it fits
         self._heap: list[tuple[int, str]] = []  # (-key, text), distinct: the largest key on top
         self._keys: set[int] = set()
-        self._copies: dict[int, int] = {}  # key -> copies left out, for the held documents that have any
+        self._copies: dict[int, int] = {}  # key -> further copies read, for the held documents that have any
         self._boundary: tuple[int, str] | None = None  # the document at the cut-off, for another sampler
 
     def add(self, doc: str) -> None:
@@ -316,8 +316,10 @@ class Collector:
         return [entry[2] for entry in sorted(self._heap, key=lambda entry: -entry[1])]
 
     def _consider(self, doc: str) -> None:
+        if self.sample_size < 1:
+            return
         key = self._key(doc)
-        if key in self._keys or self.sample_size < 1:
+        if key in self._keys:
             return
         if len(self._heap) >= self.sample_size:
             if key >= -self._heap[0][0]:

@@ -17,7 +17,6 @@ while the parent keeps at most one more in flight, so memory is bounded by the b
 
 from __future__ import annotations
 
-import codecs
 import multiprocessing
 import os
 from collections import deque
@@ -28,13 +27,14 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
+from ..corpus import detect_encoding
+from ..errors import VocabExtendError
 from ..heldout import doc_key, heldout
 from .sampling import BudgetSampler, SamplePart
 
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this, one process reads (starting the workers takes about a second)
 CHUNK_BYTES = 16 * 2**20  # bytes a worker reads at once
 PLAIN_SUFFIXES = (".txt", ".text")
-_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # the UTF-32 marks start with these
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,13 @@ class Scan:
     held_out: list[str]
     documents: int
     workers: int
+    held_chars: int = 0
 
 
 def plain_text_files(files: Sequence[Path]) -> bool:
     """Whether every file is plain UTF-8 text this reader handles as the sequential one does: a ``.txt`` or
-    ``.text`` file (not compressed) that does not start with a byte-order mark or look like UTF-16."""
+    ``.text`` file (not compressed) that the line reader's encoding check finds plain UTF-8 (no byte-order
+    mark, not UTF-16)."""
     for path in files:
         if not path.name.endswith(PLAIN_SUFFIXES):
             return False
@@ -86,7 +88,10 @@ def plain_text_files(files: Sequence[Path]) -> bool:
                 head = fh.read(4096)
         except OSError:
             return False
-        if head.startswith(_BOMS) or b"\x00" in head:
+        try:
+            if detect_encoding(head, path)[1] is not None:
+                return False
+        except VocabExtendError:  # UTF-16 without a mark: the line reader says so
             return False
     return True
 
@@ -175,12 +180,11 @@ def _take(scan: Scan, result: ScanResult, keep: int, keep_chars: int, bar: tqdm)
     if result.invalid:
         return False
     scan.sampler.absorb(result.part)
-    held_chars = sum(map(len, scan.held_out))
     for doc in result.held_out:
-        if len(scan.held_out) >= keep or held_chars >= keep_chars:
+        if len(scan.held_out) >= keep or scan.held_chars >= keep_chars:
             break
         scan.held_out.append(doc)
-        held_chars += len(doc)
+        scan.held_chars += len(doc)
     scan.documents += result.documents
     bar.update(result.bytes)
     return True
