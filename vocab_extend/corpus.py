@@ -165,8 +165,7 @@ def _loads(text: str, path: Path, line: int = 1) -> object:
 
 
 def detect_encoding(head: bytes, path: Path) -> tuple[str, str | None]:
-    """(codec, label) for a file starting with ``head``; label ``None`` for plain UTF-8 (UTF-16 without a mark
-    is one sentence)."""
+    """(codec, label) for a file starting with ``head``; label ``None`` for plain UTF-8."""
     for bom, codec, label in _BOMS:
         if head.startswith(bom):
             return codec, label
